@@ -1,0 +1,40 @@
+# Two commands set everything up on a fresh clone: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+
+.PHONY: test test-long demo demos bench images graphviz torch clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.test-installed: setup.cfg pyproject.toml | $(PY)
+	$(PIP) install --quiet -e '.[test]'
+	@touch $@
+
+$(VENV)/.demo-installed: setup.cfg pyproject.toml $(VENV)/.test-installed
+	$(PIP) install --quiet -e '.[demo]'
+	@touch $@
+
+graphviz:
+	@sh scripts/install_graphviz.sh
+
+## make test: set up .venv and run the test suite (a few minutes)
+test: $(VENV)/.test-installed graphviz
+	$(PY) -m pytest
+
+## make test-long: the property tests with many more examples, plus the slow checks
+test-long: $(VENV)/.test-installed graphviz
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest -m "slow or not slow"
+
+## make demo: set up .venv and run the quick demo tour
+demo: $(VENV)/.demo-installed graphviz
+	$(PY) demos/tour.py
+
+## make torch: add PyTorch (CPU build) to .venv for the parity tests and benchmarks
+torch: $(VENV)/.test-installed
+	$(PIP) install --quiet 'torch==2.13.0'
+
+clean:
+	rm -rf $(VENV) out build *.egg-info .pytest_cache .hypothesis

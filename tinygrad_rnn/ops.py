@@ -1,0 +1,461 @@
+"""The primitive operations: each one's forward and backward, side by side, on ndarrays.
+
+A primitive is a class with two static methods::
+
+    forward(*arrays, **params)  -> (out, saved)
+    backward(saved, grad, needs) -> one gradient (or None) per input array
+
+``saved`` is the tuple of whatever backward needs from forward, so backward
+recomputes nothing. ``needs[i]`` says whether input ``i`` wants a gradient; a
+backward skips the work for inputs that do not (a matmul against a constant).
+A backward may return a gradient in the broadcast shape of the output: the
+engine sums it back to the input's shape with :func:`unbroadcast`, the one
+place where broadcasting is undone.
+
+This module knows nothing of Tensors; ``tensor.py`` wires these into a graph.
+"""
+import numpy as np
+
+
+def unbroadcast(grad, shape):
+    """Sum ``grad`` down to ``shape``, undoing numpy broadcasting.
+
+    Broadcasting prepends axes and stretches axes of size 1; the gradient of a
+    stretched input is the sum over the copies it was stretched into.
+    """
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+# ----------------------------------------------------------------- arithmetic
+
+class Add:
+    name = "add"
+
+    @staticmethod
+    def forward(a, b):
+        return a + b, ()
+
+    @staticmethod
+    def backward(saved, g, needs):
+        return g, g
+
+
+class Sub:
+    name = "sub"
+
+    @staticmethod
+    def forward(a, b):
+        return a - b, ()
+
+    @staticmethod
+    def backward(saved, g, needs):
+        return g, (-g if needs[1] else None)
+
+
+class Mul:
+    name = "mul"
+
+    @staticmethod
+    def forward(a, b):
+        return a * b, (a, b)
+
+    @staticmethod
+    def backward(saved, g, needs):
+        a, b = saved
+        return (g * b if needs[0] else None), (g * a if needs[1] else None)
+
+
+class Div:
+    """out = a / b;  d/da = 1 / b,  d/db = -a / b**2 = -out / b."""
+    name = "div"
+
+    @staticmethod
+    def forward(a, b):
+        out = a / b
+        return out, (b, out)
+
+    @staticmethod
+    def backward(saved, g, needs):
+        b, out = saved
+        ga = g / b
+        return (ga if needs[0] else None), (-ga * out if needs[1] else None)
+
+
+class Pow:
+    """out = a ** b;  d/da = b a**(b-1),  d/db = out ln a.
+
+    The limits are taken where the formulas break down: d/da is 0 where b = 0
+    (so ``x ** 0`` has gradient 0 at x = 0, not NaN), and d/db is 0 where
+    a <= 0 (ln a is undefined there; for a = 0, b > 0 the limit is 0).
+    """
+    name = "pow"
+
+    @staticmethod
+    def forward(a, b):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = a ** b
+        return out, (a, b, out)
+
+    @staticmethod
+    def backward(saved, g, needs):
+        a, b, out = saved
+        ga = gb = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if needs[0]:
+                ga = g * np.where(b == 0, 0, b * a ** (b - 1))
+            if needs[1]:
+                gb = g * np.where(a > 0, out * np.log(np.where(a > 0, a, 1)), 0)
+        return ga, gb
+
+
+class Neg:
+    name = "neg"
+
+    @staticmethod
+    def forward(a):
+        return -a, ()
+
+    @staticmethod
+    def backward(saved, g, needs):
+        return (-g,)
+
+
+class MatMul:
+    """out = a @ b for 1-D, 2-D and batched operands (numpy's matmul rules).
+
+    For 2-D: dL/da = g b^T, dL/db = a^T g. A 1-D operand is treated as a row
+    (left) or column (right) and the gradient reshaped back; batch axes are
+    broadcast, so their gradients go through :func:`unbroadcast`.
+    """
+    name = "matmul"
+
+    @staticmethod
+    def forward(a, b):
+        return a @ b, (a, b)
+
+    @staticmethod
+    def backward(saved, g, needs):
+        a, b = saved
+        if a.ndim == 2 and b.ndim == 2:
+            return (g @ b.T if needs[0] else None), (a.T @ g if needs[1] else None)
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        g2 = g.reshape(g.shape[:-1] + (1,) + g.shape[-1:]) if a.ndim == 1 else g
+        g2 = g2[..., None] if b.ndim == 1 else g2
+        ga = gb = None
+        if needs[0]:
+            ga = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+        if needs[1]:
+            gb = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
+        return ga, gb
+
+
+# ---------------------------------------------------------------- elementwise
+
+class Exp:
+    name = "exp"
+
+    @staticmethod
+    def forward(a):
+        with np.errstate(over="ignore"):
+            out = np.exp(a)
+        return out, (out,)
+
+    @staticmethod
+    def backward(saved, g, needs):
+        return (g * saved[0],)
+
+
+class Log:
+    """out = ln a; log(0) is -inf (the limit), without a warning."""
+    name = "log"
+
+    @staticmethod
+    def forward(a):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.log(a)
+        return out, (a,)
+
+    @staticmethod
+    def backward(saved, g, needs):
+        with np.errstate(divide="ignore"):
+            return (g / saved[0],)
+
+
+class Tanh:
+    """out = tanh(a);  d/da = 1 - out**2."""
+    name = "tanh"
+
+    @staticmethod
+    def forward(a):
+        out = np.tanh(a)
+        return out, (out,)
+
+    @staticmethod
+    def backward(saved, g, needs):
+        out = saved[0]
+        return (g * (1 - out * out),)
+
+
+class Sigmoid:
+    """out = σ(a) = 1 / (1 + e^-a);  d/da = out (1 - out).
+
+    Computed as exp(-log(1 + e^-a)) with ``logaddexp``, which never overflows:
+    σ(-1000) is 0.0 and σ(1000) is 1.0 with no warning, in float32 too.
+    """
+    name = "sigmoid"
+
+    @staticmethod
+    def forward(a):
+        out = np.exp(-np.logaddexp(0, -a))
+        return out, (out,)
+
+    @staticmethod
+    def backward(saved, g, needs):
+        out = saved[0]
+        return (g * out * (1 - out),)
+
+
+class ReLU:
+    """out = max(a, 0);  d/da = 1 where a > 0, else 0 (0 at a = 0)."""
+    name = "relu"
+
+    @staticmethod
+    def forward(a):
+        out = np.maximum(a, 0)
+        return out, (out,)
+
+    @staticmethod
+    def backward(saved, g, needs):
+        return (g * (saved[0] > 0),)
+
+
+class Sqrt:
+    """out = sqrt(a);  d/da = 1 / (2 out).
+
+    At a = 0 the derivative is +inf (the one-sided limit); where the incoming
+    gradient is 0 the result is 0, never 0 * inf = NaN. Use sqrt(a + eps) for a
+    finite gradient at 0.
+    """
+    name = "sqrt"
+
+    @staticmethod
+    def forward(a):
+        with np.errstate(invalid="ignore"):
+            out = np.sqrt(a)
+        return out, (out,)
+
+    @staticmethod
+    def backward(saved, g, needs):
+        out = saved[0]
+        grad = np.zeros(np.broadcast_shapes(g.shape, out.shape), dtype=np.result_type(g, out))
+        with np.errstate(divide="ignore"):
+            np.divide(g, 2 * out, out=grad, where=(g != 0))
+        return (grad,)
+
+
+class Abs:
+    """out = |a|;  d/da = sign(a) (0 at a = 0)."""
+    name = "abs"
+
+    @staticmethod
+    def forward(a):
+        return np.abs(a), (a,)
+
+    @staticmethod
+    def backward(saved, g, needs):
+        return (g * np.sign(saved[0]),)
+
+
+class Clip:
+    """out = min(max(a, lo), hi);  d/da = 1 where lo <= a <= hi, else 0."""
+    name = "clip"
+
+    @staticmethod
+    def forward(a, lo, hi):
+        out = np.clip(a, lo, hi)
+        return out, (out == a,)
+
+    @staticmethod
+    def backward(saved, g, needs):
+        return (g * saved[0],)
+
+
+class Softmax:
+    """out = e^(a - max a) / sum e^(a - max a) along ``axis``.
+
+    d/da: out * (g - sum(g * out)). Subtracting the max keeps every exponent
+    <= 0, so large logits never overflow; a -inf logit gets probability 0.
+    """
+    name = "softmax"
+
+    @staticmethod
+    def forward(a, axis):
+        e = np.exp(a - a.max(axis=axis, keepdims=True))
+        out = e / e.sum(axis=axis, keepdims=True)
+        return out, (out, axis)
+
+    @staticmethod
+    def backward(saved, g, needs):
+        out, axis = saved
+        return (out * (g - (g * out).sum(axis=axis, keepdims=True)),)
+
+
+class LogSoftmax:
+    """out = a - max a - ln sum e^(a - max a) along ``axis`` (log-sum-exp trick).
+
+    d/da: g - softmax(a) * sum(g), with softmax(a) = e^out. Stays finite for
+    logits of any size: log_softmax([1000, 1000]) = [-ln 2, -ln 2].
+    """
+    name = "log_softmax"
+
+    @staticmethod
+    def forward(a, axis):
+        shifted = a - a.max(axis=axis, keepdims=True)
+        out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        return out, (out, axis)
+
+    @staticmethod
+    def backward(saved, g, needs):
+        out, axis = saved
+        return (g - np.exp(out) * g.sum(axis=axis, keepdims=True),)
+
+
+# ----------------------------------------------------------------- reductions
+
+def _expand_reduced(g, shape, axis, keepdims):
+    """Reshape a reduced gradient so that it broadcasts against ``shape``."""
+    if axis is None or keepdims:
+        return g if axis is not None else np.reshape(g, (1,) * len(shape))
+    axes = (axis,) if isinstance(axis, int) else axis
+    return np.expand_dims(g, tuple(ax % len(shape) for ax in axes))
+
+
+class Sum:
+    name = "sum"
+
+    @staticmethod
+    def forward(a, axis, keepdims):
+        return a.sum(axis=axis, keepdims=keepdims), (a.shape, axis, keepdims)
+
+    @staticmethod
+    def backward(saved, g, needs):
+        shape, axis, keepdims = saved
+        return (np.broadcast_to(_expand_reduced(g, shape, axis, keepdims), shape),)
+
+
+class Mean:
+    name = "mean"
+
+    @staticmethod
+    def forward(a, axis, keepdims):
+        out = a.mean(axis=axis, keepdims=keepdims)
+        return out, (a.shape, axis, keepdims, a.size // max(out.size, 1))
+
+    @staticmethod
+    def backward(saved, g, needs):
+        shape, axis, keepdims, count = saved
+        return (np.broadcast_to(_expand_reduced(g / count, shape, axis, keepdims), shape),)
+
+
+class Max:
+    """out = max along ``axis``; the gradient is shared equally among ties."""
+    name = "max"
+
+    @staticmethod
+    def forward(a, axis, keepdims):
+        out = a.max(axis=axis, keepdims=keepdims)
+        return out, (a, out, axis, keepdims)
+
+    @staticmethod
+    def backward(saved, g, needs):
+        a, out, axis, keepdims = saved
+        mask = a == _expand_reduced(out, a.shape, axis, keepdims)
+        count = mask.sum(axis=axis, keepdims=True)
+        return (mask * (_expand_reduced(g, a.shape, axis, keepdims) / count),)
+
+
+# ---------------------------------------------------------------------- shape
+
+class Reshape:
+    name = "reshape"
+
+    @staticmethod
+    def forward(a, shape):
+        return a.reshape(shape), (a.shape,)
+
+    @staticmethod
+    def backward(saved, g, needs):
+        return (g.reshape(saved[0]),)
+
+
+class Transpose:
+    name = "transpose"
+
+    @staticmethod
+    def forward(a, axes):
+        return a.transpose(axes), (axes,)
+
+    @staticmethod
+    def backward(saved, g, needs):
+        return (g.transpose(np.argsort(saved[0])),)
+
+
+class GetItem:
+    """out = a[index] for ints, slices, None, Ellipsis and integer arrays.
+
+    The gradient is scattered back into zeros of a's shape; with integer
+    arrays an index may repeat, so contributions are added (``np.add.at``).
+    """
+    name = "getitem"
+
+    @staticmethod
+    def forward(a, index):
+        return a[index], (a.shape, a.dtype, index)
+
+    @staticmethod
+    def backward(saved, g, needs):
+        shape, dtype, index = saved
+        grad = np.zeros(shape, dtype=np.result_type(dtype, g))
+        parts = index if isinstance(index, tuple) else (index,)
+        if any(isinstance(p, (np.ndarray, list)) for p in parts):
+            np.add.at(grad, index, g)
+        else:
+            grad[index] = g
+        return (grad,)
+
+
+class Cat:
+    """out = concatenate(arrays, axis); each input's gradient is its slice of g."""
+    name = "cat"
+
+    @staticmethod
+    def forward(*arrays, axis):
+        bounds = np.cumsum([x.shape[axis] for x in arrays])[:-1]
+        return np.concatenate(arrays, axis=axis), (axis, bounds)
+
+    @staticmethod
+    def backward(saved, g, needs):
+        axis, bounds = saved
+        return tuple(np.split(g, bounds, axis=axis))
+
+
+class Stack:
+    """out = stack(arrays, axis); input i's gradient is g taken at i along axis."""
+    name = "stack"
+
+    @staticmethod
+    def forward(*arrays, axis):
+        out = np.stack(arrays, axis=axis)
+        return out, (axis % out.ndim,)
+
+    @staticmethod
+    def backward(saved, g, needs):
+        axis = saved[0]
+        return tuple(np.moveaxis(g, axis, 0))

@@ -1,0 +1,507 @@
+"""Tensor: an n-dimensional array that remembers how it was computed.
+
+Every operation on Tensors runs a primitive from ``ops.py`` on the underlying
+ndarrays and returns a new Tensor whose ``parents`` are the inputs and whose
+``op`` names the primitive. The graph lives on the outputs only: nothing
+points from an input to the tensors made from it, so a graph nobody refers to
+is freed by reference counting.
+
+``backward()`` walks that graph once, children before parents (one iterative
+topological sort, so a 100 000-node chain needs no deep recursion), calls each
+primitive's backward with the gradient of its output, and adds the results
+into the gradients of its inputs. Backpropagation through time is exactly
+this walk over an unrolled recurrent network.
+"""
+import linecache
+import os
+import sys
+from contextlib import contextmanager
+
+import numpy as np
+
+from . import ops
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+# The only global state: the grad and anomaly modes and the current scope path.
+_grad_enabled = True
+_anomaly = False
+_scope = ""
+
+
+@contextmanager
+def no_grad():
+    """Inside, operations record no graph: outputs are leaves without gradients."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def is_grad_enabled():
+    """Whether operations currently record the graph (False inside ``no_grad``)."""
+    return _grad_enabled
+
+
+@contextmanager
+def scope(name):
+    """Tensors created inside carry ``.scope`` = the nested path, e.g. "lstm/l0/t=3"."""
+    global _scope
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"scope: name must be a non-empty string, got {name!r}")
+    previous = _scope
+    _scope = f"{previous}/{name}" if previous else name
+    try:
+        yield _scope
+    finally:
+        _scope = previous
+
+
+@contextmanager
+def detect_anomaly():
+    """Inside, the first NaN or inf made by any op, forward or backward, raises.
+
+    The ``FloatingPointError`` names the op and the line of user code that
+    created it. Off by default: the check costs a pass over every array.
+    """
+    global _anomaly
+    previous, _anomaly = _anomaly, True
+    try:
+        yield
+    finally:
+        _anomaly = previous
+
+
+def _user_frame():
+    """(file, line) of the innermost caller outside this package, or None."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    return None if frame is None else (frame.f_code.co_filename, frame.f_lineno)
+
+
+def _where(trace):
+    if trace is None:
+        return "an unknown line"
+    filename, lineno = trace
+    code = linecache.getline(filename, lineno).strip()
+    return f"{filename}:{lineno}" + (f": {code}" if code else "")
+
+
+def _nonfinite_kind(array):
+    return "nan" if np.isnan(array).any() else "inf"
+
+
+def _leaf(array, requires_grad=False, name=None):
+    """A graph leaf around an ndarray that is already of the right type."""
+    t = Tensor.__new__(Tensor)
+    t.data = array
+    t.grad = None
+    t.requires_grad = requires_grad
+    t.name = name
+    t.scope = _scope
+    t.parents = ()
+    t._fn = None
+    t._saved = None
+    t._retain = False
+    t._trace = None
+    return t
+
+
+def _apply(fn, parents, **params):
+    """Run primitive ``fn`` on the parents' arrays and record the result's graph."""
+    try:
+        out, saved = fn.forward(*[p.data for p in parents], **params)
+    except (ValueError, IndexError, TypeError) as error:
+        kind = ValueError if isinstance(error, ValueError) else type(error)
+        shapes = " and ".join(str(p.shape) for p in parents)
+        raise kind(f"{fn.name}: {error} (input shapes {shapes})") from None
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)
+    t = Tensor.__new__(Tensor)
+    t.data = out
+    t.grad = None
+    t.name = None
+    t.scope = _scope
+    t._retain = False
+    t._trace = None
+    if _grad_enabled:
+        t._fn = fn
+        t.parents = parents
+        t.requires_grad = any(p.requires_grad for p in parents)
+        t._saved = saved if t.requires_grad else None
+    else:
+        t._fn = None
+        t.parents = ()
+        t.requires_grad = False
+        t._saved = None
+    if _anomaly:
+        t._trace = _user_frame()
+        if not np.isfinite(out).all():
+            raise FloatingPointError(
+                f"detect_anomaly: '{fn.name}' produced {_nonfinite_kind(out)} in forward, "
+                f"at {_where(t._trace)}")
+    return t
+
+
+def _as_index(index):
+    """Tensors and lists inside an index become ndarrays."""
+    if isinstance(index, tuple):
+        return tuple(_as_index(i) for i in index)
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
+
+
+class Tensor:
+    """An ndarray with autograd.
+
+    ``Tensor(data, requires_grad=False, dtype=None, name=None)``: Python
+    floats and lists become float32; a floating ndarray keeps its dtype;
+    integer and bool data stay as they are (indices, targets) and cannot
+    require a gradient.
+    """
+    __slots__ = ("data", "grad", "requires_grad", "name", "scope", "parents",
+                 "_fn", "_saved", "_retain", "_trace")
+    # ndarray <op> Tensor defers to the Tensor's reflected operator.
+    __array_priority__ = 1000
+    __array_ufunc__ = None
+
+    def __init__(self, data, requires_grad=False, dtype=None, name=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        if dtype is not None:
+            array = np.asarray(data, dtype=dtype)
+        elif isinstance(data, np.ndarray):
+            array = data
+        else:
+            array = np.asarray(data)
+            if array.dtype.kind == "f" and not isinstance(data, np.generic):
+                array = array.astype(np.float32)
+        if array.dtype.kind not in "fiub":
+            raise TypeError(f"Tensor: unsupported dtype {array.dtype}; "
+                            "expected floating, integer or bool data")
+        if requires_grad and array.dtype.kind != "f":
+            raise TypeError(f"Tensor: requires_grad=True needs a floating dtype "
+                            f"(float32 or float64), got {array.dtype}")
+        self.data = array
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self.name = name
+        self.scope = _scope
+        self.parents = ()
+        self._fn = None
+        self._saved = None
+        self._retain = False
+        self._trace = None
+
+    # ------------------------------------------------------------ attributes
+    shape = property(lambda self: self.data.shape, doc="Shape of the data.")
+    ndim = property(lambda self: self.data.ndim, doc="Number of axes.")
+    size = property(lambda self: self.data.size, doc="Number of elements.")
+    dtype = property(lambda self: self.data.dtype, doc="numpy dtype of the data.")
+    op = property(lambda self: None if self._fn is None else self._fn.name,
+                  doc="Name of the primitive that produced this tensor; None for a leaf.")
+    T = property(lambda self: self.transpose(), doc="All axes reversed.")
+
+    def __len__(self):
+        if not self.data.ndim:
+            raise TypeError("len() of a 0-d Tensor")
+        return len(self.data)
+
+    def __repr__(self):
+        extra = ", requires_grad=True" if self.requires_grad else ""
+        extra += f", op={self.op}" if self._fn is not None else ""
+        extra += f", name={self.name!r}" if self.name is not None else ""
+        return f"Tensor({np.array2string(self.data, prefix='Tensor(')}, dtype={self.dtype}{extra})"
+
+    def numpy(self):
+        """The underlying ndarray (shared, not copied)."""
+        return self.data
+
+    def item(self):
+        """The single value of a size-1 tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item: needs a tensor with one element, got shape {self.shape}")
+        return self.data.item()
+
+    def detach(self):
+        """A new leaf sharing this data, cut from the graph (truncated BPTT)."""
+        return _leaf(self.data, name=self.name)
+
+    def retain_grad(self):
+        """Keep ``.grad`` on this non-leaf after backward (leaves always keep it)."""
+        self._retain = True
+        return self
+
+    # ------------------------------------------------------------- backward
+    def backward(self, grad=None, retain_graph=False, retain_grads=False):
+        """Backpropagate from this tensor: add d(self)/d(leaf) into every leaf's ``.grad``.
+
+        ``grad`` is dL/d(self), needed unless self has one element. Leaf
+        gradients accumulate across calls. The saved arrays of the graph are
+        released afterwards unless ``retain_graph``; ``retain_grads`` keeps
+        ``.grad`` on every non-leaf too.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                f"backward: this tensor (shape {self.shape}) does not require grad: "
+                "neither it nor anything it was computed from has requires_grad=True")
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward: the output has shape {self.shape}; backward() without "
+                    "grad needs a scalar output, otherwise pass grad= of the output's shape")
+            grad = np.ones_like(self.data)
+        else:
+            grad = grad.data if isinstance(grad, Tensor) else np.asarray(grad, dtype=self.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(f"backward: grad has shape {grad.shape} but the output "
+                                 f"has shape {self.shape}")
+        _backprop(self, grad, retain_graph, retain_grads)
+
+    # -------------------------------------------------------------- helpers
+    def _const(self, value):
+        """Wrap a non-Tensor operand; Python numbers take this tensor's float dtype."""
+        if isinstance(value, Tensor):
+            return value
+        if isinstance(value, (int, float)) and self.data.dtype.kind == "f":
+            return _leaf(np.asarray(value, dtype=self.data.dtype))
+        return Tensor(value)
+
+    # ------------------------------------------------------------ arithmetic
+    def __add__(self, other):
+        return _apply(ops.Add, (self, self._const(other)))
+
+    def __radd__(self, other):
+        return _apply(ops.Add, (self._const(other), self))
+
+    def __sub__(self, other):
+        return _apply(ops.Sub, (self, self._const(other)))
+
+    def __rsub__(self, other):
+        return _apply(ops.Sub, (self._const(other), self))
+
+    def __mul__(self, other):
+        return _apply(ops.Mul, (self, self._const(other)))
+
+    def __rmul__(self, other):
+        return _apply(ops.Mul, (self._const(other), self))
+
+    def __truediv__(self, other):
+        return _apply(ops.Div, (self, self._const(other)))
+
+    def __rtruediv__(self, other):
+        return _apply(ops.Div, (self._const(other), self))
+
+    def __pow__(self, exponent):
+        return _apply(ops.Pow, (self, self._const(exponent)))
+
+    def __rpow__(self, base):
+        return _apply(ops.Pow, (self._const(base), self))
+
+    def __neg__(self):
+        return _apply(ops.Neg, (self,))
+
+    def __matmul__(self, other):
+        return _matmul(self, self._const(other))
+
+    def __rmatmul__(self, other):
+        return _matmul(self._const(other), self)
+
+    # ----------------------------------------------------------- elementwise
+    def exp(self):
+        return _apply(ops.Exp, (self,))
+
+    def log(self):
+        return _apply(ops.Log, (self,))
+
+    def tanh(self):
+        return _apply(ops.Tanh, (self,))
+
+    def sigmoid(self):
+        return _apply(ops.Sigmoid, (self,))
+
+    def relu(self):
+        return _apply(ops.ReLU, (self,))
+
+    def sqrt(self):
+        return _apply(ops.Sqrt, (self,))
+
+    def abs(self):
+        return _apply(ops.Abs, (self,))
+
+    def clip(self, lo, hi):
+        """Elementwise min(max(x, lo), hi); the gradient flows where lo <= x <= hi."""
+        return _apply(ops.Clip, (self,), lo=lo, hi=hi)
+
+    def softmax(self, axis=-1):
+        return _apply(ops.Softmax, (self,), axis=axis)
+
+    def log_softmax(self, axis=-1):
+        return _apply(ops.LogSoftmax, (self,), axis=axis)
+
+    # ------------------------------------------------------------ reductions
+    def sum(self, axis=None, keepdims=False):
+        return _apply(ops.Sum, (self,), axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return _apply(ops.Mean, (self,), axis=axis, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return _apply(ops.Max, (self,), axis=axis, keepdims=keepdims)
+
+    # ----------------------------------------------------------------- shape
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return _apply(ops.Reshape, (self,), shape=shape)
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        if not axes:
+            axes = tuple(range(self.ndim - 1, -1, -1))
+        if sorted(axes) != list(range(self.ndim)):
+            raise ValueError(f"transpose: axes {axes} are not a permutation of "
+                             f"the {self.ndim} axes of shape {self.shape}")
+        return _apply(ops.Transpose, (self,), axes=axes)
+
+    def __getitem__(self, index):
+        return _apply(ops.GetItem, (self,), index=_as_index(index))
+
+    def split(self, sizes, axis=0):
+        """Pieces along ``axis``: of ``sizes`` each (an int; the last may be
+        smaller), or of the given list of sizes, which must add up to the axis."""
+        length = self._axis_length("split", axis)
+        if isinstance(sizes, int):
+            if sizes <= 0:
+                raise ValueError(f"split: size must be positive, got {sizes}")
+            sizes = [min(sizes, length - start) for start in range(0, length, sizes)]
+        elif sum(sizes) != length or any(s < 0 for s in sizes):
+            raise ValueError(f"split: sizes {list(sizes)} do not add up to {length}, "
+                             f"the length of axis {axis} of shape {self.shape}")
+        lead = (slice(None),) * (axis % self.ndim)
+        pieces, start = [], 0
+        for size in sizes:
+            pieces.append(self[lead + (slice(start, start + size),)])
+            start += size
+        return pieces
+
+    def chunk(self, n, axis=0):
+        """``n`` pieces of equal size along ``axis`` (the last may be smaller)."""
+        if not isinstance(n, int) or n <= 0:
+            raise ValueError(f"chunk: n must be a positive int, got {n!r}")
+        length = self._axis_length("chunk", axis)
+        return self.split(max(-(-length // n), 1), axis)
+
+    def _axis_length(self, op, axis):
+        if not -self.ndim <= axis < self.ndim:
+            raise ValueError(f"{op}: axis {axis} is out of range for shape {self.shape}")
+        return self.shape[axis]
+
+
+def _matmul(a, b):
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: operands need at least one axis, got shapes {a.shape} and {b.shape}")
+    inner_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if a.shape[-1] != inner_b:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not fit: "
+                         f"inner sizes {a.shape[-1]} and {inner_b} differ")
+    return _apply(ops.MatMul, (a, b))
+
+
+def cat(tensors, axis=0):
+    """Concatenate tensors along an existing axis."""
+    tensors = _tensor_list("cat", tensors)
+    return _apply(ops.Cat, tensors, axis=axis)
+
+
+def stack(tensors, axis=0):
+    """Stack equally shaped tensors along a new axis."""
+    tensors = _tensor_list("stack", tensors)
+    return _apply(ops.Stack, tensors, axis=axis)
+
+
+def _tensor_list(op, tensors):
+    tensors = tuple(t if isinstance(t, Tensor) else Tensor(t) for t in tensors)
+    if not tensors:
+        raise ValueError(f"{op}: needs at least one tensor, got none")
+    return tensors
+
+
+# ------------------------------------------------------------------ backward
+
+def _toposort(root):
+    """Every tensor that ``root`` depends on through grad-requiring paths,
+    parents before children, by an iterative depth-first search.
+
+    Fails before any gradient is touched if part of the graph was released.
+    """
+    order, visited = [], {}
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited[id(node)] = True
+        if node._fn is not None and node._saved is None:
+            raise RuntimeError(
+                f"backward: the graph through '{node._fn.name}' (shape {node.shape}) was "
+                "released by an earlier backward; call the first backward with "
+                "retain_graph=True to backpropagate through it again")
+        stack.append((node, True))
+        for parent in node.parents:
+            if parent.requires_grad and id(parent) not in visited:
+                stack.append((parent, False))
+    return order
+
+
+def _backprop(root, grad, retain_graph, retain_grads):
+    grads = {id(root): grad}
+    owned = {}  # ids whose gradient buffer was allocated here, so += in place is safe
+    for node in reversed(_toposort(root)):
+        g = grads.pop(id(node), None)
+        if g is None:
+            continue
+        fn = node._fn
+        if fn is None:
+            if node.grad is None:
+                node.grad = np.array(g, dtype=node.data.dtype)
+            else:
+                node.grad += g
+            continue
+        if retain_grads or node._retain:
+            node.grad = g if node.grad is None else node.grad + g
+        parents = node.parents
+        parent_grads = fn.backward(node._saved, g, tuple(p.requires_grad for p in parents))
+        if not retain_graph:
+            node._saved = None
+        for i, (parent, pg) in enumerate(zip(parents, parent_grads)):
+            if pg is None or not parent.requires_grad:
+                continue
+            if pg.shape != parent.data.shape:
+                pg = ops.unbroadcast(pg, parent.data.shape)
+            if _anomaly and not np.isfinite(pg).all():
+                raise FloatingPointError(
+                    f"detect_anomaly: backward of '{fn.name}' produced {_nonfinite_kind(pg)} "
+                    f"in the gradient of its input {i} (shape {parent.shape}); "
+                    f"the '{fn.name}' was created at {_where(node._trace)}")
+            key = id(parent)
+            acc = grads.get(key)
+            if acc is None:
+                grads[key] = pg
+            elif key in owned:
+                acc += pg
+            else:
+                acc = acc + pg
+                grads[key] = acc
+                if isinstance(acc, np.ndarray):  # not a numpy scalar, which is immutable
+                    owned[key] = True
