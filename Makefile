@@ -38,3 +38,15 @@ torch: $(VENV)/.test-installed
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache .hypothesis
+
+## make images: regenerate the pictures shown in README (docs/images/)
+images: $(VENV)/.test-installed graphviz
+	$(PY) scripts/make_images.py
+
+## make demos: every demo in full
+demos: $(VENV)/.demo-installed graphviz
+	for demo in demos/[0-9][0-9]_*.py; do $(PY) $$demo || exit 1; done
+
+## make bench: speed and memory against hand-written numpy and PyTorch (see README)
+bench: $(VENV)/.demo-installed
+	$(PY) benchmarks/bench.py
