@@ -1,0 +1,138 @@
+"""What the demos share: the command line, the out/ folder, progress bars and pictures.
+
+Each demo is a script ``demos/NN_name.py`` with a ``main(argv=None)`` that
+returns a dict of its headline numbers, so the tour and the tests can call it.
+"""
+import argparse
+import importlib
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # pictures go to files; no window, no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+OUT = Path(__file__).resolve().parent.parent / "out"
+
+
+def parse_args(argv, description, sizes=None, options=()):
+    """Parse ``argv`` (None: the command line) into an argparse namespace.
+
+    Every demo has ``--quick`` (a run of seconds) and ``--seed``. ``sizes``
+    maps an option name to its ``(quick, full)`` defaults: ``{"steps": (200,
+    2000)}`` gives ``--steps N``, 200 with ``--quick`` and 2000 without.
+    ``options`` are extra ``(flag, argparse keywords)`` pairs.
+    """
+    sizes = sizes or {}
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="a short run, for a first look")
+    parser.add_argument("--seed", type=int, default=0, help="seed of data and initialisation")
+    for name, (quick, full) in sizes.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=type(full), default=None,
+                            help=f"default {full} ({quick} with --quick)")
+    for flag, keywords in options:
+        parser.add_argument(flag, **keywords)
+    args = parser.parse_args(argv)
+    for name, (quick, full) in sizes.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
+    return args
+
+
+def load_demo(name):
+    """Import another demo by its file name (``"01_rnn_by_hand"``), which is not an identifier."""
+    demos = str(Path(__file__).resolve().parent)
+    if demos not in sys.path:
+        sys.path.insert(0, demos)
+    return importlib.import_module(name)
+
+
+def out_path(name):
+    """``out/<name>``, creating out/ on first use."""
+    OUT.mkdir(exist_ok=True)
+    return OUT / name
+
+
+def shown(path):
+    """A path as the user should read it: relative to the working directory when inside it."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def train(step, steps, desc):
+    """Call ``step(i) -> loss`` for i = 0 .. steps-1 under a progress bar; returns the losses.
+
+    The bar shows an exponential moving average of the loss, which is
+    steadier to read than the loss of single mini-batches.
+    """
+    losses, running = [], None
+    bar = tqdm(range(steps), desc=desc, leave=False, mininterval=0.5)
+    for i in bar:
+        loss = float(step(i))
+        losses.append(loss)
+        running = loss if running is None else 0.95 * running + 0.05 * loss
+        bar.set_postfix_str(f"loss {running:.4f}", refresh=False)
+    bar.close()
+    return losses
+
+
+def smooth(values, window):
+    """Moving average over ``window`` points (shorter at the start), for learning curves."""
+    values = np.asarray(values, dtype=float)
+    sums = np.cumsum(np.insert(values, 0, 0.0))
+    starts = np.maximum(np.arange(len(values)) + 1 - window, 0)
+    return (sums[1:] - sums[starts]) / (np.arange(len(values)) + 1 - starts)
+
+
+def figure(ncols=1, width=6.4, height=4.2):
+    """A new figure with ``ncols`` side-by-side axes (a single Axes when ``ncols == 1``)."""
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=True)
+    return fig, axes
+
+
+def save_figure(fig, name):
+    """Write ``fig`` to ``out/<name>`` (PNG), close it, print and return the path."""
+    path = out_path(name)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"picture: {shown(path)}")
+    return path
+
+
+def render_graph(roots, stem, **options):
+    """Render the graph behind ``roots`` to ``out/<stem>.svg`` and ``.png``.
+
+    Without Graphviz's ``dot`` program only ``out/<stem>.dot`` is written,
+    and the message says so. ``options`` go to ``viz.render``. Returns the
+    paths written.
+    """
+    from tinygrad_rnn import viz
+
+    if shutil.which("dot") is None:
+        path = viz.render(*roots, path=str(out_path(stem + ".dot")), **options)
+        print(f"graph: {shown(path)} (Graphviz's 'dot' is not installed, so no SVG/PNG; "
+              f"install it, or run: dot -Tsvg {shown(path)} -o {stem}.svg)")
+        return [path]
+    paths = [viz.render(*roots, path=str(out_path(stem + ext)), **options) for ext in (".svg", ".png")]
+    print("graph: " + ", ".join(shown(p) for p in paths))
+    return paths
+
+
+class Stopwatch:
+    """``with Stopwatch() as clock: ...`` then ``clock.seconds``."""
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
