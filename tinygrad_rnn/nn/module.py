@@ -1,16 +1,30 @@
 """Parameter and Module: learnable weights, and the containers that find them.
 
 A Module finds its Parameters and sub-modules by looking at its own
-attributes, in the order they were assigned (and inside lists of them), so a
-model is just a class whose ``__init__`` assigns weights and layers.
+attributes, in the order they were assigned (and inside lists and tuples of
+them), so a model is just a class whose ``__init__`` assigns weights and
+layers::
+
+    class Readout(nn.Module):             # y(t) = B h(t)
+        def __init__(self, hidden, out):
+            self.B = nn.Parameter(np.zeros((out, hidden)))
+
+        def forward(self, h):
+            return h @ self.B.T
 """
+from collections.abc import Mapping
+
 import numpy as np
 
 from ..tensor import Tensor
 
 
 class Parameter(Tensor):
-    """A learnable Tensor: ``requires_grad=True``, found by :class:`Module`."""
+    """A learnable Tensor: ``requires_grad=True``, found by :class:`Module`.
+
+    Like ``Tensor``, a floating ndarray is used as it is (not copied), and
+    Python numbers and lists become float32.
+    """
     __slots__ = ()
 
     def __init__(self, data, dtype=None, name=None):
@@ -24,35 +38,47 @@ class Module:
     """Base class of layers and models; ``model(x)`` calls ``model.forward(x)``."""
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        forward = getattr(self, "forward", None)
+        if forward is None:
+            raise TypeError(f"{type(self).__name__} has no forward() method; "
+                            "a Module subclass defines forward(...) to be callable")
+        return forward(*args, **kwargs)
 
     def named_children(self):
         """(name, module) of direct sub-modules, in assignment order; list items as ``name.i``."""
-        children = []
-        for name, value in vars(self).items():
-            if isinstance(value, Module):
-                children.append((name, value))
-            elif isinstance(value, (list, tuple)):
-                children += [(f"{name}.{i}", v) for i, v in enumerate(value) if isinstance(v, Module)]
-        return children
+        return [(name, value) for name, value in self._named_members() if isinstance(value, Module)]
 
     def named_parameters(self, prefix=""):
-        """(dotted name, Parameter) of every parameter, in assignment order, each once."""
+        """(dotted name, Parameter) of every parameter, in assignment order.
+
+        A Parameter (or sub-module) reachable twice, as with tied weights, is
+        listed once, under the first name found.
+        """
         found, seen = [], {}
         self._collect(prefix, found, seen)
         return found
 
-    def _collect(self, prefix, found, seen):
+    def _named_members(self):
+        """(name, value) of attributes that are Parameters or Modules; list items as ``name.i``."""
+        members = []
         for name, value in vars(self).items():
-            items = list(enumerate(value)) if isinstance(value, (list, tuple)) else [(None, value)]
-            for i, item in items:
-                full = prefix + name + ("" if i is None else f".{i}")
-                if isinstance(item, Parameter):
-                    if id(item) not in seen:
-                        seen[id(item)] = True
-                        found.append((full, item))
-                elif isinstance(item, Module):
-                    item._collect(full + ".", found, seen)
+            if isinstance(value, (list, tuple)):
+                members += [(f"{name}.{i}", item) for i, item in enumerate(value)
+                            if isinstance(item, (Parameter, Module))]
+            elif isinstance(value, (Parameter, Module)):
+                members.append((name, value))
+        return members
+
+    def _collect(self, prefix, found, seen):
+        seen[id(self)] = True
+        for name, value in self._named_members():
+            if id(value) in seen:
+                continue
+            if isinstance(value, Parameter):
+                seen[id(value)] = True
+                found.append((prefix + name, value))
+            else:
+                value._collect(prefix + name + ".", found, seen)
 
     def parameters(self):
         """Every Parameter, in the order of :meth:`named_parameters`."""
@@ -64,17 +90,23 @@ class Module:
             p.grad = None
 
     def state_dict(self):
-        """Dotted parameter name -> a copy of its ndarray."""
+        """Dotted parameter name -> a copy of its ndarray, in :meth:`named_parameters` order."""
         return {name: p.data.copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state, strict=True):
         """Copy arrays from ``state`` into the parameters, cast to each one's dtype.
 
-        All or nothing: every key and shape is checked first, and any missing
-        key (with ``strict``), unexpected key (with ``strict``) or shape
-        mismatch raises a ValueError naming them, with no parameter changed.
-        Returns ``(missing_keys, unexpected_keys)``.
+        ``state`` maps dotted names to ndarrays or Tensors (a PyTorch
+        state_dict converted with ``{k: v.numpy() for k, v in sd.items()}``
+        loads as it is). All or nothing: every key and shape is checked first,
+        and any missing key (with ``strict``), unexpected key (with
+        ``strict``), shape mismatch or non-numeric value raises a ValueError
+        naming them, with no parameter changed. Returns
+        ``(missing_keys, unexpected_keys)``.
         """
+        if not isinstance(state, Mapping):
+            raise TypeError(f"load_state_dict into {type(self).__name__}: expected a dict "
+                            f"of name -> array, got {type(state).__name__}")
         params = dict(self.named_parameters())
         missing = [k for k in params if k not in state]
         unexpected = [k for k in state if k not in params]
@@ -84,16 +116,12 @@ class Module:
             problems += [f"unexpected key '{k}'" for k in unexpected]
         arrays = {}
         for key, p in params.items():
-            if key not in state:
-                continue
-            value = state[key].data if isinstance(state[key], Tensor) else state[key]
-            array = np.asarray(value)
-            if array.dtype.kind not in "fiu":
-                problems.append(f"key '{key}': expected numbers, found dtype {array.dtype}")
-            elif array.shape != p.shape:
-                problems.append(f"key '{key}': expected shape {p.shape}, found {array.shape}")
-            else:
-                arrays[key] = array
+            if key in state:
+                array, problem = _numeric_array(key, state[key], p.shape)
+                if problem:
+                    problems.append(problem)
+                else:
+                    arrays[key] = array
         if problems:
             raise ValueError(f"load_state_dict into {type(self).__name__}: "
                              + "; ".join(problems) + " (nothing was loaded)")
@@ -102,14 +130,18 @@ class Module:
         return missing, unexpected
 
     def to(self, dtype):
-        """Cast every parameter (and gradient) to ``dtype`` in place; returns self."""
+        """Cast every parameter (and gradient) to the floating ``dtype`` in place; returns self.
+
+        Create optimizers after ``to``: their running averages keep the
+        dtype the parameters had when the optimizer first stepped.
+        """
         dtype = np.dtype(dtype)
         if dtype.kind != "f":
             raise TypeError(f"to: parameters need a floating dtype, got {dtype}")
         for p in self.parameters():
-            p.data = p.data.astype(dtype)
+            p.data = p.data.astype(dtype, copy=False)
             if p.grad is not None:
-                p.grad = p.grad.astype(dtype)
+                p.grad = p.grad.astype(dtype, copy=False)
         return self
 
     def extra_repr(self):
@@ -122,3 +154,17 @@ class Module:
             return f"{type(self).__name__}({self.extra_repr()})"
         lines = [f"  ({name}): " + repr(child).replace("\n", "\n  ") for name, child in children]
         return f"{type(self).__name__}({self.extra_repr()}\n" + "\n".join(lines) + "\n)"
+
+
+def _numeric_array(key, value, shape):
+    """(ndarray, None) for a numeric value of ``shape``, else (None, what is wrong)."""
+    value = value.data if isinstance(value, Tensor) else value
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:
+        return None, f"key '{key}': cannot read it as an array ({error})"
+    if array.dtype.kind not in "fiu":
+        return None, f"key '{key}': expected real numbers, found dtype {array.dtype}"
+    if array.shape != shape:
+        return None, f"key '{key}': expected shape {shape}, found {array.shape}"
+    return array, None
