@@ -1,0 +1,283 @@
+"""Speed and memory of tinygrad_rnn's training step, against hand-written numpy and PyTorch.
+
+    .venv/bin/python benchmarks/bench.py                  # everything (make bench), a few minutes
+    .venv/bin/python benchmarks/bench.py --quick          # smoke run: 3 repetitions, nothing saved
+    .venv/bin/python benchmarks/bench.py --only S,M --cells lstm --reps 9
+    .venv/bin/python benchmarks/bench.py --profile --only M --cells lstm
+
+The timed step (see ``steps.py``) runs a 1-layer RNN (tanh), LSTM or GRU over
+T steps in float32, reads out K = I classes at every step, takes the mean
+cross-entropy, backpropagates through time and applies one SGD update.
+Figures are medians over interleaved repetitions after warm-up; ratios are
+engine time / baseline time, so below 1 means the engine is faster. A full
+run writes ``results.json`` and ``results.md`` next to this file.
+"""
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import sys
+
+import numpy as np
+
+import machine
+import measure
+import steps
+import table
+import tinygrad_rnn as tr
+from tinygrad_rnn import nn
+
+torch = steps.torch
+HERE = os.path.dirname(os.path.abspath(__file__))
+IMPLEMENTATIONS = ("engine", "numpy", "torch-cells", "torch-fused")
+SHORT_NAMES = {"numpy": "numpy", "torch-cells": "cells", "torch-fused": "fused"}
+
+PER_NODE_LIMIT_US = 5.0
+MEMORY_LIMIT = 1.5
+# Backward through T steps should cost O(T): 10x the steps, about 10x the time.
+UNROLL_LIMIT = 13.0
+
+
+def step_targets(config_name, cell):
+    """{baseline: the largest allowed engine / baseline time ratio} for one row of the table."""
+    if config_name in ("S", "M"):
+        return {"torch-cells": 1.0, "numpy": 1.5}
+    if config_name == "L" and cell in ("lstm", "gru"):
+        return {"numpy": 1.25}
+    return {}
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 3 repetitions, short unrolls, results not saved")
+    parser.add_argument("--only", default="S,M,L", help="configurations, e.g. S,M (default S,M,L)")
+    parser.add_argument("--cells", default="rnn,lstm,gru", help="cells, e.g. lstm (default all three)")
+    parser.add_argument("--reps", type=int, help="timed repetitions per figure (default 9; --quick 3)")
+    parser.add_argument("--no-save", action="store_true", help="do not write results.json/.md")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead of timing, profile the engine's step of each selected "
+                             "configuration and cell (cProfile, top 25 by tottime)")
+    args = parser.parse_args(argv)
+    args.only = _choices(parser, "--only", args.only, steps.CONFIGS)
+    args.cells = _choices(parser, "--cells", args.cells, steps.CELLS)
+    if args.reps is None:
+        args.reps = 3 if args.quick else 9
+    if args.reps < 1:
+        parser.error(f"--reps must be at least 1, got {args.reps}")
+    args.save = not (args.quick or args.no_save or args.profile)
+    return args
+
+
+def _choices(parser, option, text, allowed):
+    picked = [item.strip() for item in text.split(",") if item.strip()]
+    unknown = [item for item in picked if item not in allowed]
+    if unknown or not picked:
+        parser.error(f"{option}: expected a comma-separated subset of {','.join(allowed)}, got {text!r}")
+    return [item for item in allowed if item in picked]
+
+
+# ------------------------------------------------------------- training steps
+
+def time_training_step(config, cell, reps):
+    """Time every available implementation of one (configuration, cell); a result record."""
+    weights, x, targets = steps.make_problem(config, cell)
+    functions = {impl: steps.build_step(impl, cell, weights, x, targets)
+                 for impl in steps.available_implementations()}
+    first_losses = {impl: step() for impl, step in functions.items()}
+    _check_same_loss(first_losses, config, cell)
+    times = measure.interleaved_times(functions, reps)
+    medians = {impl: measure.median(ts) for impl, ts in times.items()}
+    ratios = {impl: medians["engine"] / medians[impl] for impl in medians if impl != "engine"}
+    targets_ = step_targets(config.name, cell)
+    return {"config": config.name, "cell": cell, "batch": config.batch, "input": config.input,
+            "hidden": config.hidden, "steps": config.steps, "classes": config.classes,
+            "median_ms": {impl: t * 1e3 for impl, t in medians.items()},
+            "times_ms": {impl: [t * 1e3 for t in ts] for impl, ts in times.items()},
+            "ratios": ratios, "targets": targets_, "result": _verdict(ratios, targets_)}
+
+
+def _check_same_loss(losses, config, cell):
+    """Every implementation must compute the same first loss, or they time different things."""
+    reference = losses["numpy"]
+    if not all(abs(loss - reference) <= 1e-3 * abs(reference) for loss in losses.values()):
+        raise RuntimeError(f"bench: the implementations disagree on the first loss of "
+                           f"{config.name} {cell}: {losses}")
+
+
+def _verdict(ratios, targets):
+    checked = [ratios[base] <= limit for base, limit in targets.items() if base in ratios]
+    if not targets:
+        return "-"
+    if not checked:
+        return "n/a"
+    return "PASS" if all(checked) else "FAIL"
+
+
+def step_table(records):
+    headers = (["config", "cell"] + [f"{impl} ms" for impl in IMPLEMENTATIONS]
+               + [f"engine/{SHORT_NAMES[impl]}" for impl in IMPLEMENTATIONS[1:]] + ["target", "result"])
+    rows = []
+    for r in records:
+        times = [_ms(r["median_ms"].get(impl)) for impl in IMPLEMENTATIONS]
+        ratios = [_ratio(r["ratios"].get(impl)) for impl in IMPLEMENTATIONS[1:]]
+        target = ", ".join(f"{SHORT_NAMES[base]}<={limit}x" for base, limit in r["targets"].items())
+        rows.append([r["config"], r["cell"]] + times + ratios + [target or "-", r["result"]])
+    return headers, rows
+
+
+def _ms(value):
+    if value is None:
+        return "n/a"
+    return f"{value:.2f}" if value < 100 else f"{value:.0f}"
+
+
+def _ratio(value):
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
+# --------------------------------------------------------------------- extras
+
+def measure_extras(quick, reps, memory_config="M"):
+    """Per-node cost, backward through long unrolls, and the peak memory and no_grad
+    inference of the LSTM step in ``memory_config`` (M unless that was not selected)."""
+    per_node = measure.per_node_microseconds(reps)
+    short, long = (100, 1000) if quick else (1000, 10000)
+    unroll = {steps_: measure.unrolled_backward_seconds(steps_, reps=max(3, reps // 3))
+              for steps_ in (short, long)}
+    config = steps.CONFIGS[memory_config]
+    weights, x, targets = steps.make_problem(config, "lstm")
+    peaks = {impl: measure.peak_bytes(steps.build_step(impl, "lstm", weights, x, targets))
+             for impl in ("engine", "numpy")}
+    tr.manual_seed(0)
+    layer, readout = nn.LSTM(config.input, config.hidden), nn.Linear(config.hidden, config.classes)
+    no_grad_ok = measure.no_grad_records_nothing(layer, readout, tr.Tensor(x))
+    return {"per_node_us": per_node,
+            "unroll_backward_s": {str(k): v for k, v in unroll.items()},
+            "unroll_ratio": unroll[long] / unroll[short],
+            "memory_config": memory_config,
+            "peak_bytes_lstm": peaks,
+            "memory_ratio": peaks["engine"] / peaks["numpy"],
+            "no_grad_records_nothing": no_grad_ok}
+
+
+def extras_table(extras):
+    headers = ["figure", "engine", "baseline", "ratio", "target", "result"]
+    per_node = extras["per_node_us"]
+    torch_node = per_node.get("torch")
+    (short, t_short), (long, t_long) = extras["unroll_backward_s"].items()
+    peaks, where = extras["peak_bytes_lstm"], extras["memory_config"]
+    rows = [
+        ["per node: tanh (4,4), forward + backward", f"{per_node['engine']:.2f} us",
+         "n/a" if torch_node is None else f"{torch_node:.2f} us (torch)",
+         _ratio(None if torch_node is None else per_node["engine"] / torch_node),
+         f"<= {PER_NODE_LIMIT_US:g} us", _pass(per_node["engine"] <= PER_NODE_LIMIT_US)],
+        [f"backward, tiny tanh RNN, {long} vs {short} steps", f"{t_long * 1e3:.1f} ms",
+         f"{t_short * 1e3:.1f} ms", _ratio(extras["unroll_ratio"]),
+         f"<= {UNROLL_LIMIT:g}x (linear: 10x)", _pass(extras["unroll_ratio"] <= UNROLL_LIMIT)],
+        [f"peak memory, {where} LSTM step (tracemalloc)", f"{peaks['engine'] / 2**20:.1f} MiB",
+         f"{peaks['numpy'] / 2**20:.1f} MiB (numpy)", _ratio(extras["memory_ratio"]),
+         f"<= {MEMORY_LIMIT:g}x", _pass(extras["memory_ratio"] <= MEMORY_LIMIT)],
+        [f"no_grad inference, {where} LSTM: graph recorded", "none" if extras["no_grad_records_nothing"] else "some",
+         "-", "-", "no parents", _pass(extras["no_grad_records_nothing"])],
+    ]
+    return headers, rows
+
+
+def _pass(ok):
+    return "PASS" if ok else "FAIL"
+
+
+# ------------------------------------------------------------------ profiling
+
+def profile_engine_step(config, cell, reps, lines=25):
+    """cProfile of ``reps`` engine steps after one warm-up, top ``lines`` by tottime, as text."""
+    weights, x, targets = steps.make_problem(config, cell)
+    step = steps.build_step("engine", cell, weights, x, targets)
+    step()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(reps):
+        step()
+    profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(lines)
+    return text.getvalue()
+
+
+# ----------------------------------------------------------------------- main
+
+def header_lines(info):
+    torch_text = (f"torch {info['torch']} ({info['torch_threads']} threads)"
+                  if info["torch"] else "torch not installed: PyTorch columns are n/a")
+    return [f"machine: {info['cpu']}, {info['cores']} cores, {info['platform']}",
+            f"python {info['python']}, numpy {info['numpy']} ({info['blas']}, "
+            f"{info['blas_threads']} BLAS threads from {info['blas_threads_from']}), {torch_text}",
+            f"date: {info['date']}, load average {info['load_average']}"]
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    threads, _ = machine.blas_threads()
+    if torch is not None:
+        torch.set_num_threads(threads)
+    info = machine.describe(torch)
+    command = "benchmarks/bench.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    print("\n".join(header_lines(info)), flush=True)
+    if torch is not None:
+        print(f"torch.set_num_threads({threads}): the same thread count as numpy's BLAS")
+
+    if args.profile:
+        for name in args.only:
+            for cell in args.cells:
+                print(f"\nprofile of the engine's {name} {cell} step, {args.reps} steps:")
+                print(profile_engine_step(steps.CONFIGS[name], cell, args.reps))
+        return 0
+
+    print(f"\ntraining step, float32, median of {args.reps} interleaved repetitions after warm-up"
+          " (ratio = engine / baseline; below 1: engine faster)", flush=True)
+    records = []
+    for name in args.only:
+        for cell in args.cells:
+            records.append(time_training_step(steps.CONFIGS[name], cell, args.reps))
+            print(f"  {name} {cell}: done", file=sys.stderr)
+    print(table.render(*step_table(records)))
+
+    extras = measure_extras(args.quick, args.reps, "M" if "M" in args.only else args.only[0])
+    print("\nper-node cost, long unrolls, memory, no_grad")
+    print(table.render(*extras_table(extras)))
+
+    if args.save:
+        results = {"command": command, "reps": args.reps, "machine": info,
+                   "training_steps": records, "extras": extras}
+        write_results(results)
+        print(f"\nwrote {os.path.join(HERE, 'results.json')} and results.md")
+    return 0
+
+
+def write_results(results):
+    with open(os.path.join(HERE, "results.json"), "w") as out:
+        json.dump(results, out, indent=1, default=_json_value)
+        out.write("\n")
+    lines = ["# Benchmark results", "",
+             f"`{results['command']}`, median of {results['reps']} interleaved repetitions after "
+             "warm-up; ratio = engine time / baseline time (below 1: engine faster).", ""]
+    lines += [f"- {line}" for line in header_lines(results["machine"])]
+    lines += ["", "## Training step (float32)", "", table.markdown(*step_table(results["training_steps"])),
+              "", "## Per-node cost, long unrolls, memory, no_grad", "",
+              table.markdown(*extras_table(results["extras"])), ""]
+    with open(os.path.join(HERE, "results.md"), "w") as out:
+        out.write("\n".join(lines))
+
+
+def _json_value(value):
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return value.item()
+    raise TypeError(f"bench: cannot write {type(value).__name__} to JSON")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

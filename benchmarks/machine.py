@@ -1,0 +1,85 @@
+"""What the figures were measured on: CPU, cores, library versions, BLAS threads, date."""
+import ctypes
+import datetime
+import glob
+import os
+import platform
+import sys
+
+import numpy as np
+
+# The symbol that reports OpenBLAS's thread count differs between builds: numpy's
+# wheels ship scipy-openblas with a prefixed, 64-bit-integer interface.
+_OPENBLAS_THREAD_QUERIES = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
+                            "openblas_get_num_threads64_", "openblas_get_num_threads")
+
+
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def blas_threads():
+    """(threads numpy's BLAS uses, how that was found).
+
+    Asks the OpenBLAS library that numpy ships (``numpy.libs`` next to the
+    package, or the scipy_openblas package it was built against) through
+    ctypes; falls back to ``os.cpu_count()`` when there is none to ask.
+    """
+    for path in _openblas_libraries():
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for symbol in _OPENBLAS_THREAD_QUERIES:
+            query = getattr(library, symbol, None)
+            if query is not None:
+                return int(query()), f"{symbol}() in {os.path.basename(path)}"
+    return os.cpu_count() or 1, "os.cpu_count() (no OpenBLAS library found to ask)"
+
+
+def _openblas_libraries():
+    numpy_dir = os.path.dirname(np.__file__)
+    patterns = [os.path.join(numpy_dir, os.pardir, "numpy.libs", "*openblas*"),
+                os.path.join(numpy_dir, ".dylibs", "*openblas*")]
+    try:
+        import scipy_openblas64
+        patterns.append(os.path.join(os.path.dirname(scipy_openblas64.__file__), "lib", "*openblas*"))
+    except ImportError:
+        pass
+    return [path for pattern in patterns for path in sorted(glob.glob(pattern))]
+
+
+def blas_name():
+    """The BLAS numpy was built against, e.g. "scipy-openblas 0.3.31"."""
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    except (KeyError, TypeError, ValueError):
+        return "unknown"
+    return f"{blas.get('name', 'unknown')} {blas.get('version', '')}".strip()
+
+
+def describe(torch=None):
+    """A dict describing this machine and run, for the results file and the printed header."""
+    threads, how = blas_threads()
+    return {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "blas": blas_name(),
+        "blas_threads": threads,
+        "blas_threads_from": how,
+        "torch": torch.__version__ if torch is not None else None,
+        "torch_threads": torch.get_num_threads() if torch is not None else None,
+        "load_average": [round(load, 2) for load in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+    }

@@ -1,0 +1,132 @@
+"""How things are timed and weighed: interleaved repetitions, per-node cost, long unrolls, peak memory.
+
+Timings are wall-clock (``time.perf_counter``) with the garbage collector
+left on, as a user would run. Implementations are timed round-robin, one
+call each per repetition with the starting one rotated, so a burst of load
+from elsewhere on the machine slows all of them alike instead of one.
+"""
+import statistics
+import time
+import tracemalloc
+
+import numpy as np
+
+import tinygrad_rnn as tr
+from tinygrad_rnn import nn
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+
+def interleaved_times(functions, reps, warmup=1):
+    """{name: [seconds per call]} for ``reps`` rounds over ``functions`` ({name: callable}).
+
+    Each function first runs ``warmup`` times untimed. Round r starts with
+    function r mod n, so no implementation always runs first.
+    """
+    names = list(functions)
+    for _ in range(warmup):
+        for name in names:
+            functions[name]()
+    times = {name: [] for name in names}
+    for r in range(reps):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            functions[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def tanh_chain(length, backend="engine"):
+    """``run()``: forward and backward through ``length`` tanh nodes on a (4, 4) tensor.
+
+    The per-node cost of the engine's bookkeeping (recording a node,
+    visiting it in backward), which dominates small recurrent networks.
+    """
+    start = np.random.default_rng(0).standard_normal((4, 4)).astype(np.float32)
+    if backend == "torch":
+        x = torch.tensor(start, requires_grad=True)
+
+        def run():
+            y = x
+            for _ in range(length):
+                y = torch.tanh(y)
+            y.backward(torch.ones_like(y))
+    else:
+        x = tr.Tensor(start, requires_grad=True)
+        seed = np.ones((4, 4), dtype=np.float32)
+
+        def run():
+            y = x
+            for _ in range(length):
+                y = y.tanh()
+            y.backward(seed)
+    return run
+
+
+def per_node_microseconds(reps, length=1000):
+    """{backend: median microseconds per tanh node, forward + backward} (engine, and torch if present)."""
+    chains = {"engine": tanh_chain(length)}
+    if torch is not None:
+        chains["torch"] = tanh_chain(length, "torch")
+    times = interleaved_times(chains, reps)
+    return {name: median(ts) / length * 1e6 for name, ts in times.items()}
+
+
+def unrolled_backward_seconds(steps, reps, hidden=4):
+    """Median seconds of backward alone through a tiny tanh ``nn.RNN`` unrolled ``steps`` times.
+
+    Batch 1, input and hidden size ``hidden``; the loss is the mean of all
+    outputs, so every step receives a gradient. Each repetition builds a
+    fresh graph (backward releases it) and times only ``loss.backward()``.
+    """
+    tr.manual_seed(0)
+    rnn = nn.RNN(hidden, hidden)
+    x = tr.Tensor(np.random.default_rng(0).standard_normal((steps, 1, hidden)).astype(np.float32))
+    times = []
+    for _ in range(reps):
+        output, _ = rnn(x)
+        loss = output.mean()
+        start = time.perf_counter()
+        loss.backward()
+        times.append(time.perf_counter() - start)
+        rnn.zero_grad()
+    return median(times)
+
+
+def peak_bytes(step):
+    """Peak bytes allocated (tracemalloc: Python objects and numpy arrays) during one ``step()``.
+
+    Measured above what is alive before the call, after one untimed call so
+    that caches and lazily created buffers are not counted.
+    """
+    step()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        step()
+        return tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+def no_grad_records_nothing(layer, readout, x):
+    """True when inference under ``tr.no_grad()`` leaves every output without a graph.
+
+    Checks the sequence output, the final state and the readout's logits:
+    no parents, no op, no ``requires_grad``.
+    """
+    with tr.no_grad():
+        output, state = layer(x)
+        logits = readout(output)
+    states = state if isinstance(state, tuple) else (state,)
+    return all(t.parents == () and t.op is None and not t.requires_grad
+               for t in (output, logits, *states))

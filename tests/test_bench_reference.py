@@ -1,0 +1,206 @@
+"""The benchmark's hand-written numpy step is the same computation as the engine's (and PyTorch's).
+
+The benchmark compares speeds; these tests make sure it compares like with
+like: the numpy reference's loss and gradients equal the engine's to 1e-10
+in float64, its gradients match finite differences, every implementation of
+the timed step agrees over two SGD steps, and the harness prints its tables.
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinygrad_rnn as tr
+from tinygrad_rnn import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import bench  # noqa: E402
+import measure  # noqa: E402
+import numpy_reference  # noqa: E402
+import steps  # noqa: E402
+
+CELLS = ["rnn", "lstm", "gru"]
+ENGINE_LAYERS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+problems = st.fixed_dictionaries({
+    "cell": st.sampled_from(CELLS), "steps": st.integers(1, 4), "batch": st.integers(1, 3),
+    "inputs": st.integers(1, 4), "hidden": st.integers(1, 4), "classes": st.integers(2, 4),
+    "seed": st.integers(0, 2**16)})
+
+
+def make(problem):
+    """(params, x (T, B, I), targets (T, B)) in float64 for a problem drawn from ``problems``."""
+    params = numpy_reference.init_params(problem["cell"], problem["inputs"], problem["hidden"],
+                                         problem["classes"], dtype=np.float64, seed=problem["seed"])
+    rng = np.random.default_rng(problem["seed"] + 1)
+    x = rng.standard_normal((problem["steps"], problem["batch"], problem["inputs"]))
+    targets = rng.integers(0, problem["classes"], size=(problem["steps"], problem["batch"]))
+    return params, x, targets
+
+
+def engine_loss_and_grads(cell, params, x, targets):
+    """The same loss through the engine: sequence layer, Linear readout, cross-entropy, backward."""
+    classes, hidden = params["readout.weight"].shape
+    layer = ENGINE_LAYERS[cell](x.shape[2], hidden).to(np.float64)
+    readout = nn.Linear(hidden, classes).to(np.float64)
+    layer.load_state_dict({k: v for k, v in params.items() if not k.startswith("readout.")})
+    readout.load_state_dict({"weight": params["readout.weight"], "bias": params["readout.bias"]})
+    output, _ = layer(tr.Tensor(x))
+    loss = nn.cross_entropy(readout(output).reshape(-1, classes), targets.reshape(-1))
+    loss.backward()
+    grads = {name: p.grad for name, p in layer.named_parameters()}
+    grads.update({f"readout.{name}": p.grad for name, p in readout.named_parameters()})
+    return loss.item(), grads
+
+
+def assert_same(loss, grads, expected_loss, expected_grads, atol):
+    assert loss == pytest.approx(expected_loss, abs=atol)
+    assert list(grads) == list(expected_grads)
+    for name in grads:
+        np.testing.assert_allclose(grads[name], expected_grads[name], rtol=0, atol=atol, err_msg=name)
+
+
+@given(problems)
+def test_reference_matches_engine_in_float64(problem):
+    params, x, targets = make(problem)
+    loss, grads = numpy_reference.loss_and_grads(problem["cell"], params, x, targets)
+    engine_loss, engine_grads = engine_loss_and_grads(problem["cell"], params, x, targets)
+    assert_same(loss, grads, engine_loss, engine_grads, atol=1e-10)
+
+
+@given(problems)
+def test_reference_matches_torch_in_float64(problem):
+    torch = pytest.importorskip("torch")
+    params, x, targets = make(problem)
+    loss, grads = numpy_reference.loss_and_grads(problem["cell"], params, x, targets)
+    classes, hidden = params["readout.weight"].shape
+    layer = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[problem["cell"]](
+        x.shape[2], hidden).double()
+    readout = torch.nn.Linear(hidden, classes).double()
+    layer.load_state_dict({k: torch.tensor(v) for k, v in params.items() if not k.startswith("readout.")})
+    readout.load_state_dict({"weight": torch.tensor(params["readout.weight"]),
+                             "bias": torch.tensor(params["readout.bias"])})
+    output, _ = layer(torch.tensor(x))
+    torch_loss = torch.nn.functional.cross_entropy(readout(output).reshape(-1, classes),
+                                                   torch.tensor(targets).reshape(-1))
+    torch_loss.backward()
+    torch_grads = {name: p.grad.numpy() for name, p in layer.named_parameters()}
+    torch_grads.update({f"readout.{name}": p.grad.numpy() for name, p in readout.named_parameters()})
+    assert_same(loss, grads, torch_loss.item(), torch_grads, atol=1e-10)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_reference_gradients_match_finite_differences(cell):
+    params, x, targets = make({"cell": cell, "steps": 3, "batch": 2, "inputs": 3, "hidden": 3,
+                               "classes": 3, "seed": 7})
+    _, grads = numpy_reference.loss_and_grads(cell, params, x, targets)
+    eps = 1e-6
+    for name, value in params.items():
+        numeric = np.zeros_like(value)
+        for index in np.ndindex(value.shape):
+            original = value[index]
+            value[index] = original + eps
+            plus, _ = numpy_reference.loss_and_grads(cell, params, x, targets)
+            value[index] = original - eps
+            minus, _ = numpy_reference.loss_and_grads(cell, params, x, targets)
+            value[index] = original
+            numeric[index] = (plus - minus) / (2 * eps)
+        np.testing.assert_allclose(grads[name], numeric, rtol=1e-5, atol=1e-8, err_msg=name)
+
+
+def test_reference_handles_saturated_gates_without_warnings():
+    """Huge pre-activations saturate σ and tanh to their limits, with finite gradients."""
+    for cell in CELLS:
+        params, x, targets = make({"cell": cell, "steps": 3, "batch": 2, "inputs": 2, "hidden": 2,
+                                   "classes": 2, "seed": 3})
+        params = {name: value * 1e4 for name, value in params.items()}
+        loss, grads = numpy_reference.loss_and_grads(cell, params, x, targets)
+        assert np.isfinite(loss)
+        assert all(np.isfinite(g).all() for g in grads.values())
+
+
+def test_train_step_is_one_sgd_update():
+    params, x, targets = make({"cell": "lstm", "steps": 3, "batch": 2, "inputs": 3, "hidden": 2,
+                               "classes": 3, "seed": 1})
+    before = {name: value.copy() for name, value in params.items()}
+    loss, grads = numpy_reference.loss_and_grads("lstm", before, x, targets)
+    assert numpy_reference.train_step("lstm", params, x, targets, lr=0.5) == loss
+    for name in params:
+        np.testing.assert_allclose(params[name], before[name] - 0.5 * grads[name], rtol=0, atol=1e-15)
+
+
+def test_reference_rejects_bad_input():
+    params, x, targets = make({"cell": "gru", "steps": 2, "batch": 2, "inputs": 3, "hidden": 2,
+                               "classes": 3, "seed": 0})
+    with pytest.raises(ValueError, match="cell must be one of .* got 'lstmm'"):
+        numpy_reference.loss_and_grads("lstmm", params, x, targets)
+    with pytest.raises(ValueError, match=r"weight_hh_l0 has shape \(6, 2\), expected \(8, 2\)"):
+        numpy_reference.loss_and_grads("lstm", params, x, targets)
+    with pytest.raises(ValueError, match=r"x must be \(T, B, 3\), got \(2, 2, 4\)"):
+        numpy_reference.loss_and_grads("gru", params, np.zeros((2, 2, 4)), targets)
+    with pytest.raises(ValueError, match=r"targets must be integers of shape \(2, 2\), got float64"):
+        numpy_reference.loss_and_grads("gru", params, x, targets.astype(np.float64))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_every_timed_implementation_computes_the_same_two_steps(cell):
+    """The second loss depends on the first SGD update, so equal second losses
+    mean equal forward, backward and update in every implementation."""
+    config = steps.Config("tiny", batch=3, input=4, hidden=5, steps=4)
+    weights, x, targets = steps.make_problem(config, cell, dtype=np.float64)
+    step_functions = {impl: steps.build_step(impl, cell, weights, x, targets, lr=0.5)
+                      for impl in steps.available_implementations()}
+    first = {impl: step() for impl, step in step_functions.items()}
+    second = {impl: step() for impl, step in step_functions.items()}
+    assert second["numpy"] != pytest.approx(first["numpy"], abs=1e-6)
+    for impl in step_functions:
+        assert first[impl] == pytest.approx(first["numpy"], abs=1e-10), impl
+        assert second[impl] == pytest.approx(second["numpy"], abs=1e-10), impl
+
+
+def test_build_step_rejects_unknown_names():
+    weights, x, targets = steps.make_problem(steps.CONFIGS["S"], "rnn")
+    with pytest.raises(ValueError, match="implementation must be one of .* got 'jax'"):
+        steps.build_step("jax", "rnn", weights, x, targets)
+    with pytest.raises(ValueError, match="cell must be one of .* got 'transformer'"):
+        steps.build_step("numpy", "transformer", weights, x, targets)
+
+
+def test_interleaved_times_rotates_the_order():
+    calls = []
+    functions = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    times = measure.interleaved_times(functions, reps=3, warmup=1)
+    assert calls == list("abc") + list("abc") + list("bca") + list("cab")
+    assert [len(ts) for ts in times.values()] == [3, 3, 3]
+    assert all(t >= 0 for ts in times.values() for t in ts)
+
+
+def test_peak_bytes_sees_numpy_allocations():
+    small = measure.peak_bytes(lambda: np.ones(1_000))
+    large = measure.peak_bytes(lambda: np.ones(1_000_000))
+    assert large >= 8_000_000 > small
+
+
+def test_quick_run_prints_every_column(capsys):
+    assert bench.main(["--quick", "--only", "S", "--reps", "2"]) == 0
+    out = capsys.readouterr().out
+    for column in ["config", "cell", "engine ms", "numpy ms", "torch-cells ms", "torch-fused ms",
+                   "engine/numpy", "engine/cells", "engine/fused", "target", "result"]:
+        assert column in out
+    rows = [line.split() for line in out.splitlines() if line.startswith("S ")]
+    assert [row[1] for row in rows] == CELLS
+    assert all(row[-1] in ("PASS", "FAIL", "n/a") for row in rows)
+    for figure in ["per node: tanh (4,4)", "backward, tiny tanh RNN, 1000 vs 100 steps",
+                   "peak memory, S LSTM step", "no_grad inference, S LSTM: graph recorded"]:
+        assert figure in out
+    no_grad_row = next(line for line in out.splitlines() if line.startswith("no_grad inference"))
+    assert no_grad_row.split()[-1] == "PASS"
+
+
+def test_bench_rejects_unknown_options(capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--only", "XL"])
+    assert "--only: expected a comma-separated subset of S,M,L, got 'XL'" in capsys.readouterr().err
