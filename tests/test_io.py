@@ -1,0 +1,333 @@
+import io
+import os
+import pathlib
+import pickle
+import struct
+import sys
+import warnings
+import zipfile
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinygrad_rnn as tr
+from tinygrad_rnn import nn
+
+ARRAYS = {
+    "float32": np.arange(6, dtype=np.float32).reshape(2, 3) / 7,
+    "float64": np.array([np.pi, -0.0, np.inf, np.nan, 5e-324]),
+    "int64": np.array([[-(2 ** 62), 0, 7]]),
+    "uint8": np.arange(5, dtype=np.uint8),
+    "bool": np.array([True, False]),
+    "scalar": np.array(2.5),
+    "int_scalar": np.array(-3, dtype=np.int32),
+    "empty": np.zeros((0, 4)),
+    "fortran": np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+    "strided": np.arange(10.0)[::3],
+    "big_endian": np.arange(3, dtype=">f4"),
+    "complex": np.array([1 + 2j]),
+    "rnn.weight_ih_l0": np.ones((4, 2), dtype=np.float32),
+}
+
+
+def assert_same_arrays(loaded, expected):
+    """Same names in the same order, and each array the same dtype, shape and bytes."""
+    assert list(loaded) == list(expected)
+    for key, value in expected.items():
+        value = np.asarray(value)
+        assert loaded[key].dtype == value.dtype, key
+        assert loaded[key].shape == value.shape, key
+        assert loaded[key].tobytes() == value.tobytes(), key
+
+
+def only_file(folder):
+    return sorted(os.listdir(folder))
+
+
+# ----------------------------------------------------------------- round trip
+
+def test_round_trip_is_bit_exact(tmp_path):
+    path = tmp_path / "model.npz"
+    tr.save(ARRAYS, path)
+    loaded = tr.load(path)
+    assert_same_arrays(loaded, ARRAYS)
+    assert all(a.flags.writeable for a in loaded.values())
+    assert only_file(tmp_path) == ["model.npz"]
+
+
+def test_tensors_are_saved_as_their_arrays_and_a_module_round_trips(tmp_path):
+    tr.manual_seed(0)
+    source, target = nn.Linear(3, 2), nn.Linear(3, 2)
+    tr.save(source.state_dict(), tmp_path / "linear.npz")
+    target.load_state_dict(tr.load(tmp_path / "linear.npz"))
+    assert_same_arrays(target.state_dict(), source.state_dict())
+    tr.save({"w": source.weight}, str(tmp_path / "tensor.npz"))
+    assert_same_arrays(tr.load(str(tmp_path / "tensor.npz")), {"w": source.weight.data})
+
+
+def test_numpy_reads_our_files_and_we_read_numpys(tmp_path):
+    tr.save(ARRAYS, tmp_path / "ours.npz")
+    with np.load(tmp_path / "ours.npz", allow_pickle=False) as archive:
+        assert_same_arrays({k: archive[k] for k in archive.files}, ARRAYS)
+    np.savez(tmp_path / "plain.npz", a=ARRAYS["float32"], b=ARRAYS["int64"])
+    assert_same_arrays(tr.load(tmp_path / "plain.npz"), {"a": ARRAYS["float32"], "b": ARRAYS["int64"]})
+    np.savez_compressed(tmp_path / "packed.npz", zeros=np.zeros((50, 50)), s=ARRAYS["scalar"])
+    assert_same_arrays(tr.load(tmp_path / "packed.npz"), {"zeros": np.zeros((50, 50)),
+                                                         "s": ARRAYS["scalar"]})
+
+
+def test_an_empty_state_dict_round_trips(tmp_path):
+    tr.save({}, tmp_path / "empty.npz")
+    assert tr.load(tmp_path / "empty.npz") == {}
+
+
+def test_new_files_get_the_usual_permissions(tmp_path):
+    tr.save({"a": np.zeros(1)}, tmp_path / "a.npz")
+    (tmp_path / "b").write_bytes(b"")
+    assert os.stat(tmp_path / "a.npz").st_mode == os.stat(tmp_path / "b").st_mode
+
+
+# -------------------------------------------------------------- atomic writes
+
+def failing_write_array(real):
+    def write_array(file, array, **kwargs):
+        if array.size > 3:
+            file.write(b"\x93NUMPY partial")
+            raise OSError("No space left on device")
+        real(file, array, **kwargs)
+    return write_array
+
+
+def test_a_failed_write_keeps_the_old_checkpoint_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    path = tmp_path / "model.npz"
+    tr.save({"old": np.ones(2)}, path)
+    before = path.read_bytes()
+    monkeypatch.setattr(np.lib.format, "write_array", failing_write_array(np.lib.format.write_array))
+    with pytest.raises(OSError, match="No space left"):
+        tr.save({"small": np.ones(2), "large": np.ones(10)}, path)
+    assert path.read_bytes() == before
+    assert only_file(tmp_path) == ["model.npz"]
+    with pytest.raises(OSError, match="No space left"):
+        tr.save({"large": np.ones(10)}, tmp_path / "new.npz")
+    assert only_file(tmp_path) == ["model.npz"]
+
+
+@pytest.mark.parametrize("state, error, message", [
+    ({"x": np.array([object()], dtype=object)}, tr.CheckpointError, "dtype object.*would need pickle"),
+    ({"x": np.array(["text"])}, tr.CheckpointError, "'x' has dtype <U4"),
+    ({"x": np.zeros(2, dtype=[("a", "f8")])}, tr.CheckpointError, "'x' has dtype"),
+    ({1: np.zeros(2)}, tr.CheckpointError, "names must be non-empty strings, got 1"),
+    ({"": np.zeros(2)}, tr.CheckpointError, "names must be non-empty strings, got ''"),
+    ([np.zeros(2)], TypeError, "expected a dict of name -> array, got list"),
+])
+def test_save_refuses_what_cannot_be_loaded_without_pickle(tmp_path, state, error, message):
+    with pytest.raises(error, match=message):
+        tr.save(state, tmp_path / "bad.npz")
+    assert only_file(tmp_path) == []
+
+
+def test_checkpoint_error_is_a_value_error_exported_at_top_level():
+    assert issubclass(tr.CheckpointError, ValueError)
+    assert "CheckpointError" in tr.__all__ and "save" in tr.__all__ and "load" in tr.__all__
+
+
+# -------------------------------------------------------------------- refusals
+
+class TouchOnUnpickle:
+    """Unpickling this object creates the file ``target``: a stand-in for any code execution."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return pathlib.Path.touch, (pathlib.Path(self.target),)
+
+
+def test_a_pickled_payload_inside_an_npz_is_never_run(tmp_path):
+    proof, target = tmp_path / "proof", tmp_path / "pwned"
+    np.savez(tmp_path / "live.npz", x=np.array([TouchOnUnpickle(proof)], dtype=object))
+    with np.load(tmp_path / "live.npz", allow_pickle=True) as archive:
+        archive["x"]
+    assert proof.exists()  # the payload is live: unpickling runs it
+
+    np.savez(tmp_path / "evil.npz", w=np.ones(2), x=np.array([TouchOnUnpickle(target)], dtype=object))
+    with pytest.raises(tr.CheckpointError, match="'x.npy' holds dtype object"):
+        tr.load(tmp_path / "evil.npz")
+    assert not target.exists()
+
+
+def test_a_pickle_file_is_never_run(tmp_path):
+    target = tmp_path / "pwned"
+    with open(tmp_path / "evil.pkl", "wb") as f:
+        pickle.dump({"w": TouchOnUnpickle(target)}, f)
+    with pytest.raises(tr.CheckpointError, match="is a pickle file .* never loaded"):
+        tr.load(tmp_path / "evil.pkl")
+    assert not target.exists()
+
+
+def test_a_pytorch_checkpoint_is_refused(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.save({"w": torch.zeros(2)}, tmp_path / "model.pt")
+    with pytest.raises(tr.CheckpointError, match="is not an .npy array .*PyTorch"):
+        tr.load(tmp_path / "model.pt")
+
+
+def write_zip(path, members):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate names made on purpose
+        with zipfile.ZipFile(path, "w") as archive:
+            for name, data in members:
+                archive.writestr(name, data)
+
+
+def npy_bytes(descr, shape, payload, version=(1, 0)):
+    buffer = io.BytesIO()
+    header = {"descr": descr, "fortran_order": False, "shape": shape}
+    if version == (1, 0):
+        np.lib.format.write_array_header_1_0(buffer, header)
+    else:
+        np.lib.format.write_array_header_2_0(buffer, header)
+    return buffer.getvalue() + payload
+
+
+@pytest.mark.parametrize("members, message", [
+    ([("x.npy", npy_bytes("<f8", (10 ** 12,), b"\0" * 8))],
+     r"declares shape \(1000000000000,\) of float64 \(8000000000000 bytes\) but holds 8 bytes"),
+    ([("x.npy", npy_bytes("<f8", (2 ** 40, 2 ** 40), b""))], "declares shape"),
+    ([("x.npy", npy_bytes("<f8", (3,), b"\0" * 8))], r"\(24 bytes\) but holds 8 bytes"),
+    ([("x.npy", npy_bytes("<f8", (-1, 2), b"\0" * 8))], r"impossible shape \(-1, 2\)"),
+    ([("x.npy", npy_bytes("|O", (1,), b"\0" * 8))], "holds dtype object"),
+    ([("x.npy", npy_bytes("<U2", (1,), b"\0" * 8))], "holds dtype <U2"),
+    ([("x.npy", npy_bytes("<f8", (1,), b"\0" * 8, version=(2, 0))), ("x.npy", b"")], "'x' appears twice"),
+    ([("x.npy", b"\x93NUMPY\x03\x00" + b"\0" * 20)], r"format \(3, 0\)"),
+    ([("x.npy", b"not an array at all")], "corrupt or truncated"),
+    ([("archive/data.pkl", b"\x80\x02}q\x00.")], "'archive/data.pkl' is not an .npy array"),
+])
+def test_crafted_archives_are_refused_before_allocating(tmp_path, members, message):
+    write_zip(tmp_path / "crafted.npz", members)
+    with pytest.raises(tr.CheckpointError, match=message):
+        tr.load(tmp_path / "crafted.npz")
+
+
+def test_a_member_declaring_more_bytes_than_stored_is_refused(tmp_path):
+    path = tmp_path / "lying.npz"
+    tr.save({"x": np.zeros(4)}, path)
+    data = bytearray(path.read_bytes())
+    directory = data.index(b"PK\x01\x02")
+    data[directory + 24:directory + 28] = struct.pack("<I", 10 ** 9)  # its uncompressed size
+    path.write_bytes(bytes(data))
+    with pytest.raises(tr.CheckpointError, match="declares 1000000000 bytes"):
+        tr.load(path)
+
+
+def test_a_directory_that_hides_a_member_is_refused(tmp_path):
+    path = tmp_path / "hiding.npz"
+    tr.save({"a": np.zeros(2), "b": np.ones(2)}, path)
+    data = bytearray(path.read_bytes())
+    directory = data.index(b"PK\x01\x02")
+    # A long comment length on the first entry swallows the second entry into that comment.
+    data[directory + 32:directory + 34] = struct.pack("<H", 0xFF)
+    path.write_bytes(bytes(data))
+    with pytest.raises(tr.CheckpointError, match="declares 2 members but its directory lists 1"):
+        tr.load(path)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "is empty"),
+    (b"hello, world", "is neither an .npz archive nor a .safetensors file"),
+    (b"\x93NUMPY\x01\x00", "is neither"),
+])
+def test_files_that_are_not_checkpoints_are_refused(tmp_path, content, message):
+    (tmp_path / "file.npz").write_bytes(content)
+    with pytest.raises(tr.CheckpointError, match=message):
+        tr.load(tmp_path / "file.npz")
+
+
+def saved_bytes(tmp_path):
+    tr.save({"w": np.arange(12, dtype=np.float32).reshape(3, 4), "n": np.array(5)}, tmp_path / "ok.npz")
+    return (tmp_path / "ok.npz").read_bytes()
+
+
+def test_truncated_and_bit_flipped_files_are_refused(tmp_path):
+    data = saved_bytes(tmp_path)
+    for cut in [len(data) - 1, len(data) // 2, 10, 4]:
+        (tmp_path / "cut.npz").write_bytes(data[:cut])
+        with pytest.raises(tr.CheckpointError, match="corrupt or truncated"):
+            tr.load(tmp_path / "cut.npz")
+    flipped = bytearray(data)
+    flipped[data.index(b"\x93NUMPY") + 130] ^= 0x10  # inside the first array's data
+    (tmp_path / "flip.npz").write_bytes(bytes(flipped))
+    with pytest.raises(tr.CheckpointError, match="Bad CRC-32"):
+        tr.load(tmp_path / "flip.npz")
+
+
+def test_a_missing_file_names_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.npz"):
+        tr.load(tmp_path / "nowhere.npz")
+
+
+def test_every_single_byte_corruption_loads_equal_or_is_refused(tmp_path):
+    data = saved_bytes(tmp_path)
+    original = tr.load(tmp_path / "ok.npz")
+    path = tmp_path / "mutated.npz"
+    for position in range(len(data)):
+        mutated = bytearray(data)
+        mutated[position] ^= 0xFF
+        path.write_bytes(bytes(mutated))
+        try:
+            loaded = tr.load(path)
+        except tr.CheckpointError:
+            continue
+        assert_same_arrays(loaded, original)
+
+
+@given(flips=st.lists(st.tuples(st.integers(0, 10 ** 6), st.integers(1, 255)), max_size=4),
+       cut=st.one_of(st.none(), st.integers(0, 10 ** 6)))
+def test_fuzz_mutated_and_truncated_checkpoints(tmp_path_factory, flips, cut):
+    folder = tmp_path_factory.getbasetemp()
+    data = bytearray(saved_bytes(folder))
+    original = tr.load(folder / "ok.npz")
+    for position, mask in flips:
+        data[position % len(data)] ^= mask
+    if cut is not None:
+        data = data[:cut % len(data)]
+    (folder / "fuzz.npz").write_bytes(bytes(data))
+    try:
+        loaded = tr.load(folder / "fuzz.npz")
+    except tr.CheckpointError:
+        return
+    assert_same_arrays(loaded, original)
+
+
+# ---------------------------------------------------------------- safetensors
+
+def test_safetensors_without_the_package_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "safetensors", None)
+    monkeypatch.setitem(sys.modules, "safetensors.numpy", None)
+    with pytest.raises(ImportError, match="pip install safetensors.*npz checkpoints work without it"):
+        tr.save({"w": np.zeros(2)}, tmp_path / "model.safetensors")
+    assert only_file(tmp_path) == []
+    header = b'{"w":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}}'
+    (tmp_path / "other.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 8)
+    with pytest.raises(ImportError, match="pip install safetensors"):
+        tr.load(tmp_path / "other.safetensors")
+
+
+def test_safetensors_round_trip(tmp_path):
+    pytest.importorskip("safetensors")
+    arrays = {k: v for k, v in ARRAYS.items() if v.dtype.kind != "c"}
+    tr.save(arrays, tmp_path / "model.safetensors")
+    assert only_file(tmp_path) == ["model.safetensors"]
+    loaded = tr.load(tmp_path / "model.safetensors")
+    assert sorted(loaded) == sorted(arrays)
+    for key, value in arrays.items():
+        assert loaded[key].shape == value.shape and np.array_equal(loaded[key], value, equal_nan=True)
+        assert loaded[key].dtype == value.dtype.newbyteorder("=")
+    with pytest.raises(tr.CheckpointError, match="complex"):
+        tr.save({"c": ARRAYS["complex"]}, tmp_path / "c.safetensors")
+    data = (tmp_path / "model.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[:-5])
+    with pytest.raises(tr.CheckpointError, match="corrupt .safetensors"):
+        tr.load(tmp_path / "cut.safetensors")
