@@ -34,7 +34,8 @@ def test_two_norm_by_hand():
     np.testing.assert_allclose(params[1].grad, [[12 * scale]], rtol=1e-15)
 
 
-@pytest.mark.parametrize("norm_type, expected", [(1.0, 19.0), (math.inf, 12.0), (3, (27 + 64 + 1728) ** (1 / 3))])
+@pytest.mark.parametrize("norm_type, expected", [(1.0, 19.0), (math.inf, 12.0),
+                                                  (3, (27 + 64 + 1728) ** (1 / 3))])
 def test_other_norms_by_hand(norm_type, expected):
     params = with_grads([3.0, -4.0], [[-12.0]])
     total = nn.clip_grad_norm_(params, max_norm=1.0, norm_type=norm_type)

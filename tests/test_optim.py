@@ -184,7 +184,8 @@ def test_bad_hyper_parameters_are_named(make, message):
 
 def test_bad_parameter_lists_are_named():
     p = nn.Parameter(np.zeros(2))
-    with pytest.raises(ValueError, match=r"params\[2\] \(shape \(2,\)\) is the same parameter as params\[0\]"):
+    with pytest.raises(ValueError, match=r"params\[2\] \(shape \(2,\)\) is the same parameter as "
+                                         r"params\[0\]"):
         optim.Adam([p, nn.Parameter(np.zeros(1)), p])
     with pytest.raises(ValueError, match=r"params\[1\] is a ndarray, not a Parameter"):
         optim.SGD([p, np.zeros(2)], lr=0.1)

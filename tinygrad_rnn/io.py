@@ -49,7 +49,10 @@ def save(state_dict, path):
 
     ``.npz`` unless ``path`` ends in ``.safetensors``. Names must be non-empty
     strings; values must be numeric or bool arrays (object arrays are
-    refused: they would need pickle to be read back).
+    refused: they would need pickle to be read back). An ``.npz`` keeps the
+    order of the names and every array bit for bit; a ``.safetensors`` file
+    stores them in its own order, in native byte order, without complex
+    numbers and without a checksum.
     """
     arrays = _arrays_to_save(state_dict)
     path = os.fspath(path)
@@ -152,7 +155,7 @@ def _read_npz(data, where):
             return arrays
     except CheckpointError:
         raise
-    except Exception as error:  # noqa: BLE001 -- any failure while parsing untrusted bytes means a bad file
+    except Exception as error:  # any failure to parse untrusted bytes means a bad file
         raise CheckpointError(f"{where} is corrupt or truncated ({type(error).__name__}: {error})") \
             from error
 
@@ -171,11 +174,11 @@ def _declared_member_count(data, where):
     return count
 
 
-def _read_member(archive, info, file_size, where):
+def _read_member(archive, info, archive_size, where):
     """One ``.npy`` member: header checked against the member's size, then the data read."""
     name = info.filename
     limit = info.compress_size * (1 if info.compress_type == zipfile.ZIP_STORED else _DEFLATE_MAX_RATIO)
-    if info.compress_size > file_size or info.file_size > limit + 64:
+    if info.compress_size > archive_size or info.file_size > limit + 64:
         raise CheckpointError(f"{where}: member '{name}' declares {info.file_size} bytes, more "
                               f"than its {info.compress_size} stored bytes can hold")
     with archive.open(info) as member:
@@ -230,7 +233,7 @@ def _read_safetensors(data, where):
     module = _safetensors_module("load")
     try:
         arrays = module.load(data)
-    except Exception as error:  # noqa: BLE001 -- any failure while parsing untrusted bytes means a bad file
+    except Exception as error:  # any failure to parse untrusted bytes means a bad file
         raise CheckpointError(f"{where} is a corrupt .safetensors file "
                               f"({type(error).__name__}: {error})") from error
     return {key: np.array(array) for key, array in arrays.items()}
