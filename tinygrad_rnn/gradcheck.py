@@ -23,20 +23,30 @@ class GradcheckError(AssertionError):
 def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     """Compare backward's gradients of ``fn(*inputs)`` with finite differences.
 
-    ``inputs`` is a list of Tensors; those with ``requires_grad`` are checked.
+    ``inputs`` is a list of Tensors; those with ``requires_grad`` are checked,
+    element by element: |analytic - numeric| <= atol + rtol |numeric|.
     A non-scalar output y is checked through the scalar L = sum(y * v) for a
     random v (fixed by ``seed``), which tests every output's gradient at once.
     Returns True, or raises :class:`GradcheckError` naming the input, the
-    element index and the analytic and numeric values. Existing ``.grad``
-    values of the inputs are left as they were.
+    element index and the analytic and numeric values. The inputs' ``.data``
+    and ``.grad`` are left as they were.
     """
+    if isinstance(inputs, Tensor):
+        raise TypeError("gradcheck: inputs must be a list of Tensors, got a single Tensor "
+                        "(write gradcheck(fn, [x]))")
     inputs = list(inputs)
     if not all(isinstance(t, Tensor) for t in inputs):
-        raise TypeError("gradcheck: inputs must be a list of Tensors")
+        kinds = ", ".join(type(t).__name__ for t in inputs)
+        raise TypeError(f"gradcheck: inputs must be a list of Tensors, got {kinds}")
+    if not eps > 0:
+        raise ValueError(f"gradcheck: eps must be positive, got {eps}")
     checked = [i for i, t in enumerate(inputs) if t.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input has requires_grad=True; nothing to check")
     for i in checked:
+        if inputs[i].op is not None:
+            raise ValueError(f"gradcheck: input {i} was computed by '{inputs[i].op}'; inputs must be "
+                             "leaves, e.g. Tensor(t.numpy(), requires_grad=True, dtype='float64')")
         if inputs[i].dtype != np.float64:
             warnings.warn(f"gradcheck: input {i} is {inputs[i].dtype}; finite differences "
                           "are only reliable in float64 (Tensor(..., dtype='float64'))",
@@ -45,40 +55,62 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     out = fn(*inputs)
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
+    if out.dtype.kind != "f":
+        raise TypeError(f"gradcheck: fn must return a floating Tensor, got dtype {out.dtype}")
     projection = np.random.default_rng(seed).standard_normal(out.shape)
+    analytic = _analytic_gradients(out, projection, [inputs[i] for i in checked])
 
-    def scalar_loss():
+    def projected_output():
         with no_grad():
             return float((fn(*inputs).data * projection).sum())
 
-    kept = [inputs[i].grad for i in checked]
-    try:
-        for i in checked:
-            inputs[i].grad = None
-        if out.requires_grad:
-            out.backward(np.asarray(projection, dtype=out.dtype))
-        analytic = [_grad_or_zeros(inputs[i]) for i in checked]
-    finally:
-        for i, grad in zip(checked, kept):
-            inputs[i].grad = grad
-
     for i, grad in zip(checked, analytic):
-        data = inputs[i].data
-        for index in np.ndindex(data.shape):
-            original = data[index]
-            data[index] = original + eps
-            plus = scalar_loss()
-            data[index] = original - eps
-            minus = scalar_loss()
-            data[index] = original
-            numeric = (plus - minus) / (2 * eps)
-            if not abs(grad[index] - numeric) <= atol + rtol * abs(numeric):
-                name = f" ({inputs[i].name})" if inputs[i].name else ""
-                raise GradcheckError(
-                    f"gradcheck: input {i}{name}, index {index}: analytic {grad[index]:.10g} "
-                    f"vs numeric {numeric:.10g} (atol={atol}, rtol={rtol})")
+        numeric = _numeric_gradient(projected_output, inputs[i], eps)
+        with np.errstate(invalid="ignore"):  # inf - inf is NaN: a mismatch, reported below
+            bad = ~(np.abs(grad - numeric) <= atol + rtol * np.abs(numeric))
+        if bad.any():
+            index = tuple(int(k) for k in np.argwhere(bad)[0])
+            name = f" ({inputs[i].name})" if inputs[i].name else ""
+            raise GradcheckError(
+                f"gradcheck: input {i}{name} of shape {inputs[i].shape}, index {index}: "
+                f"analytic {grad[index]:.10g} vs numeric {numeric[index]:.10g} "
+                f"(atol={atol}, rtol={rtol})")
     return True
 
 
-def _grad_or_zeros(tensor):
-    return np.zeros_like(tensor.data) if tensor.grad is None else tensor.grad.copy()
+def _analytic_gradients(out, projection, tensors):
+    """d(sum(out * projection))/d(tensor) by backward, without disturbing existing ``.grad``."""
+    kept = [t.grad for t in tensors]
+    try:
+        for t in tensors:
+            t.grad = None
+        if out.requires_grad:
+            out.backward(projection.astype(out.dtype))
+        return [np.zeros_like(t.data) if t.grad is None else t.grad.copy() for t in tensors]
+    finally:
+        for t, grad in zip(tensors, kept):
+            t.grad = grad
+
+
+def _numeric_gradient(loss, tensor, eps):
+    """Central differences of ``loss()`` in every element of ``tensor``.
+
+    The perturbations go into a private copy that stands in for ``tensor.data``
+    meanwhile, so arrays shared with the caller are never written to.
+    """
+    original = tensor.data
+    work = original.copy()
+    numeric = np.zeros(work.shape, dtype=np.float64)
+    tensor.data = work
+    try:
+        for index in np.ndindex(work.shape):
+            value = work[index]
+            work[index] = value + eps
+            plus = loss()
+            work[index] = value - eps
+            minus = loss()
+            work[index] = value
+            numeric[index] = (plus - minus) / (2 * eps)
+    finally:
+        tensor.data = original
+    return numeric

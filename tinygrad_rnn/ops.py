@@ -12,6 +12,11 @@ A backward may return a gradient in the broadcast shape of the output: the
 engine sums it back to the input's shape with :func:`unbroadcast`, the one
 place where broadcasting is undone.
 
+Results outside a function's domain follow IEEE arithmetic, as in PyTorch:
+``1 / 0`` is inf, ``log(0)`` is -inf, ``exp(1000)`` is inf. Where that is the
+intended answer, numpy's warning is switched off with ``np.errstate`` on the
+one method concerned; ``detect_anomaly`` is how a user finds such values.
+
 This module knows nothing of Tensors; ``tensor.py`` wires these into a graph.
 """
 import numpy as np
@@ -72,15 +77,17 @@ class Mul:
 
 
 class Div:
-    """out = a / b;  d/da = 1 / b,  d/db = -a / b**2 = -out / b."""
+    """out = a / b;  d/da = 1 / b,  d/db = -a / b**2 = -out / b.  x / 0 is ±inf (or NaN for 0 / 0)."""
     name = "div"
 
     @staticmethod
+    @np.errstate(all="ignore")
     def forward(a, b):
         out = a / b
         return out, (b, out)
 
     @staticmethod
+    @np.errstate(all="ignore")
     def backward(saved, g, needs):
         b, out = saved
         ga = g / b
@@ -97,20 +104,20 @@ class Pow:
     name = "pow"
 
     @staticmethod
+    @np.errstate(all="ignore")
     def forward(a, b):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = a ** b
+        out = a ** b
         return out, (a, b, out)
 
     @staticmethod
+    @np.errstate(all="ignore")
     def backward(saved, g, needs):
         a, b, out = saved
         ga = gb = None
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if needs[0]:
-                ga = g * np.where(b == 0, 0, b * a ** (b - 1))
-            if needs[1]:
-                gb = g * np.where(a > 0, out * np.log(np.where(a > 0, a, 1)), 0)
+        if needs[0]:
+            ga = g * np.where(b == 0, 0, b * a ** (b - 1))
+        if needs[1]:
+            gb = g * np.where(a > 0, out * np.log(np.where(a > 0, a, 1)), 0)
         return ga, gb
 
 
@@ -159,33 +166,35 @@ class MatMul:
 # ---------------------------------------------------------------- elementwise
 
 class Exp:
+    """out = e^a;  d/da = out.  Overflow gives inf (e^89 in float32)."""
     name = "exp"
 
     @staticmethod
+    @np.errstate(over="ignore")
     def forward(a):
-        with np.errstate(over="ignore"):
-            out = np.exp(a)
+        out = np.exp(a)
         return out, (out,)
 
     @staticmethod
+    @np.errstate(over="ignore", invalid="ignore")
     def backward(saved, g, needs):
         return (g * saved[0],)
 
 
 class Log:
-    """out = ln a; log(0) is -inf (the limit), without a warning."""
+    """out = ln a;  d/da = 1 / a.  log(0) is -inf (the limit), log of a negative is NaN."""
     name = "log"
 
     @staticmethod
+    @np.errstate(divide="ignore", invalid="ignore")
     def forward(a):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = np.log(a)
+        out = np.log(a)
         return out, (a,)
 
     @staticmethod
+    @np.errstate(divide="ignore", invalid="ignore")
     def backward(saved, g, needs):
-        with np.errstate(divide="ignore"):
-            return (g / saved[0],)
+        return (g / saved[0],)
 
 
 class Tanh:
@@ -206,14 +215,17 @@ class Tanh:
 class Sigmoid:
     """out = σ(a) = 1 / (1 + e^-a);  d/da = out (1 - out).
 
-    Computed as exp(-log(1 + e^-a)) with ``logaddexp``, which never overflows:
-    σ(-1000) is 0.0 and σ(1000) is 1.0 with no warning, in float32 too.
+    For very negative a, e^-a overflows to inf and 1 / (1 + inf) = 0 is the
+    exact limit, so that overflow is expected and silenced: σ(-1000) is 0.0
+    and σ(1000) is 1.0, in float32 too. Elsewhere the formula is accurate to
+    a few ulp, relative, in both tails.
     """
     name = "sigmoid"
 
     @staticmethod
+    @np.errstate(over="ignore")
     def forward(a):
-        out = np.exp(-np.logaddexp(0, -a))
+        out = 1 / (1 + np.exp(-a))
         return out, (out,)
 
     @staticmethod
@@ -246,17 +258,17 @@ class Sqrt:
     name = "sqrt"
 
     @staticmethod
+    @np.errstate(invalid="ignore")
     def forward(a):
-        with np.errstate(invalid="ignore"):
-            out = np.sqrt(a)
+        out = np.sqrt(a)
         return out, (out,)
 
     @staticmethod
+    @np.errstate(divide="ignore", invalid="ignore")
     def backward(saved, g, needs):
         out = saved[0]
-        grad = np.zeros(np.broadcast_shapes(g.shape, out.shape), dtype=np.result_type(g, out))
-        with np.errstate(divide="ignore"):
-            np.divide(g, 2 * out, out=grad, where=(g != 0))
+        grad = np.zeros(out.shape, dtype=np.result_type(g, out))
+        np.divide(g, 2 * out, out=grad, where=(g != 0))
         return (grad,)
 
 
@@ -365,7 +377,8 @@ class Mean:
 
 
 class Max:
-    """out = max along ``axis``; the gradient is shared equally among ties."""
+    """out = max along ``axis``; the gradient is shared equally among tied maxima
+    (so max([2, 2]) sends g / 2 to each), which keeps it the same for any order."""
     name = "max"
 
     @staticmethod
@@ -374,6 +387,7 @@ class Max:
         return out, (a, out, axis, keepdims)
 
     @staticmethod
+    @np.errstate(divide="ignore", invalid="ignore")
     def backward(saved, g, needs):
         a, out, axis, keepdims = saved
         mask = a == _expand_reduced(out, a.shape, axis, keepdims)
@@ -396,19 +410,20 @@ class Reshape:
 
 
 class Transpose:
+    """out = a with its axes permuted; the gradient is permuted back by the inverse."""
     name = "transpose"
 
     @staticmethod
     def forward(a, axes):
-        return a.transpose(axes), (axes,)
+        return a.transpose(axes), (tuple(np.argsort(axes)),)
 
     @staticmethod
     def backward(saved, g, needs):
-        return (g.transpose(np.argsort(saved[0])),)
+        return (g.transpose(saved[0]),)
 
 
 class GetItem:
-    """out = a[index] for ints, slices, None, Ellipsis and integer arrays.
+    """out = a[index] for ints, slices, None, Ellipsis, integer arrays and boolean masks.
 
     The gradient is scattered back into zeros of a's shape; with integer
     arrays an index may repeat, so contributions are added (``np.add.at``).
@@ -424,7 +439,7 @@ class GetItem:
         shape, dtype, index = saved
         grad = np.zeros(shape, dtype=np.result_type(dtype, g))
         parts = index if isinstance(index, tuple) else (index,)
-        if any(isinstance(p, (np.ndarray, list)) for p in parts):
+        if any(isinstance(p, np.ndarray) for p in parts):
             np.add.at(grad, index, g)
         else:
             grad[index] = g

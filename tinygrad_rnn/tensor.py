@@ -11,6 +11,10 @@ topological sort, so a 100 000-node chain needs no deep recursion), calls each
 primitive's backward with the gradient of its output, and adds the results
 into the gradients of its inputs. Backpropagation through time is exactly
 this walk over an unrolled recurrent network.
+
+Non-finite values follow IEEE arithmetic, as in PyTorch: ``x / 0`` is inf and
+``log(0)`` is -inf, without numpy warnings. ``detect_anomaly()`` is the tool
+that finds where a NaN or inf first appears.
 """
 import linecache
 import os
@@ -111,13 +115,15 @@ def _leaf(array, requires_grad=False, name=None):
 
 
 def _apply(fn, parents, **params):
-    """Run primitive ``fn`` on the parents' arrays and record the result's graph."""
+    """Run primitive ``fn`` on the parents' arrays and record the result's graph.
+
+    The result requires grad if any parent does; only then are the arrays
+    that backward needs kept. Inside ``no_grad`` nothing is recorded.
+    """
     try:
         out, saved = fn.forward(*[p.data for p in parents], **params)
     except (ValueError, IndexError, TypeError) as error:
-        kind = ValueError if isinstance(error, ValueError) else type(error)
-        shapes = " and ".join(str(p.shape) for p in parents)
-        raise kind(f"{fn.name}: {error} (input shapes {shapes})") from None
+        raise _op_error(fn, parents, error) from None
     if type(out) is not np.ndarray:
         out = np.asarray(out)
     t = Tensor.__new__(Tensor)
@@ -128,10 +134,15 @@ def _apply(fn, parents, **params):
     t._retain = False
     t._trace = None
     if _grad_enabled:
+        requires_grad = False
+        for p in parents:
+            if p.requires_grad:
+                requires_grad = True
+                break
         t._fn = fn
         t.parents = parents
-        t.requires_grad = any(p.requires_grad for p in parents)
-        t._saved = saved if t.requires_grad else None
+        t.requires_grad = requires_grad
+        t._saved = saved if requires_grad else None
     else:
         t._fn = None
         t.parents = ()
@@ -146,6 +157,35 @@ def _apply(fn, parents, **params):
     return t
 
 
+def _op_error(fn, parents, error):
+    """numpy's complaint about an op's inputs, reworded to name the op and every input shape."""
+    shapes = " and ".join(str(p.shape) for p in parents)
+    reason = str(error).strip()
+    if "could not be broadcast" in reason:
+        reason = "the shapes do not broadcast together"
+    kind = ValueError if isinstance(error, ValueError) else (
+        IndexError if isinstance(error, IndexError) else TypeError)
+    return kind(f"{fn.name}: {reason} (input shapes {shapes})")
+
+
+def _as_array(data, dtype):
+    """A fresh ndarray for the constructor, following the dtype rules of :class:`Tensor`."""
+    if isinstance(data, Tensor):
+        data = data.data
+    try:
+        array = np.array(data, dtype=dtype)
+    except (ValueError, TypeError) as error:
+        raise type(error)(f"Tensor: cannot make an array from this {type(data).__name__} "
+                          f"(dtype={dtype}): {error}") from None
+    if dtype is None and array.dtype.kind == "f" and not isinstance(data, (np.ndarray, np.generic)):
+        array = array.astype(np.float32)
+    if array.dtype.kind not in "fiub":
+        hint = "; to join Tensors use tr.stack or tr.cat" if array.dtype.kind == "O" else ""
+        raise TypeError(f"Tensor: unsupported dtype {array.dtype}; expected floating, "
+                        f"integer or bool data{hint}")
+    return array
+
+
 def _as_index(index):
     """Tensors and lists inside an index become ndarrays."""
     if isinstance(index, tuple):
@@ -157,13 +197,19 @@ def _as_index(index):
     return index
 
 
+def _as_axis(axis):
+    """numpy takes several axes as a tuple only; accept a list too."""
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
 class Tensor:
     """An ndarray with autograd.
 
-    ``Tensor(data, requires_grad=False, dtype=None, name=None)``: Python
-    floats and lists become float32; a floating ndarray keeps its dtype;
-    integer and bool data stay as they are (indices, targets) and cannot
-    require a gradient.
+    ``Tensor(data, requires_grad=False, dtype=None, name=None)`` copies
+    ``data``. Python floats and lists become float32; a floating ndarray (or
+    numpy scalar) keeps its dtype; integer and bool data stay as they are
+    (indices, targets) and cannot require a gradient. Python and numpy scalars
+    used as operands take the tensor's float dtype: ``x * 2`` keeps float32.
     """
     __slots__ = ("data", "grad", "requires_grad", "name", "scope", "parents",
                  "_fn", "_saved", "_retain", "_trace")
@@ -172,19 +218,7 @@ class Tensor:
     __array_ufunc__ = None
 
     def __init__(self, data, requires_grad=False, dtype=None, name=None):
-        if isinstance(data, Tensor):
-            data = data.data
-        if dtype is not None:
-            array = np.asarray(data, dtype=dtype)
-        elif isinstance(data, np.ndarray):
-            array = data
-        else:
-            array = np.asarray(data)
-            if array.dtype.kind == "f" and not isinstance(data, np.generic):
-                array = array.astype(np.float32)
-        if array.dtype.kind not in "fiub":
-            raise TypeError(f"Tensor: unsupported dtype {array.dtype}; "
-                            "expected floating, integer or bool data")
+        array = _as_array(data, dtype)
         if requires_grad and array.dtype.kind != "f":
             raise TypeError(f"Tensor: requires_grad=True needs a floating dtype "
                             f"(float32 or float64), got {array.dtype}")
@@ -213,6 +247,16 @@ class Tensor:
             raise TypeError("len() of a 0-d Tensor")
         return len(self.data)
 
+    def __iter__(self):
+        """The rows along the first axis, each one a ``getitem`` node: ``for x in xs``."""
+        return (self[i] for i in range(len(self)))
+
+    def __bool__(self):
+        return bool(self._single_value("bool"))
+
+    def __float__(self):
+        return float(self._single_value("float"))
+
     def __repr__(self):
         extra = ", requires_grad=True" if self.requires_grad else ""
         extra += f", op={self.op}" if self._fn is not None else ""
@@ -225,8 +269,11 @@ class Tensor:
 
     def item(self):
         """The single value of a size-1 tensor as a Python number."""
+        return self._single_value("item")
+
+    def _single_value(self, caller):
         if self.data.size != 1:
-            raise ValueError(f"item: needs a tensor with one element, got shape {self.shape}")
+            raise ValueError(f"{caller}: needs a tensor with one element, got shape {self.shape}")
         return self.data.item()
 
     def detach(self):
@@ -235,6 +282,9 @@ class Tensor:
 
     def retain_grad(self):
         """Keep ``.grad`` on this non-leaf after backward (leaves always keep it)."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: this tensor does not require grad, "
+                               "so backward never reaches it")
         self._retain = True
         return self
 
@@ -258,7 +308,7 @@ class Tensor:
                     "grad needs a scalar output, otherwise pass grad= of the output's shape")
             grad = np.ones_like(self.data)
         else:
-            grad = grad.data if isinstance(grad, Tensor) else np.asarray(grad, dtype=self.dtype)
+            grad = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
             if grad.shape != self.shape:
                 raise ValueError(f"backward: grad has shape {grad.shape} but the output "
                                  f"has shape {self.shape}")
@@ -266,12 +316,18 @@ class Tensor:
 
     # -------------------------------------------------------------- helpers
     def _const(self, value):
-        """Wrap a non-Tensor operand; Python numbers take this tensor's float dtype."""
+        """Wrap a non-Tensor operand; Python and numpy scalars take this tensor's float dtype."""
         if isinstance(value, Tensor):
             return value
-        if isinstance(value, (int, float)) and self.data.dtype.kind == "f":
+        if isinstance(value, (int, float, np.integer, np.floating)) and self.data.dtype.kind == "f":
             return _leaf(np.asarray(value, dtype=self.data.dtype))
-        return Tensor(value)
+        if isinstance(value, np.ndarray) and value.dtype.kind in "fiub":
+            return _leaf(value)
+        try:
+            return Tensor(value)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"cannot use a {type(value).__name__} as an operand of a Tensor "
+                              f"op: {error}") from None
 
     # ------------------------------------------------------------ arithmetic
     def __add__(self, other):
@@ -347,13 +403,14 @@ class Tensor:
 
     # ------------------------------------------------------------ reductions
     def sum(self, axis=None, keepdims=False):
-        return _apply(ops.Sum, (self,), axis=axis, keepdims=keepdims)
+        return _apply(ops.Sum, (self,), axis=_as_axis(axis), keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False):
-        return _apply(ops.Mean, (self,), axis=axis, keepdims=keepdims)
+        return _apply(ops.Mean, (self,), axis=_as_axis(axis), keepdims=keepdims)
 
     def max(self, axis=None, keepdims=False):
-        return _apply(ops.Max, (self,), axis=axis, keepdims=keepdims)
+        """Largest value along ``axis``; tied maxima share the gradient equally."""
+        return _apply(ops.Max, (self,), axis=_as_axis(axis), keepdims=keepdims)
 
     # ----------------------------------------------------------------- shape
     def reshape(self, *shape):
@@ -362,14 +419,17 @@ class Tensor:
         return _apply(ops.Reshape, (self,), shape=shape)
 
     def transpose(self, *axes):
+        """Permute the axes (numpy's rule): ``transpose()`` reverses them, like ``.T``."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
+        ndim = self.ndim
         if not axes:
-            axes = tuple(range(self.ndim - 1, -1, -1))
-        if sorted(axes) != list(range(self.ndim)):
+            axes = tuple(range(ndim - 1, -1, -1))
+        if (len(axes) != ndim or not all(isinstance(ax, int) and -ndim <= ax < ndim for ax in axes)
+                or sorted(ax % ndim for ax in axes) != list(range(ndim))):
             raise ValueError(f"transpose: axes {axes} are not a permutation of "
-                             f"the {self.ndim} axes of shape {self.shape}")
-        return _apply(ops.Transpose, (self,), axes=axes)
+                             f"the {ndim} axes of shape {self.shape}")
+        return _apply(ops.Transpose, (self,), axes=tuple(ax % ndim for ax in axes))
 
     def __getitem__(self, index):
         return _apply(ops.GetItem, (self,), index=_as_index(index))
@@ -393,15 +453,16 @@ class Tensor:
         return pieces
 
     def chunk(self, n, axis=0):
-        """``n`` pieces of equal size along ``axis`` (the last may be smaller)."""
+        """Pieces of size ceil(length / n) along ``axis`` (PyTorch's rule: the
+        last may be smaller, and there may be fewer than ``n``)."""
         if not isinstance(n, int) or n <= 0:
             raise ValueError(f"chunk: n must be a positive int, got {n!r}")
         length = self._axis_length("chunk", axis)
         return self.split(max(-(-length // n), 1), axis)
 
     def _axis_length(self, op, axis):
-        if not -self.ndim <= axis < self.ndim:
-            raise ValueError(f"{op}: axis {axis} is out of range for shape {self.shape}")
+        if not isinstance(axis, int) or not -self.ndim <= axis < self.ndim:
+            raise ValueError(f"{op}: axis {axis!r} is out of range for shape {self.shape}")
         return self.shape[axis]
 
 
@@ -417,17 +478,17 @@ def _matmul(a, b):
 
 def cat(tensors, axis=0):
     """Concatenate tensors along an existing axis."""
-    tensors = _tensor_list("cat", tensors)
-    return _apply(ops.Cat, tensors, axis=axis)
+    return _apply(ops.Cat, _tensor_list("cat", tensors), axis=axis)
 
 
 def stack(tensors, axis=0):
     """Stack equally shaped tensors along a new axis."""
-    tensors = _tensor_list("stack", tensors)
-    return _apply(ops.Stack, tensors, axis=axis)
+    return _apply(ops.Stack, _tensor_list("stack", tensors), axis=axis)
 
 
 def _tensor_list(op, tensors):
+    if isinstance(tensors, (Tensor, np.ndarray)):
+        raise TypeError(f"{op}: expects a list of Tensors, got a single {type(tensors).__name__}")
     tensors = tuple(t if isinstance(t, Tensor) else Tensor(t) for t in tensors)
     if not tensors:
         raise ValueError(f"{op}: needs at least one tensor, got none")
@@ -436,72 +497,93 @@ def _tensor_list(op, tensors):
 
 # ------------------------------------------------------------------ backward
 
-def _toposort(root):
-    """Every tensor that ``root`` depends on through grad-requiring paths,
-    parents before children, by an iterative depth-first search.
+def _count_children(root):
+    """For every tensor that ``root`` depends on through grad-requiring paths,
+    how many times it is used as an input inside that graph.
 
-    Fails before any gradient is touched if part of the graph was released.
+    An iterative walk, so depth costs no recursion. It fails before any
+    gradient is touched if part of the graph was released.
     """
-    order, visited = [], {}
-    stack = [(root, False)]
+    children = {}
+    stack = [root]
     while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if id(node) in visited:
-            continue
-        visited[id(node)] = True
+        node = stack.pop()
         if node._fn is not None and node._saved is None:
             raise RuntimeError(
                 f"backward: the graph through '{node._fn.name}' (shape {node.shape}) was "
                 "released by an earlier backward; call the first backward with "
                 "retain_graph=True to backpropagate through it again")
-        stack.append((node, True))
         for parent in node.parents:
-            if parent.requires_grad and id(parent) not in visited:
-                stack.append((parent, False))
-    return order
+            if parent.requires_grad:
+                key = id(parent)
+                if key in children:
+                    children[key] += 1
+                else:
+                    children[key] = 1
+                    stack.append(parent)
+    return children
 
 
 def _backprop(root, grad, retain_graph, retain_grads):
+    """Topological-order backward (Kahn's algorithm): a tensor is processed
+    once every tensor computed from it has passed its gradient on, and its
+    gradient is dropped right after use."""
+    pending = _count_children(root)
     grads = {id(root): grad}
     owned = {}  # ids whose gradient buffer was allocated here, so += in place is safe
-    for node in reversed(_toposort(root)):
+    ready = [root]
+    while ready:
+        node = ready.pop()
         g = grads.pop(id(node), None)
-        if g is None:
-            continue
         fn = node._fn
         if fn is None:
-            if node.grad is None:
-                node.grad = np.array(g, dtype=node.data.dtype)
-            else:
-                node.grad += g
+            if g is not None:
+                if node.grad is None:
+                    node.grad = np.array(g, dtype=node.data.dtype)
+                else:
+                    node.grad += g
             continue
-        if retain_grads or node._retain:
-            node.grad = g if node.grad is None else node.grad + g
         parents = node.parents
-        parent_grads = fn.backward(node._saved, g, tuple(p.requires_grad for p in parents))
-        if not retain_graph:
-            node._saved = None
-        for i, (parent, pg) in enumerate(zip(parents, parent_grads)):
-            if pg is None or not parent.requires_grad:
+        if g is None:
+            parent_grads = (None,) * len(parents)
+        else:
+            if retain_grads or node._retain:
+                node.grad = np.array(g, dtype=node.data.dtype) if node.grad is None else node.grad + g
+            parent_grads = fn.backward(node._saved, g, [p.requires_grad for p in parents])
+            if not retain_graph:
+                node._saved = None
+            if _anomaly:
+                _check_backward(node, parent_grads)
+        for parent, pg in zip(parents, parent_grads):
+            if not parent.requires_grad:
                 continue
-            if pg.shape != parent.data.shape:
-                pg = ops.unbroadcast(pg, parent.data.shape)
-            if _anomaly and not np.isfinite(pg).all():
-                raise FloatingPointError(
-                    f"detect_anomaly: backward of '{fn.name}' produced {_nonfinite_kind(pg)} "
-                    f"in the gradient of its input {i} (shape {parent.shape}); "
-                    f"the '{fn.name}' was created at {_where(node._trace)}")
             key = id(parent)
-            acc = grads.get(key)
-            if acc is None:
-                grads[key] = pg
-            elif key in owned:
-                acc += pg
+            if pg is not None:
+                if pg.shape != parent.data.shape:
+                    pg = ops.unbroadcast(pg, parent.data.shape)
+                acc = grads.get(key)
+                if acc is None:
+                    grads[key] = pg
+                elif key in owned:
+                    acc += pg
+                else:
+                    acc = acc + pg
+                    grads[key] = acc
+                    if type(acc) is np.ndarray:  # not a numpy scalar, which is immutable
+                        owned[key] = True
+            left = pending[key] - 1
+            if left:
+                pending[key] = left
             else:
-                acc = acc + pg
-                grads[key] = acc
-                if isinstance(acc, np.ndarray):  # not a numpy scalar, which is immutable
-                    owned[key] = True
+                ready.append(parent)
+
+
+def _check_backward(node, parent_grads):
+    """Under ``detect_anomaly``: the first non-finite gradient names its op and source line."""
+    fn = node._fn
+    for i, (parent, pg) in enumerate(zip(node.parents, parent_grads)):
+        if pg is not None and parent.requires_grad and not np.isfinite(pg).all():
+            raise FloatingPointError(
+                f"detect_anomaly: backward of '{fn.name}' produced {_nonfinite_kind(pg)} "
+                f"in the gradient of its input {i} (shape {parent.shape}); "
+                f"the '{fn.name}' was created at {_where(node._trace)}")
