@@ -114,6 +114,11 @@ def test_a_failed_write_keeps_the_old_checkpoint_and_leaves_no_partial_file(tmp_
     assert only_file(tmp_path) == ["model.npz"]
 
 
+def test_saving_into_a_missing_folder_names_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="the folder .*nowhere' does not exist"):
+        tr.save({"a": np.zeros(1)}, tmp_path / "nowhere" / "a.npz")
+
+
 @pytest.mark.parametrize("state, error, message", [
     ({"x": np.array([object()], dtype=object)}, tr.CheckpointError, "dtype object.*would need pickle"),
     ({"x": np.array(["text"])}, tr.CheckpointError, "'x' has dtype <U4"),

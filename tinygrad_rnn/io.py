@@ -94,6 +94,8 @@ def _write_npz(file, arrays):
 def _write_atomically(path, write):
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``."""
     folder, name = os.path.split(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"save: cannot write {path!r}: the folder {folder!r} does not exist")
     temporary = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
     # os.open with mode 0o666 lets the umask decide the permissions, as for any new file.
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
