@@ -172,6 +172,8 @@ def _as_array(data, dtype):
     """A fresh ndarray for the constructor, following the dtype rules of :class:`Tensor`."""
     if isinstance(data, Tensor):
         data = data.data
+    elif isinstance(data, (list, tuple)) and any(isinstance(item, Tensor) for item in data):
+        raise TypeError("Tensor: data is a list holding Tensors; to join Tensors use tr.stack or tr.cat")
     try:
         array = np.array(data, dtype=dtype)
     except (ValueError, TypeError) as error:
@@ -180,9 +182,8 @@ def _as_array(data, dtype):
     if dtype is None and array.dtype.kind == "f" and not isinstance(data, (np.ndarray, np.generic)):
         array = array.astype(np.float32)
     if array.dtype.kind not in "fiub":
-        hint = "; to join Tensors use tr.stack or tr.cat" if array.dtype.kind == "O" else ""
         raise TypeError(f"Tensor: unsupported dtype {array.dtype}; expected floating, "
-                        f"integer or bool data{hint}")
+                        "integer or bool data")
     return array
 
 
