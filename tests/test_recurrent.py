@@ -53,6 +53,11 @@ def initial_state(kind, slots, batch, hidden, rng):
     return list(h0), tr.Tensor(h0, requires_grad=True)
 
 
+def parts(state):
+    """A layer's final state as a tuple: (h_n,) or (h_n, c_n)."""
+    return state if isinstance(state, tuple) else (state,)
+
+
 def graph_nodes(root):
     found, seen, todo = [], {}, [root]
     while todo:
@@ -174,7 +179,7 @@ def test_layer_gradients_match_numpy_bptt(kind, steps, batch, inputs, hidden, se
     loss.backward()
 
     np.testing.assert_allclose(x_t.grad, dx, rtol=0, atol=1e-11)
-    for got, want in zip(h0 if kind == "lstm" else (h0,), d_state if kind == "lstm" else (d_state,)):
+    for got, want in zip(parts(h0), parts(d_state)):
         np.testing.assert_allclose(got.grad[0], want, rtol=0, atol=1e-11)
     for name in CELL_PARAMS:
         np.testing.assert_allclose(getattr(layer, f"{name}_l0").grad, grads[name], rtol=0, atol=1e-11)
@@ -206,7 +211,8 @@ def test_parameter_names_and_order_are_pytorchs():
     assert all(p.name == name for name, p in gru.named_parameters())
     assert gru.weight_ih_l0.shape == (12, 3) and gru.weight_ih_l1.shape == (12, 8)
     assert gru.weight_hh_l1_reverse.shape == (12, 4) and gru.bias_hh_l1.shape == (12,)
-    assert [name for name, _ in nn.LSTM(3, 4, bias=False).named_parameters()] == ["weight_ih_l0", "weight_hh_l0"]
+    no_bias = nn.LSTM(3, 4, bias=False)
+    assert [name for name, _ in no_bias.named_parameters()] == ["weight_ih_l0", "weight_hh_l0"]
 
 
 def test_scopes_name_layer_direction_and_time_step():
@@ -242,7 +248,7 @@ def test_unbatched_sequence_equals_a_batch_of_one(kind):
     batched, batched_state = layer(tr.Tensor(x[None]))
     assert output.shape == (4, 4)
     np.testing.assert_allclose(output.data, batched.data[0], rtol=0, atol=1e-15)
-    for s, b in zip(state if kind == "lstm" else (state,), batched_state if kind == "lstm" else (batched_state,)):
+    for s, b in zip(parts(state), parts(batched_state)):
         assert s.shape == (4, 2)
         np.testing.assert_allclose(s.data, b.data[:, 0], rtol=0, atol=1e-15)
 
@@ -293,7 +299,7 @@ def test_bad_inputs_are_named(kind):
         layer(tr.Tensor(np.zeros((6, 4, 5), np.float32)))
     with pytest.raises(ValueError, match=r"read as \(T, I\), one unbatched sequence \(a batch needs 3-D\)"):
         layer(tr.Tensor(np.zeros((4, 5), np.float32)))
-    with pytest.raises(ValueError, match=r"input must be 3-D \(T, B, I\), or 2-D \(T, I\) .* got shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"must be 3-D \(T, B, I\), or 2-D \(T, I\) .* got shape \(3,\)"):
         layer(tr.Tensor(np.zeros(3, np.float32)))
     with pytest.raises(ValueError, match=r"got shape \(1, 2, 4, 3\)"):
         layer(tr.Tensor(np.zeros((1, 2, 4, 3), np.float32)))

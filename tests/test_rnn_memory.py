@@ -96,10 +96,12 @@ def test_training_loop_memory_is_flat_and_graphs_are_freed_without_gc():
                 loss.backward()
                 sgd_step(params)
                 del output, h_n, error, loss
-                assert gc.collect() == 0, f"reference cycles left by step {step}"
                 current[step], step_peak = tracemalloc.get_traced_memory()
                 peak = max(peak, step_peak - current[step])
-                objects[step] = len(gc.get_objects())
+                if step in (5, 20):
+                    # With gc off, a cycle made by any step so far would still be here.
+                    assert gc.collect() == 0, f"reference cycles left by step {step}"
+                    objects[step] = len(gc.get_objects())
         finally:
             tracemalloc.stop()
     # Python's free lists keep a few freed tuples and floats, so allow a sliver

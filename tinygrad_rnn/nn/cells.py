@@ -15,7 +15,12 @@ Weights use PyTorch's layout: the gates' row blocks are stacked in
 ``weight_ih (G*H, I)`` and ``weight_hh (G*H, H)``, with biases ``(G*H,)``, so
 the article's matrix for gate g acting on [h, x] is the g-th row block of
 weight_hh next to the g-th row block of weight_ih. Shapes: x (B, I) and h
-(B, H), or unbatched x (I,) and h (H,).
+(B, H), or unbatched x (I,) and h (H,); the state defaults to zeros.
+
+Inputs and states must have the parameters' dtype (float32 unless the module
+was converted with ``.to``; Python floats make float32 too). A mismatch is a
+TypeError naming both dtypes rather than a silent cast, which would, say, run
+a float64 gradient check in float32 without telling.
 """
 import math
 
@@ -140,6 +145,13 @@ def as_tensor(owner, what, value, shape, dtype):
     return tensor
 
 
+def describe(value):
+    """'a Tensor', 'a tuple of 3': what a wrong state argument was, for error messages."""
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)}"
+    return f"a {type(value).__name__}"
+
+
 def zeros(shape, dtype):
     """A constant Tensor of zeros: the default initial state."""
     return Tensor(np.zeros(shape, dtype=dtype))
@@ -190,8 +202,7 @@ class _Cell(Module):
         if state is None:
             return zeros((*batch_shape, self.hidden_size), self.weight_ih.dtype)
         if isinstance(state, (tuple, list)):
-            raise ValueError(f"{type(self).__name__}: state must be one Tensor h, "
-                             f"got a {type(state).__name__} of {len(state)}")
+            raise ValueError(f"{type(self).__name__}: state must be one Tensor h, got {describe(state)}")
         return self._check_hidden("state h", state, batch_shape)
 
     def extra_repr(self):
@@ -236,7 +247,7 @@ class LSTMCell(_Cell):
             empty = zeros((*batch_shape, self.hidden_size), self.weight_ih.dtype)
             return empty, empty
         if not isinstance(state, (tuple, list)) or len(state) != 2:
-            raise ValueError(f"LSTMCell: state must be a pair (h, c), got {_describe(state)}")
+            raise ValueError(f"LSTMCell: state must be a pair (h, c), got {describe(state)}")
         h, c = (s if isinstance(s, Tensor) else Tensor(s) for s in state)
         if h.shape != c.shape:
             raise ValueError(f"LSTMCell: h and c must have the same shape, got h {h.shape} "
@@ -264,9 +275,3 @@ class GRUCell(_Cell):
 
     def extra_repr(self):
         return super().extra_repr() + ("" if self.reset_after else ", reset_after=False")
-
-
-def _describe(value):
-    if isinstance(value, (tuple, list)):
-        return f"a {type(value).__name__} of {len(value)}"
-    return f"a {type(value).__name__}"

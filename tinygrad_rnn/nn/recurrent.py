@@ -23,7 +23,8 @@ sequence is::
 from functools import partial
 
 from ..tensor import Tensor, cat, scope, stack
-from .cells import as_tensor, check_size, gru_step, lstm_step, rnn_step, uniform_parameter, zeros, affine
+from .cells import (affine, as_tensor, check_size, describe, gru_step, lstm_step, rnn_step,
+                    uniform_parameter, zeros)
 from .module import Module
 
 
@@ -127,9 +128,9 @@ class _SequenceLayer(Module):
         x = self._check_input(x)
         batched = x.ndim == 3
         batch_shape = (x.shape[0 if self.batch_first else 1],) if batched else ()
-        states = self._initial_states(h0, batch_shape, x.dtype)
         finals = []
         with scope(self.scope_name):
+            states = self._initial_states(h0, batch_shape, x.dtype)
             if batched and self.batch_first:
                 x = x.transpose(1, 0, 2)
             for k in range(self.num_layers):
@@ -176,8 +177,7 @@ class _SequenceLayer(Module):
             return [parts[0] if len(parts) == 1 else tuple(parts)] * slots
         if len(self.state_names) > 1:
             if not isinstance(h0, (tuple, list)) or len(h0) != len(self.state_names):
-                raise ValueError(f"{name}: the initial state must be a pair (h0, c0), "
-                                 f"got a {type(h0).__name__}")
+                raise ValueError(f"{name}: the initial state must be a pair (h0, c0), got {describe(h0)}")
             given = h0
         else:
             given = (h0,)
