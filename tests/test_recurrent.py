@@ -215,7 +215,7 @@ def test_parameter_names_and_order_are_pytorchs():
     assert [name for name, _ in no_bias.named_parameters()] == ["weight_ih_l0", "weight_hh_l0"]
 
 
-def test_scopes_name_layer_direction_and_time_step():
+def test_scopes_name_layer_direction_and_time_step_and_the_zero_state_is_named():
     lstm = nn.LSTM(2, 3, num_layers=2, bidirectional=True)
     output, (h_n, c_n) = lstm(tr.Tensor(np.ones((4, 1, 2), np.float32)))
     scopes = {}
@@ -225,6 +225,8 @@ def test_scopes_name_layer_direction_and_time_step():
     assert [s for s in scopes if "/t=" in s and s not in steps] == []
     assert all(s in scopes for s in steps)
     assert output.scope == h_n.scope == "lstm"
+    leaves = [n.name for n in graph_nodes(output) if n.op is None and not isinstance(n, nn.Parameter)]
+    assert sorted(name for name in leaves if name) == ["c0", "h0"]
 
 
 @pytest.mark.parametrize("kind", KINDS)

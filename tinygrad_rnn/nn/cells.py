@@ -152,9 +152,9 @@ def describe(value):
     return f"a {type(value).__name__}"
 
 
-def zeros(shape, dtype):
-    """A constant Tensor of zeros: the default initial state."""
-    return Tensor(np.zeros(shape, dtype=dtype))
+def zeros(shape, dtype, name):
+    """A constant Tensor of zeros: the default initial state, named for pictures."""
+    return Tensor(np.zeros(shape, dtype=dtype), name=name)
 
 
 class _Cell(Module):
@@ -200,7 +200,7 @@ class _Cell(Module):
 
     def _check_state(self, state, batch_shape):
         if state is None:
-            return zeros((*batch_shape, self.hidden_size), self.weight_ih.dtype)
+            return zeros((*batch_shape, self.hidden_size), self.weight_ih.dtype, "h0")
         if isinstance(state, (tuple, list)):
             raise ValueError(f"{type(self).__name__}: state must be one Tensor h, got {describe(state)}")
         return self._check_hidden("state h", state, batch_shape)
@@ -244,8 +244,8 @@ class LSTMCell(_Cell):
 
     def _check_state(self, state, batch_shape):
         if state is None:
-            empty = zeros((*batch_shape, self.hidden_size), self.weight_ih.dtype)
-            return empty, empty
+            shape, dtype = (*batch_shape, self.hidden_size), self.weight_ih.dtype
+            return zeros(shape, dtype, "h0"), zeros(shape, dtype, "c0")
         if not isinstance(state, (tuple, list)) or len(state) != 2:
             raise ValueError(f"LSTMCell: state must be a pair (h, c), got {describe(state)}")
         h, c = (s if isinstance(s, Tensor) else Tensor(s) for s in state)

@@ -173,7 +173,7 @@ class _SequenceLayer(Module):
         slots = self.num_directions * self.num_layers
         shape = (slots, *batch_shape, self.hidden_size)
         if h0 is None:
-            parts = [zeros(shape[1:], dtype)] * len(self.state_names)
+            parts = [zeros(shape[1:], dtype, part) for part in self.state_names]
             return [parts[0] if len(parts) == 1 else tuple(parts)] * slots
         if len(self.state_names) > 1:
             if not isinstance(h0, (tuple, list)) or len(h0) != len(self.state_names):
