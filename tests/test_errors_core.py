@@ -128,7 +128,8 @@ def test_matmul_batch_axes_that_do_not_broadcast():
 
 
 def test_matmul_with_a_scalar():
-    with pytest.raises(ValueError, match=r"matmul: operands need at least one axis, got shapes \(\) and \(2,\)"):
+    with pytest.raises(ValueError, match=r"matmul: operands need at least one axis, "
+                                         r"got shapes \(\) and \(2,\)"):
         tr.Tensor(1.0) @ tr.Tensor([1.0, 2.0])
 
 
@@ -138,14 +139,16 @@ def test_shape_op_errors_name_the_op_and_the_shape():
     x = tr.Tensor(np.ones((2, 3)))
     cases = [
         (lambda: x.reshape(4), ValueError, r"reshape: cannot reshape array of size 6 into shape \(4,\)"),
-        (lambda: x.transpose(0, 0), ValueError, r"transpose: axes \(0, 0\) are not a permutation of the 2 axes"),
+        (lambda: x.transpose(0, 0), ValueError,
+         r"transpose: axes \(0, 0\) are not a permutation of the 2 axes"),
         (lambda: x.transpose(0), ValueError, r"transpose: axes \(0,\) are not a permutation"),
         (lambda: x[5], IndexError, r"getitem: index 5 is out of bounds .*\(input shapes \(2, 3\)\)"),
         (lambda: x[0.5], IndexError, r"getitem: only integers, slices"),
         (lambda: x.sum(axis=2), ValueError, r"sum: axis 2 is out of bounds for array of dimension 2"),
         (lambda: x.max(axis=-3), ValueError, r"max: axis -3 is out of bounds"),
         (lambda: x.softmax(axis=2), ValueError, r"softmax: axis 2 is out of bounds"),
-        (lambda: x.split([1, 1], axis=1), ValueError, r"split: sizes \[1, 1\] do not add up to 3, the length of axis 1"),
+        (lambda: x.split([1, 1], axis=1), ValueError,
+         r"split: sizes \[1, 1\] do not add up to 3, the length of axis 1"),
         (lambda: x.split(0), ValueError, r"split: size must be positive, got 0"),
         (lambda: x.split(1, axis=2), ValueError, r"split: axis 2 is out of range for shape \(2, 3\)"),
         (lambda: x.chunk(0), ValueError, r"chunk: n must be a positive int, got 0"),

@@ -152,7 +152,8 @@ def test_parameters_inside_fn_are_checked_through_the_inputs_list():
 
 @pytest.mark.parametrize("call, kind, message", [
     (lambda x: tr.gradcheck(lambda x: x, x), TypeError, "got a single Tensor"),
-    (lambda x: tr.gradcheck(lambda x: x, [x.data]), TypeError, "inputs must be a list of Tensors, got ndarray"),
+    (lambda x: tr.gradcheck(lambda x: x, [x.data]), TypeError,
+     "inputs must be a list of Tensors, got ndarray"),
     (lambda x: tr.gradcheck(lambda x: x, [x.detach()]), ValueError, "no input has requires_grad=True"),
     (lambda x: tr.gradcheck(lambda x: x, [x * 2]), ValueError, "input 0 was computed by 'mul'"),
     (lambda x: tr.gradcheck(lambda x: x.data, [x]), TypeError, "fn must return a Tensor, got ndarray"),

@@ -40,6 +40,7 @@ def unbroadcast(grad, shape):
 # ----------------------------------------------------------------- arithmetic
 
 class Add:
+    """out = a + b;  d/da = d/db = 1 (the engine sums over broadcast axes)."""
     name = "add"
 
     @staticmethod
@@ -52,6 +53,7 @@ class Add:
 
 
 class Sub:
+    """out = a - b;  d/da = 1,  d/db = -1."""
     name = "sub"
 
     @staticmethod
@@ -64,6 +66,7 @@ class Sub:
 
 
 class Mul:
+    """out = a * b;  d/da = b,  d/db = a."""
     name = "mul"
 
     @staticmethod
@@ -122,6 +125,7 @@ class Pow:
 
 
 class Neg:
+    """out = -a;  d/da = -1."""
     name = "neg"
 
     @staticmethod
@@ -350,6 +354,7 @@ def _expand_reduced(g, shape, axis, keepdims):
 
 
 class Sum:
+    """out = sum of a over ``axis``;  every element gets the gradient of the sum it is in."""
     name = "sum"
 
     @staticmethod
@@ -363,6 +368,7 @@ class Sum:
 
 
 class Mean:
+    """out = sum of a over ``axis`` / n;  every element gets g / n."""
     name = "mean"
 
     @staticmethod
@@ -398,6 +404,7 @@ class Max:
 # ---------------------------------------------------------------------- shape
 
 class Reshape:
+    """out = a with a new shape (same elements, same order);  the gradient is reshaped back."""
     name = "reshape"
 
     @staticmethod
