@@ -1,0 +1,99 @@
+"""Command line: ``python -m tinygrad_rnn draw lstm --steps 3 -o lstm.svg``.
+
+``draw`` builds a small sequence layer (RNN, LSTM or GRU) with seeded
+weights, runs it for T steps on seeded data, takes loss = sum of the last
+output h(T-1) and renders the unrolled graph. With ``--grads`` it first runs
+``loss.backward(retain_grads=True)`` and shades the picture by gradient norm.
+"""
+import argparse
+import sys
+
+from . import nn, viz
+from .rng import generator, manual_seed
+from .tensor import Tensor
+
+PROG = "python -m tinygrad_rnn"
+LAYERS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def build_parser():
+    """The argument parser: one subcommand per action (``draw`` so far)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="tinygrad_rnn from the command line.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    draw = commands.add_parser(
+        "draw", help="render the unrolled graph of a small RNN, LSTM or GRU",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Build a small seeded sequence layer, run it for --steps time steps on\n"
+                    "seeded data, take loss = sum of the last output and render the unrolled\n"
+                    "graph to FILE (.svg, .png, .pdf need Graphviz's dot; .dot does not).",
+        epilog="examples:\n"
+               f"  {PROG} draw lstm --steps 3 -o lstm.svg\n"
+               f"  {PROG} draw rnn --steps 30 --detail cells --grads -o rnn_grads.png")
+    draw.add_argument("layer", choices=list(LAYERS), help="the kind of recurrent layer")
+    draw.add_argument("--steps", type=_positive_int, default=3, metavar="T",
+                      help="time steps to unroll (default: 3)")
+    draw.add_argument("--hidden", type=_positive_int, default=4, metavar="H",
+                      help="hidden size (default: 4)")
+    draw.add_argument("--input-size", type=_positive_int, default=3, metavar="I",
+                      help="input features per step (default: 3)")
+    draw.add_argument("--batch", type=_positive_int, default=2, metavar="B",
+                      help="sequences in the batch (default: 2)")
+    draw.add_argument("--layers", type=_positive_int, default=1, metavar="L",
+                      help="stacked layers (default: 1)")
+    draw.add_argument("--bidirectional", action="store_true",
+                      help="also run each layer backward in time")
+    draw.add_argument("--detail", choices=("ops", "cells"), default="ops",
+                      help="one node per op, or one per time step (default: ops)")
+    draw.add_argument("--grads", action="store_true",
+                      help="backpropagate the loss and shade by gradient norm")
+    draw.add_argument("--seed", type=int, default=0, help="seed of weights and data (default: 0)")
+    draw.add_argument("--max-nodes", type=_positive_int, default=2000, metavar="N",
+                      help="refuse to draw more nodes than this (default: 2000)")
+    draw.add_argument("-o", "--output", required=True, metavar="FILE",
+                      help="where to write the picture: .svg, .png, .pdf or .dot")
+    draw.set_defaults(run=run_draw)
+    return parser
+
+
+def run_draw(args):
+    """Build, run and render as ``args`` say; returns the path written."""
+    manual_seed(args.seed)
+    layer = LAYERS[args.layer](args.input_size, args.hidden, num_layers=args.layers,
+                               bidirectional=args.bidirectional)
+    data = generator().standard_normal((args.steps, args.batch, args.input_size))
+    x = Tensor(data.astype(layer.parameters()[0].dtype), name="x")
+    output, _ = layer(x)
+    loss = output[-1].sum()
+    loss.name = "loss"
+    if args.grads:
+        loss.backward(retain_grads=True)
+    return viz.render(loss, path=args.output, detail=args.detail, grads=args.grads,
+                      max_nodes=args.max_nodes)
+
+
+def main(argv=None):
+    """Run the command line; returns the exit status (0 on success)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        path = args.run(args)
+    except (ValueError, OSError, RuntimeError) as error:
+        print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
