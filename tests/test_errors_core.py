@@ -200,3 +200,9 @@ def test_detect_anomaly_reports_inf_from_overflow_and_passes_finite_graphs():
         x = leaf([0.5])
         (x.tanh() * x).sum().backward()
     assert np.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "7", True])
+def test_manual_seed_needs_a_non_negative_integer(seed):
+    with pytest.raises(ValueError, match=f"manual_seed: seed must be a non-negative integer, got {seed!r}"):
+        tr.manual_seed(seed)
