@@ -1,5 +1,6 @@
-"""The README's first example (build an expression, backward, read the grads, gradcheck it),
-copied here verbatim and checked against the derivative worked out by hand."""
+"""The README's core examples, copied here verbatim: build an expression, backward, read the
+grads, gradcheck it (checked against the derivative worked out by hand); and a property test
+of a hand-made op with tinygrad_rnn.testing."""
 import numpy as np
 
 
@@ -23,3 +24,18 @@ def test_readme_autograd_example(capsys):
     np.testing.assert_allclose(x.grad, W.data.T @ delta, rtol=1e-14)
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].startswith("0.6910")
+
+
+def test_readme_property_test_example():
+    from hypothesis import given
+    from tinygrad_rnn.testing import assert_gradients_match, float_arrays, shapes
+
+    def softplus(x):                    # a hand-made op: log(1 + e^x)
+        return (x.exp() + 1).log()
+
+    @given(float_arrays(shapes(), -5, 5))
+    def test_softplus_gradient(x):
+        assert_gradients_match(softplus, x)
+
+    test_softplus_gradient()
+
