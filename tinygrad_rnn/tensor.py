@@ -121,7 +121,10 @@ def _apply(fn, parents, **params):
     that backward needs kept. Inside ``no_grad`` nothing is recorded.
     """
     try:
-        out, saved = fn.forward(*[p.data for p in parents], **params)
+        if len(parents) == 1:  # the common unary case, without building an argument list
+            out, saved = fn.forward(parents[0].data, **params)
+        else:
+            out, saved = fn.forward(*[p.data for p in parents], **params)
     except (ValueError, IndexError, TypeError) as error:
         raise _op_error(fn, parents, error) from None
     if type(out) is not np.ndarray:
@@ -525,6 +528,9 @@ def _count_children(root):
     return children
 
 
+_ONLY_INPUT = (True,)
+
+
 def _backprop(root, grad, retain_graph, retain_grads):
     """Topological-order backward (Kahn's algorithm): a tensor is processed
     once every tensor computed from it has passed its gradient on, and its
@@ -550,7 +556,9 @@ def _backprop(root, grad, retain_graph, retain_grads):
         else:
             if retain_grads or node._retain:
                 node.grad = np.array(g, dtype=node.data.dtype) if node.grad is None else node.grad + g
-            parent_grads = fn.backward(node._saved, g, [p.requires_grad for p in parents])
+            # A unary node is in the graph only because its one input needs a gradient.
+            needs = _ONLY_INPUT if len(parents) == 1 else [p.requires_grad for p in parents]
+            parent_grads = fn.backward(node._saved, g, needs)
             if not retain_graph:
                 node._saved = None
             if _anomaly:
