@@ -49,7 +49,8 @@ def unrolled_rnn(A, B, C, xs, targets):
             x = tr.Tensor(xs[t], name=f"x({t})")
             h = (A @ x + C @ h).tanh()                      # h(t) = f(A x(t) + C h(t-1))
             y = B @ h                                       # y(t) = B h(t)
-            step_loss = 0.5 * ((y - targets[t]) ** 2).sum()
+            target = tr.Tensor(targets[t], name=f"target({t})")
+            step_loss = 0.5 * ((y - target) ** 2).sum()
             loss = step_loss if loss is None else loss + step_loss
         h.name, y.name = f"h({t})", f"y({t})"
         hs.append(h)

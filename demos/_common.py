@@ -17,6 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from tinygrad_rnn import nn, optim, viz  # noqa: E402
+
 OUT = Path(__file__).resolve().parent.parent / "out"
 
 
@@ -71,17 +73,37 @@ def train(step, steps, desc):
     """Call ``step(i) -> loss`` for i = 0 .. steps-1 under a progress bar; returns the losses.
 
     The bar shows an exponential moving average of the loss, which is
-    steadier to read than the loss of single mini-batches.
+    steadier to read than the loss of single mini-batches. A loss that is
+    not finite means the run diverged: it ends there, and is not returned.
     """
     losses, running = [], None
     bar = tqdm(range(steps), desc=desc, leave=False, mininterval=0.5)
     for i in bar:
         loss = float(step(i))
+        if not np.isfinite(loss):
+            break
         losses.append(loss)
         running = loss if running is None else 0.95 * running + 0.05 * loss
         bar.set_postfix_str(f"loss {running:.4f}", refresh=False)
     bar.close()
     return losses
+
+
+def fit(model, batch_loss, steps, lr, desc="training"):
+    """Train ``model`` with Adam: ``steps`` times, ``batch_loss()`` -> a scalar loss Tensor on a
+    fresh batch, backward, clip the gradients at norm 1 (demo 03's remedy), step. Returns the losses.
+    """
+    optimizer = optim.Adam(model.parameters(), lr=lr)
+
+    def step(i):
+        loss = batch_loss()
+        optimizer.zero_grad()
+        loss.backward()
+        nn.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        return loss.item()
+
+    return train(step, steps, desc)
 
 
 def smooth(values, window):
@@ -115,8 +137,6 @@ def render_graph(roots, stem, **options):
     and the message says so. ``options`` go to ``viz.render``. Returns the
     paths written.
     """
-    from tinygrad_rnn import viz
-
     if shutil.which("dot") is None:
         path = viz.render(*roots, path=str(out_path(stem + ".dot")), **options)
         print(f"graph: {shown(path)} (Graphviz's 'dot' is not installed, so no SVG/PNG; "

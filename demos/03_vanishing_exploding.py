@@ -1,0 +1,230 @@
+"""Demo 03: vanishing and exploding gradients along time, and the article's remedies.
+
+Part 1. For a loss on the last step only, L = (w . h(T-1) - target)^2, BPTT
+gives, by the chain rule,
+
+    dL/dh(t) = dL/dh(T-1) * dh(T-1)/dh(T-2) * ... * dh(t+1)/dh(t),
+
+a product of T-1-t Jacobians. For the RNN, dh(s)/dh(s-1) = diag(f'(.)) C, so
+the product shrinks (vanishes) or grows (explodes) geometrically with the
+distance T-1-t, depending on C's size. The LSTM's cell state adds a path
+c(t) = f_t * c(t-1) + ... whose factor is the forget gate f_t itself: with
+f_t near 1 the gradient rides the "conveyor belt" almost undamped. The demo
+measures ||dL/dh(t)|| (via retain_grad on every h(t)) for a tanh RNN, a ReLU
+RNN, an LSTM and a GRU on the same data, plus an LSTM whose forget gate
+starts open and a tanh RNN with large recurrent weights (exploding).
+
+Part 2. That exploding RNN is trained on a short-memory task with plain SGD,
+and with the remedies: gradient clipping (nn.clip_grad_norm_), truncated
+BPTT (backpropagate only k steps) and RMSprop (adapts the step size).
+
+    python demos/03_vanishing_exploding.py    # out/03_gradient_norms.png, out/03_exploding.png
+"""
+import numpy as np
+
+import tinygrad_rnn as tr
+from tinygrad_rnn import nn, optim
+from tinygrad_rnn.rng import generator
+
+import _common as common
+
+LARGE_GAIN = 3.0      # C ~ N(0, gain^2 / H): a tanh RNN in its chaotic, exploding regime
+MAX_NORM = 1.0        # the clipping threshold
+WINDOW = 10           # truncated BPTT's k
+
+
+def with_open_forget_gate(cell, bias):
+    """Add ``bias`` to the LSTM's forget-gate bias (rows H..2H; gate order i, f, g, o)."""
+    H = cell.hidden_size
+    cell.bias_ih.data[H:2 * H] += bias
+    return cell
+
+
+def with_large_recurrent_weights(cell, gain=LARGE_GAIN):
+    """Redraw C = weight_hh from N(0, gain^2 / H)."""
+    H = cell.hidden_size
+    cell.weight_hh.data = (generator().standard_normal((H, H)) * gain / np.sqrt(H)).astype(np.float32)
+    return cell
+
+
+def make_cells(input_size, hidden_size):
+    """Name -> a function building the cell (called right after seeding, so all start alike)."""
+    I, H = input_size, hidden_size
+    return {
+        "tanh RNN": lambda: nn.RNNCell(I, H),
+        "ReLU RNN": lambda: nn.RNNCell(I, H, nonlinearity="relu"),
+        "LSTM": lambda: nn.LSTMCell(I, H),
+        "GRU": lambda: nn.GRUCell(I, H),
+        "LSTM, forget-gate bias +2": lambda: with_open_forget_gate(nn.LSTMCell(I, H), 2.0),
+        f"tanh RNN, C ~ N(0, {LARGE_GAIN:g}²/H)": lambda: with_large_recurrent_weights(nn.RNNCell(I, H)),
+    }
+
+
+def gradient_norms(cell, xs, target):
+    """||dL/dh(t)|| for t = 0 .. T-1, for xs (T, B, I), target (B, 1), L on h(T-1) only."""
+    readout = nn.Linear(cell.hidden_size, 1)
+    hs, _ = nn.unroll(cell, xs)
+    for h in hs:
+        h.retain_grad()
+    nn.mse_loss(readout(hs[-1]), target).backward()
+    return np.array([np.linalg.norm(h.grad) for h in hs])
+
+
+def plot_gradient_norms(norms):
+    fig, ax = common.figure()
+    for name, values in norms.items():
+        ax.semilogy(values, label=name, linestyle="--" if "," in name else "-")
+    ax.set_xlabel("time step t (the loss is on the last step)")
+    ax.set_ylabel("||dL/dh(t)||  (log scale)")
+    ax.set_title("Gradient reaching h(t) through BPTT, at initialisation")
+    ax.legend(fontsize=8)
+    return common.save_figure(fig, "03_gradient_norms.png")
+
+
+# ----------------------------------------------------------- part 2: training
+
+class SequenceRegressor(nn.Module):
+    """A cell and a readout: y(t) = B h(t) at every step."""
+
+    def __init__(self, cell):
+        self.cell = cell
+        self.readout = nn.Linear(cell.hidden_size, 1)
+
+    def forward(self, xs, state=None):
+        """xs: list of (B, 1) Tensors -> (list of (B, 1) predictions, final state)."""
+        hs, state = nn.unroll(self.cell, xs, state)
+        return [self.readout(h) for h in hs], state
+
+
+def short_memory_batch(batch, length):
+    """x(t) ~ N(0, 1) and the target y(t) = x(t) - x(t-1) / 2 (x(-1) = 0), each (T, B, 1)."""
+    x = generator().standard_normal((length, batch, 1)).astype(np.float32)
+    previous = np.concatenate([np.zeros_like(x[:1]), x[:-1]])
+    return x, x - previous / 2
+
+
+def sequence_loss(predictions, targets):
+    """Mean over the steps of the mean squared error."""
+    return sum(nn.mse_loss(p, tr.Tensor(y)) for p, y in zip(predictions, targets)) / len(targets)
+
+
+def backprop_full(model, x, y):
+    """Loss of the whole sequence, backpropagated through all T steps."""
+    predictions, _ = model([tr.Tensor(xt) for xt in x])
+    loss = sequence_loss(predictions, y)
+    loss.backward()
+    return loss.item()
+
+
+def backprop_truncated(model, x, y, window=WINDOW):
+    """Truncated BPTT: windows of k steps, the state detached in between.
+
+    Each window's loss is backpropagated through its own k steps only; the
+    gradients of all windows add up in the parameters (one update per
+    sequence, as for the full run).
+    """
+    state, total = None, 0.0
+    for start in range(0, len(x), window):
+        predictions, state = model([tr.Tensor(xt) for xt in x[start:start + window]], state)
+        loss = sequence_loss(predictions, y[start:start + window]) * (len(predictions) / len(x))
+        loss.backward()
+        total += loss.item()
+        state = state.detach()
+    return total
+
+
+def train_exploding(name, args, backprop, make_optimizer, clip):
+    """Train a fresh exploding tanh RNN; returns (losses, gradient norms before clipping)."""
+    tr.manual_seed(args.seed)
+    model = SequenceRegressor(with_large_recurrent_weights(nn.RNNCell(1, args.hidden)))
+    optimizer = make_optimizer(model.parameters())
+    norms = []
+
+    def step(i):
+        x, y = short_memory_batch(args.batch, args.length)
+        optimizer.zero_grad()
+        loss = backprop(model, x, y)
+        # max_norm=inf measures the norm without clipping.
+        norms.append(nn.clip_grad_norm_(model.parameters(), MAX_NORM if clip else float("inf")))
+        optimizer.step()
+        return loss
+
+    # Plain SGD on this network overflows to inf and NaN: that is what it shows.
+    with np.errstate(over="ignore", invalid="ignore"):
+        losses = common.train(step, args.train_steps, name)
+    return np.array(losses), np.array(norms[:len(losses)])
+
+
+def plot_training(runs):
+    fig, (left, right) = common.figure(ncols=2)
+    for name, (losses, _) in runs.items():
+        if len(losses) < len(runs["SGD + clipping"][0]):
+            name += f" (diverged at step {len(losses)})"
+        left.semilogy(common.smooth(losses, 10), label=name)
+    left.set_ylim(top=10 * runs["SGD + clipping"][0][0])
+    left.set_xlabel("training step (one batch of sequences)")
+    left.set_ylabel("loss (MSE, moving average of 10; log scale)")
+    left.set_title("Training the exploding tanh RNN")
+    left.legend(fontsize=8)
+    before = runs["SGD + clipping"][1]
+    right.semilogy(before, label="before clipping (total norm)")
+    right.semilogy(np.minimum(before, MAX_NORM), label=f"after clip_grad_norm_(max_norm={MAX_NORM:g})")
+    right.set_xlabel("training step")
+    right.set_ylabel("||gradient||  (log scale)")
+    right.set_title("Gradient norm of the SGD + clipping run")
+    right.legend(fontsize=8)
+    return common.save_figure(fig, "03_exploding.png")
+
+
+def main(argv=None):
+    args = common.parse_args(argv, __doc__.splitlines()[0],
+                             sizes={"length": (50, 100), "hidden": (32, 32), "batch": (16, 16),
+                                    "train_steps": (120, 300), "lr": (0.2, 0.2),
+                                    "rmsprop_lr": (0.01, 0.01)})
+
+    print(f"Part 1: ||dL/dh(t)|| at initialisation, T = {args.length}, H = {args.hidden}, "
+          f"B = {args.batch}, the same inputs for every network\n")
+    tr.manual_seed(args.seed)
+    xs = tr.Tensor(generator().standard_normal((args.length, args.batch, 1)).astype(np.float32))
+    target = tr.Tensor(generator().standard_normal((args.batch, 1)).astype(np.float32))
+    norms = {}
+    for name, make_cell in make_cells(1, args.hidden).items():
+        tr.manual_seed(args.seed + 1)
+        norms[name] = gradient_norms(make_cell(), xs, target)
+    decay = {name: float(values[0] / values[-1]) for name, values in norms.items()}
+    print(f"{'network':32}{'t = T-1':>10}{'t = T/2':>10}{'t = 0':>10}   ||dL/dh(0)|| / ||dL/dh(T-1)||")
+    for name, values in norms.items():
+        print(f"{name:32}{values[-1]:>10.1e}{values[len(values) // 2]:>10.1e}{values[0]:>10.1e}"
+              f"   {decay[name]:.1e}")
+    plot_gradient_norms(norms)
+
+    print(f"\nPart 2: training the exploding tanh RNN on y(t) = x(t) - x(t-1)/2 "
+          f"({args.train_steps} steps, batches of {args.batch} sequences of {args.length})")
+    sgd = lambda params: optim.SGD(params, lr=args.lr)  # noqa: E731
+    runs = {
+        "SGD": train_exploding("SGD", args, backprop_full, sgd, clip=False),
+        "SGD + clipping": train_exploding("SGD + clipping", args, backprop_full, sgd, clip=True),
+        f"SGD + truncated BPTT (k={WINDOW})":
+            train_exploding("SGD + truncated BPTT", args, backprop_truncated, sgd, clip=False),
+        "RMSprop": train_exploding("RMSprop", args, backprop_full,
+                                   lambda params: optim.RMSprop(params, lr=args.rmsprop_lr), clip=False),
+    }
+    before = runs["SGD + clipping"][1]
+    print("\nclip_grad_norm_ in the SGD + clipping run, first steps:")
+    print("  step   norm before   norm after")
+    for i, norm in enumerate(before[:5]):
+        print(f"  {i:>4}   {norm:>11.3g}   {min(norm, MAX_NORM):>10.3g}")
+    print(f"\n{'run':32}{'gradient norm (median)':>24}{'final loss':>12}")
+    final_loss = {}
+    for name, (losses, grad_norms) in runs.items():
+        diverged = len(losses) < args.train_steps
+        final_loss[name] = float("inf") if diverged else float(np.mean(losses[-10:]))
+        print(f"{name:32}{np.median(grad_norms):>24.3g}"
+              + (f"   diverged: loss not finite at step {len(losses)}" if diverged
+                 else f"{final_loss[name]:>12.4f}"))
+    plot_training(runs)
+    return {"decay": decay, "final_loss": final_loss, "first_norm_before_clipping": float(before[0])}
+
+
+if __name__ == "__main__":
+    main()

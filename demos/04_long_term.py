@@ -1,0 +1,110 @@
+"""Demo 04: the adding problem, a dependency across many steps (Hochreiter & Schmidhuber 1997).
+
+Each input is a sequence of T pairs x(t) = (value, marker): the values are
+drawn from U(0, 1), and the marker is 1 at two positions, one in each half
+of the sequence, 0 elsewhere. The target is the sum of the two marked
+values, read from the last hidden state: y = B h(T-1).
+
+Always answering 1 (the mean of the sum) scores MSE = Var(u1 + u2) = 2/12
+~ 0.167. Beating that baseline takes carrying the first marked value across
+about T/2 steps, which BPTT through a tanh RNN cannot teach (its gradient
+vanishes, demo 03); the LSTM's and the GRU's gated paths can.
+
+    python demos/04_long_term.py            # T = 50, out/04_adding.png
+    python demos/04_long_term.py --quick    # T = 20, a short run
+"""
+import numpy as np
+
+import tinygrad_rnn as tr
+from tinygrad_rnn import nn
+from tinygrad_rnn.rng import generator
+
+import _common as common
+
+BASELINE = 2 / 12   # MSE of always predicting 1
+
+
+def adding_batch(batch, length):
+    """x (T, B, 2) of (value, marker) pairs and the target y (B, 1), float32."""
+    values = generator().uniform(0, 1, (length, batch))
+    markers = np.zeros((length, batch))
+    columns = np.arange(batch)
+    markers[generator().integers(0, length // 2, batch), columns] = 1
+    markers[generator().integers(length // 2, length, batch), columns] = 1
+    x = np.stack([values, markers], axis=-1).astype(np.float32)
+    y = (values * markers).sum(axis=0, keepdims=True).T.astype(np.float32)
+    return x, y
+
+
+class LastStepRegressor(nn.Module):
+    """A sequence layer and a readout of its last hidden state: y = B h(T-1)."""
+
+    def __init__(self, layer):
+        self.layer = layer
+        self.readout = nn.Linear(layer.hidden_size, 1)
+
+    def forward(self, x):
+        """x (T, B, I) -> (B, 1)."""
+        output, _ = self.layer(x)
+        return self.readout(output[-1])
+
+
+def make_models(hidden):
+    """Name -> a function building the model (called after seeding)."""
+    return {"tanh RNN": lambda: LastStepRegressor(nn.RNN(2, hidden)),
+            "LSTM": lambda: LastStepRegressor(nn.LSTM(2, hidden)),
+            "GRU": lambda: LastStepRegressor(nn.GRU(2, hidden))}
+
+
+def train(name, model, args):
+    """Adam with gradients clipped at norm 1; returns the training losses."""
+    def batch_loss():
+        x, y = adding_batch(args.batch, args.length)
+        return nn.mse_loss(model(tr.Tensor(x)), tr.Tensor(y))
+
+    return common.fit(model, batch_loss, args.steps, args.lr, name)
+
+
+def test_mse(model, x, y):
+    """MSE on held-out sequences, without recording a graph."""
+    with tr.no_grad():
+        return nn.mse_loss(model(tr.Tensor(x)), tr.Tensor(y)).item()
+
+
+def plot(curves, length):
+    fig, ax = common.figure()
+    for name, losses in curves.items():
+        ax.semilogy(common.smooth(losses, 50), label=name)
+    ax.axhline(BASELINE, color="black", linestyle="--", label="always predict 1 (MSE 0.167)")
+    ax.set_xlabel("training step (batch of sequences)")
+    ax.set_ylabel("training MSE (moving average of 50; log scale)")
+    ax.set_title(f"The adding problem, T = {length}")
+    ax.legend()
+    return common.save_figure(fig, "04_adding.png")
+
+
+def main(argv=None):
+    args = common.parse_args(argv, __doc__.splitlines()[0],
+                             sizes={"length": (20, 50), "steps": (250, 1500), "hidden": (32, 32),
+                                    "batch": (32, 32), "lr": (0.02, 0.01)})
+    print(f"The adding problem: T = {args.length}, H = {args.hidden}, {args.steps} steps of "
+          f"{args.batch} sequences, Adam (lr {args.lr:g}), gradients clipped at norm 1")
+    tr.manual_seed(args.seed)
+    x_test, y_test = adding_batch(1000, args.length)
+
+    curves, results = {}, {}
+    for name, make_model in make_models(args.hidden).items():
+        tr.manual_seed(args.seed + 1)
+        model = make_model()
+        with common.Stopwatch() as clock:
+            curves[name] = train(name, model, args)
+        results[name] = test_mse(model, x_test, y_test)
+        print(f"  {name:10} test MSE {results[name]:.4f}  "
+              f"({results[name] / BASELINE:.0%} of the baseline)  {clock.seconds:.0f} s")
+    print(f"  baseline   test MSE {BASELINE:.4f}  (always predict 1)")
+    plot(curves, args.length)
+    return {"test_mse": results, "baseline": BASELINE}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""Demo 05: a character-level LSTM that learns to write like Python's docstrings.
+
+The model reads one character per step and predicts the next:
+
+    e(t) = E[char(t)]                           an Embedding row
+    h(t), c(t) = LSTM(e(t), h(t-1), c(t-1))     the article's gates f, i, c~, o
+    p(next | so far) = softmax(B h(t))          B: a Linear readout
+
+trained with the cross-entropy of the true next character. The default text
+is the standard library's own docstrings, gathered at run time (modules,
+classes and functions of the modules below, in a fixed order); ``--text
+FILE`` trains on your own. Sampling draws each character from
+softmax(B h(t) / temperature): low temperatures play safe, high ones invent.
+The model is saved with tr.save (a checkpoint of arrays, no pickle) and
+``--resume PATH`` continues from one, with a fresh optimizer.
+
+    python demos/05_text_generation.py                 # out/05_char_lstm.npz
+    python demos/05_text_generation.py --resume out/05_char_lstm.npz --steps 500
+"""
+import inspect
+import importlib
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+import tinygrad_rnn as tr
+from tinygrad_rnn import nn
+from tinygrad_rnn.rng import generator
+
+import _common as common
+
+STDLIB_MODULES = [
+    "abc", "argparse", "base64", "bisect", "calendar", "collections", "contextlib", "copy", "csv",
+    "dataclasses", "datetime", "decimal", "difflib", "enum", "fractions", "functools", "gzip",
+    "heapq", "inspect", "io", "itertools", "json", "logging", "math", "operator", "os", "pathlib",
+    "pprint", "queue", "random", "re", "shutil", "statistics", "string", "tempfile", "textwrap",
+    "threading", "timeit", "typing", "unittest", "urllib.parse", "uuid", "zipfile",
+]
+PROMPT = "Return the "
+TEMPERATURES = (0.5, 1.0)
+
+
+def stdlib_docstrings(module_names=STDLIB_MODULES):
+    """The docstrings of the modules, and of their public classes, methods and functions.
+
+    Order: modules as listed, then members by name (dir() is sorted), so the
+    text is the same on every run of one Python version.
+    """
+    docs = []
+    # Reading attributes can touch deprecated names; only their docstrings matter here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for module_name in module_names:
+            module = importlib.import_module(module_name)
+            docs.append(inspect.getdoc(module))
+            for name in dir(module):
+                member = getattr(module, name)
+                if name.startswith("_") or getattr(member, "__module__", None) != module.__name__:
+                    continue
+                docs.append(inspect.getdoc(member))
+                if inspect.isclass(member):
+                    docs += [inspect.getdoc(method) for method_name, method in vars(member).items()
+                             if not method_name.startswith("_") and inspect.isfunction(method)]
+    return "\n\n".join(doc for doc in docs if doc)
+
+
+class CharLSTM(nn.Module):
+    """Embedding -> LSTM -> Linear: characters in, next-character logits out."""
+
+    def __init__(self, vocab_size, embedding_dim, hidden_size):
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.lstm = nn.LSTM(embedding_dim, hidden_size)
+        self.readout = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, indices, state=None):
+        """indices (T, B) ints -> logits (T, B, V), and the LSTM state (h, c)."""
+        output, state = self.lstm(self.embedding(indices), state)
+        return self.readout(output), state
+
+
+class Vocabulary:
+    """The characters of a text, sorted, and the maps between them and indices."""
+
+    def __init__(self, chars):
+        self.chars = list(chars)
+        self.index = {ch: i for i, ch in enumerate(self.chars)}
+
+    def encode(self, text):
+        """Text -> int64 indices; characters outside the vocabulary are dropped."""
+        return np.array([self.index[ch] for ch in text if ch in self.index], dtype=np.int64)
+
+    def decode(self, indices):
+        return "".join(self.chars[i] for i in indices)
+
+    def to_array(self):
+        """The characters as code points, so a checkpoint of arrays can carry them."""
+        return np.array([ord(ch) for ch in self.chars], dtype=np.int32)
+
+
+def random_windows(data, batch, length):
+    """``batch`` windows of ``length + 1`` characters at random places -> inputs and targets (T, B)."""
+    starts = generator().integers(0, len(data) - length - 1, batch)
+    windows = np.stack([data[s:s + length + 1] for s in starts], axis=1)
+    return windows[:-1], windows[1:]
+
+
+def train(model, data, args):
+    """Adam on the next-character cross-entropy, gradients clipped at norm 1."""
+    vocab_size = model.readout.out_features
+
+    def batch_loss():
+        inputs, targets = random_windows(data, args.batch, args.length)
+        logits, _ = model(inputs)
+        return nn.cross_entropy(logits.reshape(-1, vocab_size), targets.reshape(-1))
+
+    return common.fit(model, batch_loss, args.steps, args.lr)
+
+
+def sample(model, vocab, prompt, length, temperature):
+    """Continue ``prompt`` by ``length`` characters, each drawn from softmax(logits / temperature)."""
+    with tr.no_grad():
+        logits, state = model(vocab.encode(prompt)[:, None])
+        chars = []
+        for _ in range(length):
+            p = (logits[-1, 0] / temperature).softmax().data.astype(np.float64)
+            index = int(generator().choice(len(p), p=p / p.sum()))
+            chars.append(index)
+            logits, state = model(np.array([[index]]), state)
+    return prompt + vocab.decode(chars)
+
+
+def save_checkpoint(model, vocab, path):
+    """The model's arrays plus the vocabulary (as code points), via tr.save."""
+    tr.save({**model.state_dict(), "vocab": vocab.to_array()}, path)
+    print(f"checkpoint: {common.shown(path)}")
+
+
+def load_checkpoint(path, args):
+    """A model and vocabulary rebuilt from a checkpoint written by :func:`save_checkpoint`."""
+    state = tr.load(path)
+    vocab = Vocabulary(chr(code) for code in state.pop("vocab"))
+    model = CharLSTM(len(vocab.chars), args.embedding, args.hidden)
+    model.load_state_dict(state)
+    print(f"resumed from {common.shown(path)}")
+    return model, vocab
+
+
+def read_text(path):
+    if path is None:
+        text = stdlib_docstrings()
+        print(f"text: docstrings of {len(STDLIB_MODULES)} standard-library modules, "
+              f"{len(text):,} characters")
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+        print(f"text: {path}, {len(text):,} characters")
+    return text
+
+
+def main(argv=None):
+    args = common.parse_args(
+        argv, __doc__.splitlines()[0],
+        sizes={"steps": (150, 2000), "hidden": (64, 128), "embedding": (16, 32),
+               "length": (32, 64), "batch": (16, 32), "lr": (0.005, 0.003), "sample_length": (120, 300)},
+        options=[("--text", dict(help="train on this UTF-8 text file instead of the docstrings")),
+                 ("--resume", dict(help="continue from a checkpoint written by this demo")),
+                 ("--checkpoint", dict(default=str(common.out_path("05_char_lstm.npz")),
+                                       help="where to save the model (default out/05_char_lstm.npz)"))])
+    tr.manual_seed(args.seed)
+    text = read_text(args.text)
+    if args.resume:
+        model, vocab = load_checkpoint(args.resume, args)
+    else:
+        vocab = Vocabulary(sorted(set(text)))
+        model = CharLSTM(len(vocab.chars), args.embedding, args.hidden)
+    data = vocab.encode(text)
+    print(f"vocabulary: {len(vocab.chars)} characters; model: Embedding({len(vocab.chars)}, "
+          f"{args.embedding}) -> LSTM({args.embedding}, {args.hidden}) -> Linear({args.hidden}, "
+          f"{len(vocab.chars)})")
+    print(f"chance level: cross-entropy ln {len(vocab.chars)} = {np.log(len(vocab.chars)):.2f} nats")
+
+    with common.Stopwatch() as clock:
+        losses = train(model, data, args)
+    if losses:
+        print(f"{args.steps} steps of {args.batch} x {args.length} characters in {clock.seconds:.0f} s: "
+              f"cross-entropy {np.mean(losses[:10]):.3f} -> {np.mean(losses[-10:]):.3f} nats")
+    save_checkpoint(model, vocab, args.checkpoint)
+
+    tr.manual_seed(args.seed)  # samples depend on the model and the seed only
+    samples = {}
+    for temperature in TEMPERATURES:
+        samples[temperature] = sample(model, vocab, PROMPT, args.sample_length, temperature)
+        print(f"\n--- sample, temperature {temperature} ---\n{samples[temperature]}")
+    return {"losses": losses, "samples": samples, "checkpoint": args.checkpoint}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Demo 08: truncated BPTT: time and peak memory against the window length k.
+
+Full BPTT over a sequence of T steps keeps the whole unrolled graph (every
+step's saved arrays) alive until backward, so its memory grows with T.
+Truncated BPTT cuts the sequence into windows of k steps: forward k steps,
+backward through them, then detach the state, which keeps its value for the
+next window but drops the graph behind it:
+
+    state = None
+    for each window x[s : s+k]:
+        output, state = lstm(x[s : s+k], state)
+        loss(output).backward()                  # k steps back, no further
+        state = (h.detach(), c.detach())
+
+Peak memory then grows with k, not with T; time per pass stays about the
+same (the same T steps are computed), so the price of a short window is
+only the gradient it ignores: dependencies longer than k steps.
+
+Memory is measured with tracemalloc (numpy reports its arrays to it), in a
+separate pass from the timing, since tracing slows allocation down.
+
+    python demos/08_truncated_bptt.py       # out/08_truncated_bptt.png
+"""
+import tracemalloc
+
+import numpy as np
+
+import tinygrad_rnn as tr
+from tinygrad_rnn import nn
+from tinygrad_rnn.rng import generator
+
+import _common as common
+
+
+class SequenceModel(nn.Module):
+    """LSTM and a readout y(t) = B h(t) at every step."""
+
+    def __init__(self, input_size, hidden_size):
+        self.lstm = nn.LSTM(input_size, hidden_size)
+        self.readout = nn.Linear(hidden_size, 1)
+
+
+def one_pass(model, x, y, window):
+    """Truncated BPTT over the whole sequence, x (T, B, I) and y (T, B, 1), in windows of k steps."""
+    model.zero_grad()
+    state, total = None, 0.0
+    for start in range(0, len(x), window):
+        output, state = model.lstm(tr.Tensor(x[start:start + window]), state)
+        loss = nn.mse_loss(model.readout(output), tr.Tensor(y[start:start + window]))
+        loss.backward()
+        total += loss.item()
+        state = tuple(s.detach() for s in state)
+    return total
+
+
+def measure(model, x, y, window, repeats=2):
+    """(seconds, peak MiB allocated) of one pass with windows of ``window`` steps.
+
+    The time is the best of ``repeats`` passes: the least disturbed by
+    whatever else the machine is doing.
+    """
+    seconds = []
+    for _ in range(repeats):
+        with common.Stopwatch() as clock:
+            one_pass(model, x, y, window)
+        seconds.append(clock.seconds)
+    tracemalloc.start()
+    try:
+        one_pass(model, x, y, window)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return min(seconds), peak / 2 ** 20
+
+
+def plot(windows, seconds, peaks, length):
+    fig, (left, right) = common.figure(ncols=2)
+    left.loglog(windows, peaks, marker="o")
+    left.set_xlabel("window k (steps backpropagated)")
+    left.set_ylabel("peak memory allocated (MiB, log scale)")
+    left.set_title(f"Memory of one pass over T = {length} steps")
+    right.semilogx(windows, seconds, marker="o", color="tab:orange")
+    right.set_ylim(bottom=0)
+    right.set_xlabel("window k (steps backpropagated)")
+    right.set_ylabel("seconds per pass")
+    right.set_title(f"Time of one pass over T = {length} steps")
+    for ax in (left, right):
+        ax.grid(True, which="both", alpha=0.3)
+    return common.save_figure(fig, "08_truncated_bptt.png")
+
+
+def main(argv=None):
+    args = common.parse_args(argv, __doc__.splitlines()[0],
+                             sizes={"length": (400, 2000), "hidden": (32, 64), "batch": (16, 16)})
+    tr.manual_seed(args.seed)
+    model = SequenceModel(8, args.hidden)
+    x = generator().standard_normal((args.length, args.batch, 8)).astype(np.float32)
+    y = generator().standard_normal((args.length, args.batch, 1)).astype(np.float32)
+    windows = [k for k in (5, 10, 20, 50, 100, 200, 500, 1000, 2000) if k < args.length] + [args.length]
+
+    print(f"LSTM (H = {args.hidden}), one pass over T = {args.length} steps of a batch of "
+          f"{args.batch}, truncated BPTT in windows of k steps (k = T: full BPTT)\n")
+    print(f"{'k':>6}{'seconds':>10}{'peak MiB':>10}{'MiB per step of k':>19}")
+    seconds, peaks = [], []
+    for k in windows:
+        time_taken, peak = measure(model, x, y, k)
+        seconds.append(time_taken)
+        peaks.append(peak)
+        print(f"{k:>6}{time_taken:>10.2f}{peak:>10.1f}{peak / k:>19.3f}")
+    plot(windows, seconds, peaks, args.length)
+    return {"windows": windows, "seconds": seconds, "peak_mib": peaks}
+
+
+if __name__ == "__main__":
+    main()

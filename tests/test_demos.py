@@ -1,0 +1,250 @@
+"""The demos: each one's short run, asserting its headline result, and their data generators.
+
+Runs use settings smaller than ``--quick`` where the headline survives it,
+and write their pictures to a temporary folder instead of out/.
+"""
+import calendar
+import importlib
+import inspect
+import json
+import math
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tinygrad_rnn as tr
+
+DEMOS = Path(__file__).resolve().parent.parent / "demos"
+sys.path.insert(0, str(DEMOS))
+common = importlib.import_module("_common")
+
+
+def demo(name):
+    return importlib.import_module(name)
+
+
+@pytest.fixture(autouse=True)
+def out_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "OUT", tmp_path / "out")
+    return tmp_path / "out"
+
+
+# ------------------------------------------------------------------ helpers
+
+def test_parse_args_picks_quick_or_full_defaults_and_keeps_explicit_values():
+    sizes = {"steps": (10, 100), "lr": (0.5, 0.1)}
+    full = common.parse_args([], "d", sizes)
+    quick = common.parse_args(["--quick"], "d", sizes)
+    explicit = common.parse_args(["--quick", "--steps", "7"], "d", sizes)
+    assert (full.steps, full.lr, quick.steps, quick.lr) == (100, 0.1, 10, 0.5)
+    assert explicit.steps == 7 and isinstance(explicit.steps, int)
+
+
+def test_train_stops_at_the_first_loss_that_is_not_finite():
+    losses = common.train(lambda i: [3.0, 2.0, math.inf, 1.0][i], 4, "t")
+    assert losses == [3.0, 2.0]
+
+
+def test_smooth_is_a_trailing_moving_average():
+    values = [1.0, 3.0, 5.0, 7.0]
+    expected = [1.0, 2.0, 4.0, 6.0]   # window 2: the first point averages itself only
+    np.testing.assert_allclose(common.smooth(values, 2), expected)
+
+
+# --------------------------------------------------------------- 01 and 02
+
+def test_01_rnn_by_hand_passes_gradcheck_and_draws_its_graph(out_dir):
+    result = demo("01_rnn_by_hand").main(["--quick"])
+    assert result["gradcheck"] is True
+    for path in result["graph"]:
+        assert Path(path).stat().st_size > 0
+    assert [Path(p).suffix for p in result["graph"]] in ([".svg", ".png"], [".dot"])
+
+
+def test_01_unrolled_rnn_matches_a_numpy_forward():
+    rnn = demo("01_rnn_by_hand")
+    tr.manual_seed(3)
+    A, B, C = rnn.make_parameters(2, 3, 2)
+    xs, targets = rnn.make_sequence(5, 2, 2)
+    loss, hs = rnn.unrolled_rnn(A, B, C, xs, targets)
+    h, expected = np.zeros(3), 0.0
+    for x, target in zip(xs, targets):
+        h = np.tanh(A.data @ x + C.data @ h)
+        expected += 0.5 * np.sum((B.data @ h - target) ** 2)
+    assert loss.item() == pytest.approx(expected, abs=1e-12)
+    np.testing.assert_allclose(hs[-1].data, h, atol=1e-12)
+    assert [h.scope for h in hs] == [f"t={t}" for t in range(5)]
+
+
+def test_02_hand_written_bptt_equals_autograd_to_1e_10():
+    result = demo("02_bptt_by_hand").main(["--quick"])
+    assert result["max_abs_diff"] <= 1e-10
+    assert result["loss_diff"] <= 1e-10
+    assert sorted(result["differences"]) == ["A", "B", "C"]
+
+
+def test_02_hand_written_bptt_equals_finite_differences():
+    bptt = demo("02_bptt_by_hand")
+    rng = np.random.default_rng(0)
+    A, B, C = rng.normal(size=(3, 2)), rng.normal(size=(2, 3)), rng.normal(size=(3, 3))
+    xs, targets = rng.normal(size=(4, 2)), rng.normal(size=(4, 2))
+    _, grads = bptt.bptt_by_hand(A, B, C, xs, targets)
+    weights, eps = {"A": A, "B": B, "C": C}, 1e-6
+    for name, W in weights.items():
+        numeric = np.zeros_like(W)
+        for index in np.ndindex(W.shape):
+            W[index] += eps
+            plus = bptt.bptt_by_hand(A, B, C, xs, targets)[0]
+            W[index] -= 2 * eps
+            minus = bptt.bptt_by_hand(A, B, C, xs, targets)[0]
+            W[index] += eps
+            numeric[index] = (plus - minus) / (2 * eps)
+        np.testing.assert_allclose(grads[name], numeric, rtol=1e-6, atol=1e-8)
+
+
+# ---------------------------------------------------------------------- 03
+
+def test_03_tanh_rnn_gradient_vanishes_faster_than_the_lstm_and_clipping_caps_it(out_dir):
+    result = demo("03_vanishing_exploding").main(
+        ["--quick", "--length", "30", "--hidden", "16", "--train-steps", "8"])
+    decay = result["decay"]   # ||dL/dh(0)|| / ||dL/dh(T-1)||
+    assert decay["tanh RNN"] < decay["LSTM"]
+    assert decay["LSTM"] < decay["LSTM, forget-gate bias +2"]
+    assert max(decay.values()) > 1   # the large-weight tanh RNN explodes
+    assert result["first_norm_before_clipping"] > 1
+    assert (out_dir / "03_gradient_norms.png").exists() and (out_dir / "03_exploding.png").exists()
+
+
+def test_03_truncated_bptt_matches_full_bptt_when_the_window_covers_the_sequence():
+    vanishing = demo("03_vanishing_exploding")
+    tr.manual_seed(0)
+    model = vanishing.SequenceRegressor(tr.nn.RNNCell(1, 4))
+    x, y = vanishing.short_memory_batch(batch=3, length=6)
+    full_loss = vanishing.backprop_full(model, x, y)
+    full = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    truncated_loss = vanishing.backprop_truncated(model, x, y, window=6)
+    assert truncated_loss == pytest.approx(full_loss, rel=1e-6)
+    for p, g in zip(model.parameters(), full):
+        np.testing.assert_allclose(p.grad, g, rtol=1e-5, atol=1e-7)
+
+
+# ---------------------------------------------------------------------- 04
+
+def test_04_adding_batch_marks_one_value_in_each_half_and_sums_them():
+    adding = demo("04_long_term")
+    tr.manual_seed(0)
+    x, y = adding.adding_batch(batch=500, length=10)
+    values, markers = x[..., 0], x[..., 1]
+    assert x.shape == (10, 500, 2) and y.shape == (500, 1)
+    np.testing.assert_array_equal(markers[:5].sum(axis=0), 1)
+    np.testing.assert_array_equal(markers[5:].sum(axis=0), 1)
+    np.testing.assert_allclose(y[:, 0], (values * markers).sum(axis=0), rtol=1e-6)
+    assert np.mean((y - 1) ** 2) == pytest.approx(adding.BASELINE, abs=0.03)
+
+
+def test_04_lstm_ends_below_the_tanh_rnn(out_dir):
+    result = demo("04_long_term").main(["--quick", "--steps", "200"])
+    mse = result["test_mse"]
+    assert mse["LSTM"] < mse["tanh RNN"]
+    assert mse["LSTM"] < result["baseline"]
+    assert (out_dir / "04_adding.png").exists()
+
+
+# ---------------------------------------------------------------------- 05
+
+def test_05_stdlib_docstrings_are_gathered_in_a_fixed_order():
+    text_generation = demo("05_text_generation")
+    text = text_generation.stdlib_docstrings(["json", "textwrap"])
+    assert text == text_generation.stdlib_docstrings(["json", "textwrap"])
+    assert text.startswith(inspect.getdoc(json))
+    # functions, a class and its method, in module order, then by name
+    places = [text.index(inspect.getdoc(member)) for member in
+              (json.dumps, json.load, textwrap.TextWrapper, textwrap.TextWrapper.wrap, textwrap.dedent)]
+    assert places == sorted(places)
+
+
+def test_05_produces_text_and_resumes_from_an_equal_checkpoint(tmp_path):
+    text_generation = demo("05_text_generation")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("Return the value of the key. Return the list of values.\n" * 40)
+    first, resumed = tmp_path / "first.npz", tmp_path / "resumed.npz"
+    sizes = ["--quick", "--text", str(corpus), "--hidden", "16", "--embedding", "8",
+             "--length", "16", "--sample-length", "30"]
+    trained = text_generation.main(sizes + ["--steps", "30", "--checkpoint", str(first)])
+    again = text_generation.main(sizes + ["--steps", "0", "--resume", str(first),
+                                          "--checkpoint", str(resumed)])
+    assert trained["losses"][-1] < trained["losses"][0]
+    for temperature, text in trained["samples"].items():
+        assert text.startswith(text_generation.PROMPT)
+        assert len(text) == len(text_generation.PROMPT) + 30
+        assert again["samples"][temperature] == text
+    saved, resaved = tr.load(first), tr.load(resumed)
+    assert list(saved) == list(resaved)
+    for key in saved:
+        np.testing.assert_array_equal(saved[key], resaved[key])
+
+
+# ---------------------------------------------------------------------- 06
+
+def test_06_windows_are_relative_to_their_last_value():
+    series_demo = demo("06_time_series")
+    series = np.arange(10.0) ** 2
+    x, y, last = series_demo.windows(series, starts=[0, 3], width=4, scale=2.0)
+    np.testing.assert_allclose(last, [9.0, 36.0])
+    np.testing.assert_allclose(x[:, 1, 0], (series[3:7] - 36.0) / 2)
+    np.testing.assert_allclose(y[:, 0], [(16 - 9) / 2, (49 - 36) / 2])
+
+
+def test_06_gru_beats_the_naive_forecast_on_the_sine(out_dir):
+    result = demo("06_time_series").main(["--quick", "--length", "800", "--steps", "80"])
+    sine = result["mse"]["noisy sine"]
+    assert sine["gru"] <= sine["naive"]
+    assert (out_dir / "06_forecast.png").exists()
+
+
+# ---------------------------------------------------------------------- 07
+
+@pytest.mark.parametrize("day, words", [(1, "first"), (2, "second"), (12, "twelfth"),
+                                        (20, "twentieth"), (22, "twenty-second"),
+                                        (30, "thirtieth"), (31, "thirty-first")])
+def test_07_ordinal_words(day, words):
+    assert demo("07_translation").ordinal(day) == words
+
+
+def test_07_generated_dates_are_valid_and_encode_back():
+    translation = demo("07_translation")
+    tr.manual_seed(0)
+    dates = translation.random_dates(200)
+    for year, month, day in dates:
+        assert year in translation.YEARS
+        assert 1 <= day <= calendar.monthrange(year, month)[1]
+    assert translation.date_count() == 36525
+    sources = translation.encode_sources(dates[:2])
+    texts = ["".join(translation.SOURCE_CHARS[i] for i in column if i != translation.PAD)
+             for column in sources.T]
+    assert texts == [translation.source_text(*d) for d in dates[:2]]
+    assert sources[-1].min() > translation.PAD   # padding is on the left
+    targets = translation.encode_targets(dates[:2])
+    assert [translation.decode_text(t) for t in targets.T] == \
+        [translation.target_text(*d) for d in dates[:2]]
+
+
+def test_07_translation_beats_chance(out_dir):
+    result = demo("07_translation").main(["--quick", "--steps", "150", "--test-size", "100"])
+    assert result["exact_match"] > result["chance"]
+    assert result["char_accuracy"] > 1 / 11
+
+
+# ---------------------------------------------------------------------- 08
+
+def test_08_peak_memory_grows_with_the_window(out_dir):
+    result = demo("08_truncated_bptt").main(["--quick", "--length", "100", "--hidden", "16"])
+    peaks = result["peak_mib"]
+    assert result["windows"] == [5, 10, 20, 50, 100]
+    assert all(a < b for a, b in zip(peaks, peaks[1:]))
+    assert peaks[-1] > 5 * peaks[0]
+    assert (out_dir / "08_truncated_bptt.png").exists()
