@@ -206,3 +206,12 @@ def test_detect_anomaly_reports_inf_from_overflow_and_passes_finite_graphs():
 def test_manual_seed_needs_a_non_negative_integer(seed):
     with pytest.raises(ValueError, match=f"manual_seed: seed must be a non-negative integer, got {seed!r}"):
         tr.manual_seed(seed)
+
+
+def test_detect_anomaly_points_past_library_code_to_the_users_line():
+    layer = tr.nn.Linear(2, 1)
+    x = tr.Tensor([[np.inf, 1.0]])
+    with tr.detect_anomaly(), pytest.raises(FloatingPointError) as error:
+        where = next_line()
+        layer(x)
+    assert str(error.value).endswith(f"in forward, at {where}: layer(x)")
