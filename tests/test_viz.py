@@ -71,6 +71,15 @@ class Dot:
     def cluster_of(self, node):
         return self.nodes[node][2]
 
+    def rows(self):
+        """The cells view's rows, left to right: {header label or "": [cell ids]}."""
+        rows = {}
+        for keys in re.findall(r'\{rank="same"; (.*);\}', self.text):
+            keys = keys.split("; ")
+            header = self.nodes[keys.pop(0)][0] if keys[0].startswith("row") else ""
+            rows[header] = keys
+        return rows
+
     def recurrent(self):
         return [(a, b) for a, b, attrs in self.edges if 'penwidth="3"' in attrs]
 
@@ -217,15 +226,15 @@ def test_cells_view_one_node_per_step_in_a_row():
     cells = dot.ids("t=0") + dot.ids("t=1") + dot.ids("t=2") + dot.ids("t=3")
     assert len(cells) == 4 and all(dot.nodes[c][0].endswith("\\n(1, 3)") for c in cells)
     assert dot.recurrent() == list(zip(cells, cells[1:]))
-    assert '{rank="same"; ' + "; ".join(cells) + ";}" in dot.text
+    assert dot.rows() == {"": cells}  # steps at the top level: a row without a header
     (weight_hh,) = dot.ids("weight_hh")
     assert [b for a, b, _ in dot.edges if a == weight_hh] == cells
 
 
 def test_cells_view_of_an_lstm_shows_h_and_c():
     dot = Dot(viz.to_dot(lstm(3), detail="cells"))
-    cells = [dot.ids(f"lstm l0 t={t}")[0] for t in range(3)]
-    assert dot.nodes[cells[0]][0] == "lstm l0 t=0\\n(1, 2), (1, 2)"
+    cells = dot.rows()["lstm l0"]
+    assert [dot.nodes[c][0] for c in cells] == [f"t={t}\\n(1, 2), (1, 2)" for t in range(2)] + ["t=2\\n(1, 2)"]
     assert dot.recurrent() == [(cells[0], cells[1])] * 2 + [(cells[1], cells[2])] * 2
     assert len(dot.ids("weight_hh_l0")) == 1
 
@@ -235,10 +244,30 @@ def test_reverse_direction_row_reads_left_to_right():
     layer = nn.GRU(2, 2, bidirectional=True)
     output, _ = layer(tr.Tensor(np.ones((3, 1, 2), dtype=np.float32)))
     dot = Dot(viz.to_dot(output.sum(), detail="cells"))
-    reverse = [dot.ids(f"gru l0_reverse t={t}")[0] for t in range(3)]
-    assert '{rank="same"; ' + "; ".join(reverse) + ";}" in dot.text
+    rows = dot.rows()
+    assert list(rows) == ["gru l0", "gru l0_reverse"]
+    forward, reverse = rows.values()
+    for row in rows.values():
+        assert [dot.nodes[c][0].split("\\n")[0] for c in row] == ["t=0", "t=1", "t=2"]
+    assert dot.recurrent()[:2] == [(forward[0], forward[1]), (forward[1], forward[2])]
     backward = [(a, b) for a, b, attrs in dot.edges if 'dir="back"' in attrs]
     assert backward == [(reverse[1], reverse[2]), (reverse[0], reverse[1])]
+
+
+def test_separate_graphs_drawn_together_are_stacked_and_share_one_scale():
+    with tr.scope("first"):
+        first, _, _ = tanh_rnn(3, seed=0)
+    with tr.scope("second"):
+        second, _, _ = tanh_rnn(3, seed=1)
+    first.backward(retain_grads=True)
+    second.backward(retain_grads=True)
+    dot = Dot(viz.to_dot(first, second, detail="cells", grads=True))
+    assert dot.text.count("legend [") == 1
+    assert list(dot.rows()) == ["first", "second"]
+    first_loss, _ = dot.ids("loss = · * 0.5")
+    starts = [dot.ids(name)[1] for name in ("x", "weight_ih", "weight_hh", "h0", "bias")]
+    invisible = [(a, b) for a, b, attrs in dot.edges if attrs == 'style="invis"']
+    assert [(first_loss, start) for start in starts] == invisible[-5:]
 
 
 def test_ten_thousand_steps_in_cells_view_render_to_dot(tmp_path):

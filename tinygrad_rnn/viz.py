@@ -8,12 +8,12 @@ the unrolled graph is something one can look at::
 
 What the picture shows:
 
-- One node per op, labelled with the op and its output shape (``h = tanh``
-  when the tensor has a name). A scalar constant operand is folded into its
-  consumer, labelled by its formula with ``·`` for the tensor operand: the
-  GRU's (1 - z) is one node ``1 - ·``. Parameters are orange boxes (their
-  name and shape), other leaves (inputs, initial states) blue boxes; the
-  tensors passed in as roots have a double border.
+- One node per op (a white rounded box), labelled with the op and its output
+  shape; ``h = tanh`` when the tensor has a name. A scalar constant operand
+  is folded into its consumer, labelled by its formula with ``·`` for the
+  tensor operand: the GRU's (1 - z) is one node ``1 - ·``. Parameters are
+  orange boxes, other leaves (inputs, initial states) blue boxes, each with
+  its name and shape; the tensors passed in as roots have a double border.
 - ``group="scope"``: every ``tr.scope`` is a box (a cluster), nested as the
   scopes are: layer -> direction -> time step, where a time step is a scope
   named ``t=<k>``. The graph flows left to right, so each step sits to the
@@ -24,18 +24,19 @@ What the picture shows:
 - An edge from one time step into another of the same sequence carries the
   recurrent state, h(t-1) -> h(t), and c for the LSTM: these edges are thick
   and red.
-- ``detail="cells"`` collapses each time step into one node (its scope and
-  the shapes of the state it passes on), for long sequences: the steps of a
-  sequence form one row, read left to right in t, with inputs and weights
-  above. This view draws no scope boxes (Graphviz does not keep a boxed row
-  in order).
+- ``detail="cells"`` collapses each time step into one node ("t=3" and the
+  shapes of the state it passes on), for long sequences: the steps of a
+  sequence form one row, headed by its scope ("lstm l0") and read left to
+  right in t, with inputs and weights above. This view draws no scope boxes
+  (Graphviz does not keep a boxed row in order). Separate graphs drawn
+  together (an RNN's loss and an LSTM's, say) are stacked one below the other.
 - ``grads=True`` fills each node with the norm of its ``.grad`` on a log
   scale (viridis: dark = small, yellow = large; grey = no gradient; red = nan
   or inf), with a colour bar legend. A time step's box, or its collapsed
   node, shows the norm of its *output state*: its tensors used outside the
   step (by the next step, the layer's output, the loss), taken together as
   one vector. After ``backward(retain_grads=True)`` this shows the gradient
-  vanishing back through time.
+  vanishing back through time. Graphs drawn together share one scale.
 
 ``to_dot`` is a pure function returning DOT text. ``draw`` wraps the same text
 in a ``graphviz.Digraph`` (shown inline in Jupyter); ``render`` writes a file,
@@ -73,9 +74,9 @@ _SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
 
 _FONT = "Helvetica"
 _NODE_STYLE = {
-    "param": {"shape": "box", "style": "rounded,filled", "fillcolor": "#fdd49e"},
+    "param": {"shape": "box", "style": "filled", "fillcolor": "#fdd49e"},
     "input": {"shape": "box", "style": "filled", "fillcolor": "#c6dbef"},
-    "op": {"shape": "ellipse", "style": "filled", "fillcolor": "#ffffff"},
+    "op": {"shape": "box", "style": "rounded,filled", "fillcolor": "#ffffff"},
     "cell": {"shape": "box", "style": "rounded,filled", "fillcolor": "#fff7bc"},
 }
 _EDGE_STYLE = {
@@ -103,6 +104,10 @@ def to_dot(*roots, group="scope", detail="ops", grads=False, max_nodes=2000):
     ``detail``: "ops" (a node per op) or "cells" (a node per time step).
     ``grads``: shade by gradient norm (run ``backward(retain_grads=True)`` first).
     ``max_nodes``: a graph with more nodes to draw raises ValueError; None: no limit.
+
+    Boxes and time steps are told apart by their scope path: to draw two runs
+    side by side, make each inside its own ``tr.scope`` ("rnn", "lstm" for
+    the layers; your own names for hand-written loops).
     """
     lines = _body("to_dot", roots, group, detail, grads, max_nodes)
     return "digraph tinygrad_rnn {\n" + "".join(f"\t{line}\n" for line in lines) + "}\n"
@@ -315,7 +320,7 @@ class _Node:
     def lines(self, outputs):
         """The label's lines; ``outputs`` of a cell are the state it passes on."""
         if self.kind == "cell":
-            return [self.step.replace("/", " "), ", ".join(_shape(t) for t in outputs)]
+            return [self.step.rpartition("/")[2], ", ".join(_shape(t) for t in outputs)]
         t = self.tensor
         if self.kind == "op":
             head = _formula(t) if t.name is None else f"{t.name} = {_formula(t)}"
@@ -491,16 +496,16 @@ def _body(caller, roots, group, detail, grads, max_nodes):
                          + [_norm(outputs) for outputs in graph.step_outputs.values()])
     # ops: the graph flows left to right, so each step sits right of the one before.
     # cells: the steps of a sequence form one row, inputs and weights above it.
-    rankdir, ranksep = ("LR", "0.3") if detail == "ops" else ("TB", "1.2")
+    rankdir, ranksep = ("LR", "0.25") if detail == "ops" else ("TB", "0.7")
     lines = [f'graph [rankdir="{rankdir}", newrank="true", fontname="{_FONT}", fontsize="12", '
              f'nodesep="0.2", ranksep="{ranksep}"];',
-             f'node [fontname="{_FONT}", fontsize="11", height="0.3", margin="0.08,0.03"];',
+             f'node [fontname="{_FONT}", fontsize="11", height="0.3", margin="0.05,0.02"];',
              'edge [arrowsize="0.7"];']
     if detail == "ops":
         lines += _clusters(graph, group, shades)
     else:
         lines += [_node_line(node, graph, shades) for node in graph.nodes.values()]
-        lines += _rows(graph)
+        lines += _rows(graph) + _stacked_components(graph)
     lines += [_edge_line(source, target, kind, detail) for source, target, kind in graph.edges]
     if shades is not None:
         lines.append(f'legend [shape="plaintext", label={shades.legend()}];')
@@ -545,6 +550,8 @@ def _edge_line(source, target, kind, detail):
         # default weight dot pulls each step's input ops left, next to the source,
         # and the steps overlap instead of following each other left to right.
         style["weight"] = "0"
+    if detail == "cells" and kind in ("feed", "data") and "cell" in (source.kind, target.kind):
+        style["color"] = "#8c8c8c"  # the fans into and out of every step: let the chain stand out
     if detail == "cells" and kind == "recurrent" and _time(source.step) > _time(target.step):
         # In a row, an edge's tail is placed left of its head. A reverse direction
         # runs from t=T-1 down to 0: lay its edges out the other way round (the
@@ -598,8 +605,8 @@ def _clusters(graph, group, shades):
 
 
 def _rows(graph):
-    """Each sequence's cells as one row (``rank="same"``) in order of t, each row
-    below the one before (an invisible edge between their first cells).
+    """Each sequence's cells as one row (``rank="same"``) in order of t, headed by
+    the sequence's scope ("lstm l0"), each row below the one before.
 
     Graphviz keeps a row in order only outside clusters: inside one it may
     rotate it (t=7 ... t=29, t=0 ... t=6), hence no clusters in this view.
@@ -608,9 +615,42 @@ def _rows(graph):
     for node in graph.nodes.values():
         if node.kind == "cell":
             rows.setdefault(_sequence_of(node.step), []).append(node)
-    for cells in rows.values():
-        cells.sort(key=lambda node: _time(node.step))
-    lines = ['{rank="same"; ' + "; ".join(node.key for node in cells) + ";}" for cells in rows.values()]
-    firsts = [cells[0].key for cells in rows.values()]
+    lines, firsts = [], []
+    for k, (sequence, cells) in enumerate(rows.items()):
+        keys = [node.key for node in sorted(cells, key=lambda node: _time(node.step))]
+        if sequence:
+            label = _escape(sequence.replace("/", " "))
+            lines.append(f'row{k} [label="{label}", shape="plaintext", fontsize="14"];')
+            lines.append(f'row{k} -> {keys[0]} [style="invis"];')
+            keys.insert(0, f"row{k}")
+        lines.append('{rank="same"; ' + "; ".join(keys) + ";}")
+        firsts.append(keys[0])
     lines += [f'{above} -> {below} [style="invis"];' for above, below in zip(firsts, firsts[1:])]
     return lines
+
+
+def _stacked_components(graph):
+    """Invisible edges that put each unconnected part of the picture (several roots
+    drawn together, e.g. an RNN and an LSTM to compare) wholly below the one before:
+    from the ends of one part to the starts of the next."""
+    part = {key: key for key in graph.nodes}
+
+    def find(key):
+        while part[key] != key:
+            part[key] = part[part[key]]
+            key = part[key]
+        return key
+
+    has_in, has_out = {}, {}
+    for source, target, _ in graph.edges:
+        part[find(source.key)] = find(target.key)
+        has_out[source.key] = has_in[target.key] = True
+    ends, starts = {}, {}
+    for key in graph.nodes:
+        if key not in has_out:
+            ends.setdefault(find(key), []).append(key)
+        if key not in has_in:
+            starts.setdefault(find(key), []).append(key)
+    parts = list(starts)
+    return [f'{end} -> {start} [style="invis"];'
+            for above, below in zip(parts, parts[1:]) for end in ends[above] for start in starts[below]]

@@ -1,0 +1,68 @@
+"""Draw the pictures shown in README into docs/images/ (run by `make images`).
+
+Every picture comes from a seeded layer on seeded data, so running this again
+gives the same files:
+
+- rnn_3_steps.svg, lstm_3_steps.svg, gru_3_steps.svg: the unrolled graph of
+  each layer over three steps, op by op (what `python -m tinygrad_rnn draw`
+  writes).
+- rnn_3_steps_grads.svg: the RNN again after backward, shaded by gradient norm.
+- grads_30_steps.svg: a tanh RNN and an LSTM (hidden size 8) over 30 steps,
+  one node per step, drawn together on one gradient scale: the gradient of
+  the loss on the last step fades toward t=0 much faster through the RNN.
+
+    python scripts/make_images.py [--out docs/images] [--png]
+
+``--png`` also writes a PNG next to every SVG, to look at them quickly.
+"""
+import argparse
+import os
+
+import numpy as np
+
+import tinygrad_rnn as tr
+from tinygrad_rnn import nn, viz
+from tinygrad_rnn.rng import generator
+
+IMAGES = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "images"))
+LAYERS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+def unrolled_loss(kind, steps, hidden, seed=0, backward=False):
+    """A seeded one-layer ``kind`` over ``steps`` steps of seeded data (batch 1, 3
+    inputs); returns loss = sum of the last output h(T-1)."""
+    tr.manual_seed(seed)
+    layer = LAYERS[kind](3, hidden)
+    x = tr.Tensor(generator().standard_normal((steps, 1, 3)).astype(np.float32), name="x")
+    output, _ = layer(x)
+    loss = output[-1].sum()
+    loss.name = "loss"
+    if backward:
+        loss.backward(retain_grads=True)
+    return loss
+
+
+def write(out, name, *roots, png=False, **options):
+    path = viz.render(*roots, path=os.path.join(out, name), **options)
+    if png and name.endswith(".svg"):
+        viz.render(*roots, path=path[:-len(".svg")] + ".png", **options)
+    print(f"wrote {path} ({os.path.getsize(path) // 1024} KB)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=IMAGES, help="folder to write into (default: docs/images)")
+    parser.add_argument("--png", action="store_true", help="also write a PNG of every SVG")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    for kind in LAYERS:
+        write(args.out, f"{kind}_3_steps.svg", unrolled_loss(kind, 3, hidden=4), png=args.png)
+    write(args.out, "rnn_3_steps_grads.svg", unrolled_loss("rnn", 3, hidden=4, backward=True),
+          grads=True, png=args.png)
+    rnn = unrolled_loss("rnn", 30, hidden=8, backward=True)
+    lstm = unrolled_loss("lstm", 30, hidden=8, backward=True)
+    write(args.out, "grads_30_steps.svg", rnn, lstm, detail="cells", grads=True, png=args.png)
+
+
+if __name__ == "__main__":
+    main()
