@@ -1,9 +1,12 @@
 """viz: the DOT text of unrolled graphs, the text listing, and rendering to files."""
 import re
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tinygrad_rnn as tr
 from tinygrad_rnn import nn, viz
@@ -345,6 +348,19 @@ def test_hostile_names_render(tmp_path):
     svg = viz.render(y, path=tmp_path / "hostile.svg").read_text()
     assert "w&lt;&quot;\\{}|&gt;" in svg and "[];" in svg
     assert "t=0 &quot;quoted&quot; {x}|&lt;y&gt;\\N" in svg
+
+
+@needs_dot
+@given(name=st.text(st.characters(exclude_categories=("Cs",)), max_size=12),
+       scope=st.text(st.characters(exclude_categories=("Cs",), exclude_characters="/"), min_size=1,
+                     max_size=12))
+def test_any_name_and_scope_give_dot_text_that_graphviz_reads(name, scope):
+    with tr.scope(scope):
+        y = nn.Parameter(np.ones(2), name=name).tanh()
+    y.name = name
+    finished = subprocess.run(["dot", "-Tsvg"], input=viz.to_dot(y).encode("utf-8"),
+                              capture_output=True, check=False)
+    assert finished.returncode == 0 and finished.stderr == b""
 
 
 # ------------------------------------------------------------------ rendering

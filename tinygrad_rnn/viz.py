@@ -109,13 +109,16 @@ def to_dot(*roots, group="scope", detail="ops", grads=False, max_nodes=2000):
     side by side, make each inside its own ``tr.scope`` ("rnn", "lstm" for
     the layers; your own names for hand-written loops).
     """
-    lines = _body("to_dot", roots, group, detail, grads, max_nodes)
-    return "digraph tinygrad_rnn {\n" + "".join(f"\t{line}\n" for line in lines) + "}\n"
+    return _source("to_dot", roots, group, detail, grads, max_nodes)
 
 
 def draw(*roots, group="scope", detail="ops", grads=False, max_nodes=2000):
     """The picture as a ``graphviz.Digraph`` (shown inline in Jupyter); options as :func:`to_dot`."""
-    import graphviz  # here, not at the top: to_dot and render need no Python package but numpy
+    try:
+        import graphviz  # here, not at the top: to_dot and render need no package but numpy
+    except ImportError:
+        raise ImportError("draw: needs the graphviz Python package (pip install graphviz); "
+                          "to_dot and render work without it") from None
 
     digraph = graphviz.Digraph(name="tinygrad_rnn")
     digraph.body += [f"\t{line}\n" for line in _body("draw", roots, group, detail, grads, max_nodes)]
@@ -139,8 +142,7 @@ def render(*roots, path=None, group="scope", detail="ops", grads=False, max_node
     folder = os.path.dirname(filename)
     if folder and not os.path.isdir(folder):
         raise FileNotFoundError(f"render: the folder {folder!r} of {filename!r} does not exist")
-    lines = _body("render", roots, group, detail, grads, max_nodes)
-    source = "digraph tinygrad_rnn {\n" + "".join(f"\t{line}\n" for line in lines) + "}\n"
+    source = _source("render", roots, group, detail, grads, max_nodes)
     if fmt == "dot":
         with open(filename, "w", encoding="utf-8") as file:
             file.write(source)
@@ -296,7 +298,7 @@ def _value(t):
 
 
 def _formula(t):
-    """The op as text: "tanh", or with folded constants "1 - ·", "· ** 2", "clip(·, 0)"."""
+    """The op as text: "tanh", or with folded constants "1 - ·", "· ** 2", "stack(·, 0)"."""
     if not any(_is_folded(p) for p in t.parents):
         return t.op
     args = [_value(p) if _is_folded(p) else "·" for p in t.parents]
@@ -478,6 +480,11 @@ def _check_options(caller, group, detail, grads, max_nodes):
     if max_nodes is not None and (isinstance(max_nodes, bool) or not isinstance(max_nodes, int)
                                   or max_nodes < 1):
         raise ValueError(f"{caller}: max_nodes must be a positive int or None, got {max_nodes!r}")
+
+
+def _source(caller, roots, group, detail, grads, max_nodes):
+    lines = _body(caller, roots, group, detail, grads, max_nodes)
+    return "digraph tinygrad_rnn {\n" + "".join(f"\t{line}\n" for line in lines) + "}\n"
 
 
 def _body(caller, roots, group, detail, grads, max_nodes):
