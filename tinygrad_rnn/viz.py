@@ -161,17 +161,18 @@ def render(*roots, path=None, group="scope", detail="ops", grads=False, max_node
 def to_text(*roots):
     """The graph as an indented listing, one line per tensor, in computation order.
 
-    The leaves come first (``parameter`` or ``input``), then every op as
-    ``%k = op(%i, %j)``, with folded scalar constants written in place
-    (``sub(1, %7)``); each line ends with the shape and the name, if any.
-    Ops are indented under the scope they were made in (``t=0`` ...).
-    The numbers %k are the node ids n<k> of :func:`to_dot`.
+    The leaves come first (``parameter`` or ``input``, with ``in <scope>``
+    if an input was made inside one), then every op as ``%k = op(%i, %j)``,
+    with folded scalar constants written in place (``sub(1, %7)``), indented
+    under the scope it was made in (``t=0`` ...). Each line ends with the
+    shape and the name, if any. The numbers %k are the node ids n<k> of
+    :func:`to_dot`.
     """
     tensors = _walk(_roots("to_text", roots))
     number = {id(t): k for k, t in enumerate(tensors)}
     lines, current = [], []
     for k, t in enumerate(tensors):
-        parts = t.scope.split("/") if t.scope and not isinstance(t, Parameter) else []
+        parts = t.scope.split("/") if t.scope and t.op is not None else []
         same = 0
         while same < min(len(parts), len(current)) and parts[same] == current[same]:
             same += 1
@@ -185,7 +186,8 @@ def to_text(*roots):
             args = [f"%{number[id(p)]}" if id(p) in number else _value(p) for p in t.parents]
             expression = f"{t.op}({', '.join(args)})"
         name = "" if t.name is None else f"  {t.name!r}"
-        lines.append("  " * len(parts) + f"%{k} = {expression}  {_shape(t)}{name}")
+        where = f"  in {t.scope}" if t.op is None and t.scope and not isinstance(t, Parameter) else ""
+        lines.append("  " * len(parts) + f"%{k} = {expression}  {_shape(t)}{name}{where}")
     return "\n".join(lines) + "\n"
 
 
