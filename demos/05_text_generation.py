@@ -136,11 +136,19 @@ def save_checkpoint(model, vocab, path):
     print(f"checkpoint: {common.shown(path)}")
 
 
-def load_checkpoint(path, args):
-    """A model and vocabulary rebuilt from a checkpoint written by :func:`save_checkpoint`."""
+def load_checkpoint(path):
+    """A model and vocabulary rebuilt from a checkpoint written by :func:`save_checkpoint`.
+
+    The sizes come from the arrays' shapes, so the command line need not repeat them.
+    """
     state = tr.load(path)
+    if "vocab" not in state or "embedding.weight" not in state:
+        raise ValueError(f"--resume {path}: not a checkpoint of this demo "
+                         f"(it holds {', '.join(state) or 'nothing'})")
     vocab = Vocabulary(chr(code) for code in state.pop("vocab"))
-    model = CharLSTM(len(vocab.chars), args.embedding, args.hidden)
+    embedding_dim = state["embedding.weight"].shape[1]
+    hidden_size = state["lstm.weight_hh_l0"].shape[1]
+    model = CharLSTM(len(vocab.chars), embedding_dim, hidden_size)
     model.load_state_dict(state)
     print(f"resumed from {common.shown(path)}")
     return model, vocab
@@ -169,14 +177,16 @@ def main(argv=None):
     tr.manual_seed(args.seed)
     text = read_text(args.text)
     if args.resume:
-        model, vocab = load_checkpoint(args.resume, args)
+        model, vocab = load_checkpoint(args.resume)
     else:
         vocab = Vocabulary(sorted(set(text)))
         model = CharLSTM(len(vocab.chars), args.embedding, args.hidden)
     data = vocab.encode(text)
-    print(f"vocabulary: {len(vocab.chars)} characters; model: Embedding({len(vocab.chars)}, "
-          f"{args.embedding}) -> LSTM({args.embedding}, {args.hidden}) -> Linear({args.hidden}, "
-          f"{len(vocab.chars)})")
+    if len(data) <= args.length + 1:
+        raise ValueError(f"the text has {len(data)} usable characters; training windows need "
+                         f"more than --length + 1 = {args.length + 1}")
+    print(f"vocabulary: {len(vocab.chars)} characters; model: {model.embedding!r} -> "
+          f"{model.lstm!r} -> {model.readout!r}")
     print(f"chance level: cross-entropy ln {len(vocab.chars)} = {np.log(len(vocab.chars)):.2f} nats")
 
     with common.Stopwatch() as clock:

@@ -172,11 +172,12 @@ def test_05_produces_text_and_resumes_from_an_equal_checkpoint(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("Return the value of the key. Return the list of values.\n" * 40)
     first, resumed = tmp_path / "first.npz", tmp_path / "resumed.npz"
-    sizes = ["--quick", "--text", str(corpus), "--hidden", "16", "--embedding", "8",
-             "--length", "16", "--sample-length", "30"]
-    trained = text_generation.main(sizes + ["--steps", "30", "--checkpoint", str(first)])
-    again = text_generation.main(sizes + ["--steps", "0", "--resume", str(first),
-                                          "--checkpoint", str(resumed)])
+    common_args = ["--quick", "--text", str(corpus), "--length", "16", "--sample-length", "30"]
+    trained = text_generation.main(common_args + ["--hidden", "16", "--embedding", "8",
+                                                  "--steps", "30", "--checkpoint", str(first)])
+    # the sizes come from the checkpoint
+    again = text_generation.main(common_args + ["--steps", "0", "--resume", str(first),
+                                                "--checkpoint", str(resumed)])
     assert trained["losses"][-1] < trained["losses"][0]
     for temperature, text in trained["samples"].items():
         assert text.startswith(text_generation.PROMPT)
@@ -186,6 +187,20 @@ def test_05_produces_text_and_resumes_from_an_equal_checkpoint(tmp_path):
     assert list(saved) == list(resaved)
     for key in saved:
         np.testing.assert_array_equal(saved[key], resaved[key])
+
+
+def test_05_refuses_a_text_shorter_than_a_training_window(tmp_path):
+    corpus = tmp_path / "short.txt"
+    corpus.write_text("too short")
+    with pytest.raises(ValueError, match="9 usable characters.*--length"):
+        demo("05_text_generation").main(["--quick", "--text", str(corpus), "--length", "16"])
+
+
+def test_05_refuses_a_checkpoint_of_something_else(tmp_path):
+    other = tmp_path / "other.npz"
+    tr.save({"weight": np.zeros(3)}, other)
+    with pytest.raises(ValueError, match="not a checkpoint of this demo.*weight"):
+        demo("05_text_generation").main(["--quick", "--resume", str(other)])
 
 
 # ---------------------------------------------------------------------- 06
