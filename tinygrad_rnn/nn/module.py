@@ -100,8 +100,9 @@ class Module:
         state_dict converted with ``{k: v.numpy() for k, v in sd.items()}``
         loads as it is). All or nothing: every key and shape is checked first,
         and any missing key (with ``strict``), unexpected key (with
-        ``strict``), shape mismatch or non-numeric value raises a ValueError
-        naming them, with no parameter changed. Returns
+        ``strict``), shape mismatch, non-numeric value or value too large for
+        the parameter's dtype (1e300 into float32) raises a ValueError naming
+        them, with no parameter changed. Returns
         ``(missing_keys, unexpected_keys)``.
         """
         if not isinstance(state, Mapping):
@@ -117,7 +118,7 @@ class Module:
         arrays = {}
         for key, p in params.items():
             if key in state:
-                array, problem = _numeric_array(key, state[key], p.shape)
+                array, problem = _numeric_array(key, state[key], p.shape, p.dtype)
                 if problem:
                     problems.append(problem)
                 else:
@@ -126,7 +127,7 @@ class Module:
             raise ValueError(f"load_state_dict into {type(self).__name__}: "
                              + "; ".join(problems) + " (nothing was loaded)")
         for key, array in arrays.items():
-            params[key].data = np.array(array, dtype=params[key].dtype)
+            params[key].data = array
         return missing, unexpected
 
     def to(self, dtype):
@@ -156,15 +157,21 @@ class Module:
         return f"{type(self).__name__}({self.extra_repr()}\n" + "\n".join(lines) + "\n)"
 
 
-def _numeric_array(key, value, shape):
-    """(ndarray, None) for a numeric value of ``shape``, else (None, what is wrong)."""
+def _numeric_array(key, value, shape, dtype):
+    """(a new ndarray of ``dtype``, None) for a numeric value of ``shape``, else (None, the problem)."""
     value = value.data if isinstance(value, Tensor) else value
     try:
         array = np.asarray(value)
-    except (ValueError, TypeError) as error:
+    except Exception as error:  # whatever the foreign object raises (a torch tensor that requires grad)
         return None, f"key '{key}': cannot read it as an array ({error})"
     if array.dtype.kind not in "fiu":
         return None, f"key '{key}': expected real numbers, found dtype {array.dtype}"
     if array.shape != shape:
         return None, f"key '{key}': expected shape {shape}, found {array.shape}"
-    return array, None
+    with np.errstate(over="ignore"):
+        cast = np.array(array, dtype=dtype)
+    overflowed = ~np.isfinite(cast) & np.isfinite(array)
+    if overflowed.any():
+        return None, (f"key '{key}': the value {float(array[overflowed].flat[0]):g} does not fit "
+                      f"the parameter's dtype {dtype} (it would become inf)")
+    return cast, None
