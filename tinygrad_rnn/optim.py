@@ -29,6 +29,14 @@ def _hyper(optimizer, name, value, upper=None):
     return float(value)
 
 
+def _epsilon(optimizer, value):
+    """ε > 0: with ε = 0 a gradient element that is 0 at every step gives 0 / 0 = NaN."""
+    if _hyper(optimizer, "eps", value) == 0:
+        raise ValueError(f"{optimizer}: eps must be > 0 (with eps=0 a zero gradient divides 0 by 0 "
+                         "and writes NaN into the parameter), got 0")
+    return float(value)
+
+
 class Optimizer:
     """Holds the parameters to update; subclasses define ``step()``."""
 
@@ -42,7 +50,9 @@ class Optimizer:
                              f"model.parameters()), got {type(params).__name__}")
         self.params = list(params)
         if not self.params:
-            raise ValueError(f"{name}: got an empty list of parameters, so there is nothing to optimize")
+            raise ValueError(f"{name}: got an empty list of parameters, so there is nothing to "
+                             "optimize (an iterator such as itertools.chain(...) can be read only "
+                             "once: was it already used up?)")
         seen = {}
         for i, p in enumerate(self.params):
             if not isinstance(p, Tensor):
@@ -113,7 +123,7 @@ class RMSprop(Optimizer):
         super().__init__(params)
         self.lr = _hyper("RMSprop", "lr", lr)
         self.alpha = _hyper("RMSprop", "alpha", alpha)
-        self.eps = _hyper("RMSprop", "eps", eps)
+        self.eps = _epsilon("RMSprop", eps)
         self.momentum = _hyper("RMSprop", "momentum", momentum)
         self.weight_decay = _hyper("RMSprop", "weight_decay", weight_decay)
         self.square_avgs = [np.zeros_like(p.data) for p in self.params]
@@ -156,7 +166,7 @@ class Adam(Optimizer):
             raise ValueError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
         self.betas = (_hyper("Adam", "betas[0]", betas[0], upper=1.0),
                       _hyper("Adam", "betas[1]", betas[1], upper=1.0))
-        self.eps = _hyper("Adam", "eps", eps)
+        self.eps = _epsilon("Adam", eps)
         self.weight_decay = _hyper("Adam", "weight_decay", weight_decay)
         self.steps = [0] * len(self.params)
         self.exp_avgs = [np.zeros_like(p.data) for p in self.params]
