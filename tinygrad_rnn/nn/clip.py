@@ -53,9 +53,10 @@ def clip_grad_norm_(params, max_norm, norm_type=2.0, error_if_nonfinite=False):
     ``.grad`` is None are skipped; with none at all the total is 0.0.
     """
     max_norm = _check_limit("clip_grad_norm_", "max_norm", max_norm)
+    if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float, np.integer, np.floating)) \
+            or not norm_type > 0:
+        raise ValueError(f"clip_grad_norm_: norm_type must be > 0 (a number, or inf), got {norm_type!r}")
     norm_type = float(norm_type)
-    if not norm_type > 0:
-        raise ValueError(f"clip_grad_norm_: norm_type must be > 0 (or inf), got {norm_type!r}")
     grads = _grads(params, "clip_grad_norm_")
     if not grads:
         return 0.0

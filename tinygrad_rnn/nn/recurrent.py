@@ -39,6 +39,9 @@ def unroll(cell, xs, state=None, reverse=False):
     ``reverse=True`` the steps run from t = T-1 down to 0 (the backward
     direction of a bidirectional layer), each still scoped and listed by its t.
     """
+    if not callable(cell):
+        raise TypeError(f"unroll: cell must be callable as cell(x, state), e.g. nn.LSTMCell(...), "
+                        f"got {type(cell).__name__}")
     length = _sequence_length(xs)
     outputs = [None] * length
     for t in (range(length - 1, -1, -1) if reverse else range(length)):
