@@ -70,7 +70,8 @@ def save(state_dict, path):
 
 def _arrays_to_save(state_dict):
     if not isinstance(state_dict, Mapping):
-        raise TypeError(f"save: expected a dict of name -> array, got {type(state_dict).__name__}")
+        hint = "; for a model pass model.state_dict()" if hasattr(state_dict, "state_dict") else ""
+        raise TypeError(f"save: expected a dict of name -> array, got {type(state_dict).__name__}{hint}")
     arrays = {}
     for key, value in state_dict.items():
         if not isinstance(key, str) or not key:
