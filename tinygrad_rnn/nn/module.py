@@ -1,7 +1,7 @@
 """Parameter and Module: learnable weights, and the containers that find them.
 
 A Module finds its Parameters and sub-modules by looking at its own
-attributes, in the order they were assigned (and inside lists and tuples of
+attributes, in the order they were assigned (and inside lists, tuples and dicts of
 them), so a model is just a class whose ``__init__`` assigns weights and
 layers::
 
@@ -45,7 +45,8 @@ class Module:
         return forward(*args, **kwargs)
 
     def named_children(self):
-        """(name, module) of direct sub-modules, in assignment order; list items as ``name.i``."""
+        """(name, module) of direct sub-modules, in assignment order; list items as ``name.i``,
+        dict items as ``name.key``."""
         return [(name, value) for name, value in self._named_members() if isinstance(value, Module)]
 
     def named_parameters(self, prefix=""):
@@ -59,14 +60,17 @@ class Module:
         return found
 
     def _named_members(self):
-        """(name, value) of attributes that are Parameters or Modules; list items as ``name.i``."""
+        """(name, value) of attributes that are Parameters or Modules; list items as ``name.i``,
+        dict items as ``name.key`` (a dict of layers would otherwise be silently left untrained)."""
         members = []
         for name, value in vars(self).items():
             if isinstance(value, (list, tuple)):
-                members += [(f"{name}.{i}", item) for i, item in enumerate(value)
-                            if isinstance(item, (Parameter, Module))]
-            elif isinstance(value, (Parameter, Module)):
-                members.append((name, value))
+                items = [(f"{name}.{i}", item) for i, item in enumerate(value)]
+            elif isinstance(value, dict):
+                items = [(f"{name}.{key}", item) for key, item in value.items()]
+            else:
+                items = [(name, value)]
+            members += [(n, item) for n, item in items if isinstance(item, (Parameter, Module))]
         return members
 
     def _collect(self, prefix, found, seen):
