@@ -112,6 +112,17 @@ def test_5_requires_grad_on_integer_or_bool_data_names_the_dtype(data, dtype):
         nn.Parameter(np.asarray(data))
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "tensor.py: requires_grad is a plain attribute, so Tensor([1, 2]).requires_grad = True is accepted "
+    "and backward of x * 0.5 stores the integer gradient [0, 0] instead of raising TypeError "
+    "naming int64 (as the constructor does, and as PyTorch does for the attribute)"))
+def test_5_requires_grad_set_later_on_integer_data_names_the_dtype():
+    x = tr.Tensor([1, 2])
+    with pytest.raises(TypeError, match="int64"):
+        x.requires_grad = True
+        (x * 0.5).sum().backward()
+
+
 @pytest.mark.parametrize("name, op", [("add", lambda a, b: a + b), ("sub", lambda a, b: a - b),
                                       ("mul", lambda a, b: a * b), ("div", lambda a, b: a / b),
                                       ("pow", lambda a, b: a ** b)])
@@ -867,6 +878,18 @@ def test_common_mistakes_get_a_message_naming_what_is_wrong(call, kind, message)
 def test_an_optimizer_given_something_other_than_parameters_says_so(params, message):
     with pytest.raises(ValueError, match=rf"SGD: {message}"):
         optim.SGD(params(nn.Linear(2, 2)), lr=0.1)
+
+
+def test_layers_kept_in_a_dict_are_found_and_trained():
+    class Gates(nn.Module):
+        def __init__(self):
+            self.gates = {"i": nn.Linear(2, 2), "f": nn.Linear(2, 2, bias=False)}
+            self.vocabulary = {"a": 0}
+
+    model = Gates()
+    names = [name for name, _ in model.named_parameters()]
+    assert names == ["gates.i.weight", "gates.i.bias", "gates.f.weight"]
+    assert len(optim.SGD(model.parameters(), lr=0.1).params) == 3
 
 
 def test_an_optimizer_given_an_iterator_already_used_up_says_so():
