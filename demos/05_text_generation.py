@@ -17,8 +17,8 @@ The model is saved with tr.save (a checkpoint of arrays, no pickle) and
     python demos/05_text_generation.py                 # out/05_char_lstm.npz
     python demos/05_text_generation.py --resume out/05_char_lstm.npz --steps 500
 """
-import inspect
 import importlib
+import inspect
 import warnings
 from pathlib import Path
 
@@ -38,7 +38,7 @@ STDLIB_MODULES = [
     "threading", "timeit", "typing", "unittest", "urllib.parse", "uuid", "zipfile",
 ]
 PROMPT = "Return the "
-TEMPERATURES = (0.5, 1.0)
+TEMPERATURES = (0.6, 1.0)
 
 
 def stdlib_docstrings(module_names=STDLIB_MODULES):
