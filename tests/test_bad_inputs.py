@@ -384,24 +384,26 @@ def ops_leak(what):
         "Mean of an empty axis warns through warnings.warn, not errstate)"))
 
 
+def leaking(ident, compute, expected, what):
+    return pytest.param(compute, expected, marks=ops_leak(what), id=ident)
+
+
 @pytest.mark.parametrize("compute, expected", [
-    pytest.param(lambda: f32(1, fill=INF) * f32(1), [np.nan], marks=ops_leak("Mul.forward (inf * 0)")),
-    pytest.param(lambda: f32(1, fill=INF) + f32(1, fill=-INF), [np.nan],
-                 marks=ops_leak("Add.forward (inf + -inf)")),
-    pytest.param(lambda: f32(1, fill=INF) - f32(1, fill=INF), [np.nan],
-                 marks=ops_leak("Sub.forward (inf - inf)")),
-    pytest.param(lambda: f32(1, fill=3e38) * 10, [INF], marks=ops_leak("Mul.forward (float32 overflow)")),
-    pytest.param(lambda: f32(2, fill=3e38).sum(), INF, marks=ops_leak("Sum.forward (float32 overflow)")),
-    pytest.param(lambda: tr.Tensor([[INF, 1.0]]) @ tr.Tensor([[0.0], [1.0]]), [[np.nan]],
-                 marks=ops_leak("MatMul.forward (inf * 0)")),
-    pytest.param(lambda: tr.Tensor([INF, 1.0]).softmax(), [np.nan, np.nan],
-                 marks=ops_leak("Softmax.forward (an inf logit: inf - inf)")),
-    pytest.param(lambda: tr.Tensor([-INF, -INF]).log_softmax(), [np.nan, np.nan],
-                 marks=ops_leak("LogSoftmax.forward (all logits -inf)")),
-    pytest.param(lambda: f32(0).mean(), np.nan, marks=ops_leak("Mean.forward (an empty tensor)")),
-    pytest.param(lambda: tr.Tensor([0.0, 2.0]) ** -1, [INF, 0.5]),
-    pytest.param(lambda: tr.Tensor([0.0, -1.0]).log(), [-INF, np.nan]),
-    pytest.param(lambda: tr.Tensor([1.0, -1.0, 0.0]) / 0, [INF, -INF, np.nan]),
+    leaking("inf*0", lambda: f32(1, fill=INF) * f32(1), [np.nan], "Mul.forward (inf * 0)"),
+    leaking("inf+-inf", lambda: f32(1, fill=INF) + f32(1, fill=-INF), [np.nan], "Add.forward (inf + -inf)"),
+    leaking("inf-inf", lambda: f32(1, fill=INF) - f32(1, fill=INF), [np.nan], "Sub.forward (inf - inf)"),
+    leaking("mul-overflow", lambda: f32(1, fill=3e38) * 10, [INF], "Mul.forward (float32 overflow)"),
+    leaking("sum-overflow", lambda: f32(2, fill=3e38).sum(), INF, "Sum.forward (float32 overflow)"),
+    leaking("matmul-inf*0", lambda: tr.Tensor([[INF, 1.0]]) @ tr.Tensor([[0.0], [1.0]]), [[np.nan]],
+            "MatMul.forward (inf * 0)"),
+    leaking("softmax-inf", lambda: tr.Tensor([INF, 1.0]).softmax(), [np.nan, np.nan],
+            "Softmax.forward (an inf logit: inf - inf)"),
+    leaking("log_softmax-all-minus-inf", lambda: tr.Tensor([-INF, -INF]).log_softmax(), [np.nan, np.nan],
+            "LogSoftmax.forward (all logits -inf)"),
+    leaking("mean-empty", lambda: f32(0).mean(), np.nan, "Mean.forward (an empty tensor)"),
+    pytest.param(lambda: tr.Tensor([0.0, 2.0]) ** -1, [INF, 0.5], id="pow-0**-1"),
+    pytest.param(lambda: tr.Tensor([0.0, -1.0]).log(), [-INF, np.nan], id="log-0-and-negative"),
+    pytest.param(lambda: tr.Tensor([1.0, -1.0, 0.0]) / 0, [INF, -INF, np.nan], id="div-by-0"),
 ])
 def test_11_ieee_special_values_come_without_numpy_warnings(compute, expected):
     with no_warnings():
