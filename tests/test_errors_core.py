@@ -165,7 +165,7 @@ def test_shape_op_errors_name_the_op_and_the_shape():
 
 
 def test_a_scope_needs_a_name():
-    with pytest.raises(ValueError, match="scope: name must be a non-empty string, got ''"):
+    with pytest.raises(ValueError, match="scope: name must be a non-empty string .*got ''"):
         with tr.scope(""):
             pass
 
@@ -215,3 +215,9 @@ def test_detect_anomaly_points_past_library_code_to_the_users_line():
         where = next_line()
         layer(x)
     assert str(error.value).endswith(f"in forward, at {where}: layer(x)")
+
+
+def test_a_scope_name_cannot_hold_the_path_separator():
+    with pytest.raises(ValueError, match=r"without '/' \(the path separator; nest scopes instead\), got 'a/b'"):
+        with tr.scope("a/b"):
+            pass

@@ -373,12 +373,17 @@ class Mean:
 
     @staticmethod
     def forward(a, axis, keepdims):
-        out = a.mean(axis=axis, keepdims=keepdims)
-        return out, (a.shape, axis, keepdims, a.size // max(out.size, 1))
+        total = a.sum(axis=axis, keepdims=keepdims)
+        count = a.size // max(np.size(total), 1)
+        # The mean of nothing is NaN, as in PyTorch, without numpy's "Mean of empty slice".
+        out = total / count if count else np.full(np.shape(total), np.nan, dtype=np.result_type(a, 0.0))
+        return out, (a.shape, axis, keepdims, count)
 
     @staticmethod
     def backward(saved, g, needs):
         shape, axis, keepdims, count = saved
+        if not count:
+            return (np.zeros(shape, dtype=g.dtype),)
         return (np.broadcast_to(_expand_reduced(g / count, shape, axis, keepdims), shape),)
 
 

@@ -12,9 +12,13 @@ primitive's backward with the gradient of its output, and adds the results
 into the gradients of its inputs. Backpropagation through time is exactly
 this walk over an unrolled recurrent network.
 
-Non-finite values follow IEEE arithmetic, as in PyTorch: ``x / 0`` is inf and
-``log(0)`` is -inf, without numpy warnings. ``detect_anomaly()`` is the tool
-that finds where a NaN or inf first appears.
+Non-finite values follow IEEE arithmetic, as in PyTorch. Where a formula
+meets its own edge on finite inputs (``x / 0``, ``log(0)``, ``exp(100)`` in
+float32, ``sqrt(-1)``) the result is inf or NaN without a numpy warning, and
+the backward walk never warns. Plain arithmetic that overflows or that is fed
+an inf or NaN (``inf * 0``) keeps numpy's RuntimeWarning: silencing it would
+cost every op a ``np.errstate``, and it points at a real problem.
+``detect_anomaly()`` is the tool that finds where a NaN or inf first appears.
 """
 import linecache
 import os
@@ -53,8 +57,9 @@ def is_grad_enabled():
 def scope(name):
     """Tensors created inside carry ``.scope`` = the nested path, e.g. "lstm/l0/t=3"."""
     global _scope
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"scope: name must be a non-empty string, got {name!r}")
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ValueError(f"scope: name must be a non-empty string without '/' (the path "
+                         f"separator; nest scopes instead), got {name!r}")
     previous = _scope
     _scope = f"{previous}/{name}" if previous else name
     try:
@@ -103,7 +108,7 @@ def _leaf(array, requires_grad=False, name=None):
     t = Tensor.__new__(Tensor)
     t.data = array
     t.grad = None
-    t.requires_grad = requires_grad
+    t._needs_grad = requires_grad
     t.name = name
     t.scope = _scope
     t.parents = ()
@@ -139,17 +144,17 @@ def _apply(fn, parents, **params):
     if _grad_enabled:
         requires_grad = False
         for p in parents:
-            if p.requires_grad:
+            if p._needs_grad:
                 requires_grad = True
                 break
         t._fn = fn
         t.parents = parents
-        t.requires_grad = requires_grad
+        t._needs_grad = requires_grad
         t._saved = saved if requires_grad else None
     else:
         t._fn = None
         t.parents = ()
-        t.requires_grad = False
+        t._needs_grad = False
         t._saved = None
     if _anomaly:
         t._trace = _user_frame()
@@ -215,7 +220,7 @@ class Tensor:
     (indices, targets) and cannot require a gradient. Python and numpy scalars
     used as operands take the tensor's float dtype: ``x * 2`` keeps float32.
     """
-    __slots__ = ("data", "grad", "requires_grad", "name", "scope", "parents",
+    __slots__ = ("data", "grad", "_needs_grad", "name", "scope", "parents",
                  "_fn", "_saved", "_retain", "_trace")
     # ndarray <op> Tensor defers to the Tensor's reflected operator.
     __array_priority__ = 1000
@@ -228,7 +233,7 @@ class Tensor:
                             f"(float32 or float64), got {array.dtype}")
         self.data = array
         self.grad = None
-        self.requires_grad = bool(requires_grad)
+        self._needs_grad = bool(requires_grad)
         self.name = name
         self.scope = _scope
         self.parents = ()
@@ -245,6 +250,21 @@ class Tensor:
     op = property(lambda self: None if self._fn is None else self._fn.name,
                   doc="Name of the primitive that produced this tensor; None for a leaf.")
     T = property(lambda self: self.transpose(), doc="All axes reversed.")
+
+    @property
+    def requires_grad(self):
+        """Whether backward computes a gradient for this tensor."""
+        return self._needs_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        if value and self.data.dtype.kind != "f":
+            raise TypeError(f"requires_grad: needs a floating dtype (float32 or float64), "
+                            f"got {self.data.dtype}")
+        if self._fn is not None:
+            raise RuntimeError(f"requires_grad: can only be changed on a leaf, not on the output "
+                               f"of '{self._fn.name}'; x.detach() gives a leaf")
+        self._needs_grad = bool(value)
 
     def __len__(self):
         if not self.data.ndim:
@@ -316,7 +336,8 @@ class Tensor:
             if grad.shape != self.shape:
                 raise ValueError(f"backward: grad has shape {grad.shape} but the output "
                                  f"has shape {self.shape}")
-        _backprop(self, grad, retain_graph, retain_grads)
+        with np.errstate(all="ignore"):  # gradients follow IEEE rules; detect_anomaly reports them
+            _backprop(self, grad, retain_graph, retain_grads)
 
     # -------------------------------------------------------------- helpers
     def _const(self, value):
@@ -518,7 +539,7 @@ def _count_children(root):
                 "released by an earlier backward; call the first backward with "
                 "retain_graph=True to backpropagate through it again")
         for parent in node.parents:
-            if parent.requires_grad:
+            if parent._needs_grad:
                 key = id(parent)
                 if key in children:
                     children[key] += 1
@@ -557,14 +578,14 @@ def _backprop(root, grad, retain_graph, retain_grads):
             if retain_grads or node._retain:
                 node.grad = np.array(g, dtype=node.data.dtype) if node.grad is None else node.grad + g
             # A unary node is in the graph only because its one input needs a gradient.
-            needs = _ONLY_INPUT if len(parents) == 1 else [p.requires_grad for p in parents]
+            needs = _ONLY_INPUT if len(parents) == 1 else [p._needs_grad for p in parents]
             parent_grads = fn.backward(node._saved, g, needs)
             if not retain_graph:
                 node._saved = None
             if _anomaly:
                 _check_backward(node, parent_grads)
         for parent, pg in zip(parents, parent_grads):
-            if not parent.requires_grad:
+            if not parent._needs_grad:
                 continue
             key = id(parent)
             if pg is not None:
@@ -591,7 +612,7 @@ def _check_backward(node, parent_grads):
     """Under ``detect_anomaly``: the first non-finite gradient names its op and source line."""
     fn = node._fn
     for i, (parent, pg) in enumerate(zip(node.parents, parent_grads)):
-        if pg is not None and parent.requires_grad and not np.isfinite(pg).all():
+        if pg is not None and parent._needs_grad and not np.isfinite(pg).all():
             raise FloatingPointError(
                 f"detect_anomaly: backward of '{fn.name}' produced {_nonfinite_kind(pg)} "
                 f"in the gradient of its input {i} (shape {parent.shape}); "
