@@ -185,7 +185,7 @@ def plot_training(runs, steps):
 def main(argv=None):
     args = common.parse_args(argv, __doc__.splitlines()[0],
                              sizes={"length": (50, 100), "hidden": (32, 32), "batch": (16, 16),
-                                    "train_steps": (120, 300), "lr": (0.2, 0.2),
+                                    "train_steps": (120, 500), "lr": (0.2, 0.2),
                                     "rmsprop_lr": (0.01, 0.01)})
 
     print(f"Part 1: ||dL/dh(t)|| at initialisation, T = {args.length}, H = {args.hidden}, "

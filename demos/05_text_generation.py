@@ -168,7 +168,7 @@ def read_text(path):
 def main(argv=None):
     args = common.parse_args(
         argv, __doc__.splitlines()[0],
-        sizes={"steps": (150, 2000), "hidden": (64, 128), "embedding": (16, 32),
+        sizes={"steps": (400, 2000), "hidden": (64, 128), "embedding": (16, 32),
                "length": (32, 64), "batch": (16, 32), "lr": (0.005, 0.003), "sample_length": (120, 300)},
         options=[("--text", dict(help="train on this UTF-8 text file instead of the docstrings")),
                  ("--resume", dict(help="continue from a checkpoint written by this demo")),

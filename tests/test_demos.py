@@ -147,7 +147,8 @@ def test_04_adding_batch_marks_one_value_in_each_half_and_sums_them():
 
 
 def test_04_lstm_ends_below_the_tanh_rnn(out_dir):
-    result = demo("04_long_term").main(["--quick", "--steps", "200"])
+    result = demo("04_long_term").main(["--quick", "--length", "20", "--steps", "200",
+                                        "--lr", "0.02"])
     mse = result["test_mse"]
     assert mse["LSTM"] < mse["tanh RNN"]
     assert mse["LSTM"] < result["baseline"]
