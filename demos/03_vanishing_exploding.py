@@ -182,12 +182,8 @@ def plot_training(runs, steps):
     return common.save_figure(fig, "03_exploding.png")
 
 
-def main(argv=None):
-    args = common.parse_args(argv, __doc__.splitlines()[0],
-                             sizes={"length": (50, 100), "hidden": (32, 32), "batch": (16, 16),
-                                    "train_steps": (120, 500), "lr": (0.2, 0.2),
-                                    "rmsprop_lr": (0.01, 0.01)})
-
+def part_1_gradient_norms(args):
+    """Print, plot and return ||dL/dh(0)|| / ||dL/dh(T-1)|| of every network."""
     print(f"Part 1: ||dL/dh(t)|| at initialisation, T = {args.length}, H = {args.hidden}, "
           f"B = {args.batch}, the same inputs for every network\n")
     tr.manual_seed(args.seed)
@@ -203,33 +199,51 @@ def main(argv=None):
         print(f"{name:32}{values[-1]:>10.1e}{values[len(values) // 2]:>10.1e}{values[0]:>10.1e}"
               f"   {decay[name]:.1e}")
     plot_gradient_norms(norms)
+    return decay
 
+
+def part_2_remedies(args):
+    """Train the exploding RNN four ways; print, plot and return the runs."""
     print(f"\nPart 2: training the exploding tanh RNN on y(t) = x(t) - x(t-1)/2 "
           f"({args.train_steps} steps, batches of {args.batch} sequences of {args.length})")
-    sgd = lambda params: optim.SGD(params, lr=args.lr)  # noqa: E731
+
+    def sgd(params):
+        return optim.SGD(params, lr=args.lr)
+
+    def rmsprop(params):
+        return optim.RMSprop(params, lr=args.rmsprop_lr)
+
     runs = {
         "SGD": train_exploding("SGD", args, backprop_full, sgd, clip=False),
         "SGD + clipping": train_exploding("SGD + clipping", args, backprop_full, sgd, clip=True),
         f"SGD + truncated BPTT (k={WINDOW})":
             train_exploding("SGD + truncated BPTT", args, backprop_truncated, sgd, clip=False),
-        "RMSprop": train_exploding("RMSprop", args, backprop_full,
-                                   lambda params: optim.RMSprop(params, lr=args.rmsprop_lr), clip=False),
+        "RMSprop": train_exploding("RMSprop", args, backprop_full, rmsprop, clip=False),
     }
-    before = runs["SGD + clipping"][1]
     print("\nclip_grad_norm_ in the SGD + clipping run, first steps:")
     print("  step   norm before   norm after")
-    for i, norm in enumerate(before[:5]):
+    for i, norm in enumerate(runs["SGD + clipping"][1][:5]):
         print(f"  {i:>4}   {norm:>11.3g}   {min(norm, MAX_NORM):>10.3g}")
     print(f"\n{'run':32}{'gradient norm (median)':>24}{'final loss':>12}")
-    final_loss = {}
     for name, (losses, grad_norms) in runs.items():
-        diverged = len(losses) < args.train_steps
-        final_loss[name] = float("inf") if diverged else float(np.mean(losses[-10:]))
-        print(f"{name:32}{np.median(grad_norms):>24.3g}"
-              + (f"   diverged: loss not finite at step {len(losses)}" if diverged
-                 else f"{final_loss[name]:>12.4f}"))
+        ending = (f"   diverged: loss not finite at step {len(losses)}"
+                  if len(losses) < args.train_steps else f"{np.mean(losses[-10:]):>12.4f}")
+        print(f"{name:32}{np.median(grad_norms):>24.3g}{ending}")
     plot_training(runs, args.train_steps)
-    return {"decay": decay, "final_loss": final_loss, "first_norm_before_clipping": float(before[0])}
+    return runs
+
+
+def main(argv=None):
+    args = common.parse_args(argv, __doc__.splitlines()[0],
+                             sizes={"length": (50, 100), "hidden": (32, 32), "batch": (16, 16),
+                                    "train_steps": (120, 500), "lr": (0.2, 0.2),
+                                    "rmsprop_lr": (0.01, 0.01)})
+    decay = part_1_gradient_norms(args)
+    runs = part_2_remedies(args)
+    final_loss = {name: float(np.mean(losses[-10:])) if len(losses) == args.train_steps
+                  else float("inf") for name, (losses, _) in runs.items()}
+    return {"decay": decay, "final_loss": final_loss,
+            "first_norm_before_clipping": float(runs["SGD + clipping"][1][0])}
 
 
 if __name__ == "__main__":
