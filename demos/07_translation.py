@@ -183,8 +183,9 @@ def main(argv=None):
     print("\nsome held-out translations:")
     for column in range(0, len(test_dates), max(1, len(test_dates) // 8)):
         guess = decode_text(predicted[:, column])
-        mark = "ok" if guess == target_text(*test_dates[column]) else f"(truth {target_text(*test_dates[column])})"
-        print(f"  {source_text(*test_dates[column]):36} -> {guess}  {mark}")
+        expected = target_text(*test_dates[column])
+        print(f"  {source_text(*test_dates[column]):36} -> {guess}  "
+              + ("ok" if guess == expected else f"(truth {expected})"))
     return {"exact_match": exact_match, "char_accuracy": char_accuracy, "chance": chance}
 
 

@@ -10,14 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from tqdm import tqdm
 
-matplotlib.use("Agg")  # pictures go to files; no window, no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from tinygrad_rnn import nn, optim, viz  # noqa: E402
+from tinygrad_rnn import nn, optim, viz
 
 OUT = Path(__file__).resolve().parent.parent / "out"
 
@@ -115,17 +112,20 @@ def smooth(values, window):
 
 
 def figure(ncols=1, width=6.4, height=4.2):
-    """A new figure with ``ncols`` side-by-side axes (a single Axes when ``ncols == 1``)."""
-    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=True)
-    return fig, axes
+    """A new figure with ``ncols`` side-by-side axes (a single Axes when ``ncols == 1``).
+
+    A bare matplotlib Figure, not pyplot's: it draws straight to a file, with
+    no window and no display needed.
+    """
+    fig = Figure(figsize=(width * ncols, height))
+    return fig, fig.subplots(1, ncols)
 
 
 def save_figure(fig, name):
-    """Write ``fig`` to ``out/<name>`` (PNG), close it, print and return the path."""
+    """Write ``fig`` to ``out/<name>`` (PNG), print and return the path."""
     path = out_path(name)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     print(f"picture: {shown(path)}")
     return path
 
