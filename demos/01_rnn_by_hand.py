@@ -12,13 +12,13 @@ gradient per weight.
 
     python demos/01_rnn_by_hand.py          # writes out/01_rnn_graph.svg and .png
 """
+import _common as common  # first: it sets numpy's thread count before numpy loads
+
 import numpy as np
 
 import tinygrad_rnn as tr
 from tinygrad_rnn import nn
 from tinygrad_rnn.rng import generator
-
-import _common as common
 
 
 def make_parameters(input_size, hidden_size, output_size):

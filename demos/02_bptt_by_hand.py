@@ -10,11 +10,11 @@ are computed twice, in float64:
 
     python demos/02_bptt_by_hand.py
 """
+import _common as common  # first: it sets numpy's thread count before numpy loads
+
 import numpy as np
 
 import tinygrad_rnn as tr
-
-import _common as common
 
 rnn_by_hand = common.load_demo("01_rnn_by_hand")
 

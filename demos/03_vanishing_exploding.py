@@ -20,13 +20,13 @@ BPTT (backpropagate only k steps) and RMSprop (adapts the step size).
 
     python demos/03_vanishing_exploding.py    # out/03_gradient_norms.png, out/03_exploding.png
 """
+import _common as common  # first: it sets numpy's thread count before numpy loads
+
 import numpy as np
 
 import tinygrad_rnn as tr
 from tinygrad_rnn import nn, optim
 from tinygrad_rnn.rng import generator
-
-import _common as common
 
 LARGE_GAIN = 3.0      # C ~ N(0, gain^2 / H): a tanh RNN in its chaotic, exploding regime
 MAX_NORM = 1.0        # the clipping threshold

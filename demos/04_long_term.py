@@ -13,13 +13,13 @@ vanishes, demo 03); the LSTM's and the GRU's gated paths can.
     python demos/04_long_term.py            # T = 50, out/04_adding.png
     python demos/04_long_term.py --quick    # the first 500 of the 1500 training steps
 """
+import _common as common  # first: it sets numpy's thread count before numpy loads
+
 import numpy as np
 
 import tinygrad_rnn as tr
 from tinygrad_rnn import nn
 from tinygrad_rnn.rng import generator
-
-import _common as common
 
 BASELINE = 2 / 12   # MSE of always predicting 1
 

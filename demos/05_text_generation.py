@@ -22,13 +22,13 @@ import inspect
 import warnings
 from pathlib import Path
 
+import _common as common  # first: it sets numpy's thread count before numpy loads
+
 import numpy as np
 
 import tinygrad_rnn as tr
 from tinygrad_rnn import nn
 from tinygrad_rnn.rng import generator
-
-import _common as common
 
 STDLIB_MODULES = [
     "abc", "argparse", "base64", "bisect", "calendar", "collections", "contextlib", "copy", "csv",

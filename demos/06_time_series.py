@@ -15,13 +15,13 @@ forecast is already the best possible, and the GRU can at most match it.
 
     python demos/06_time_series.py          # out/06_forecast.png
 """
+import _common as common  # first: it sets numpy's thread count before numpy loads
+
 import numpy as np
 
 import tinygrad_rnn as tr
 from tinygrad_rnn import nn
 from tinygrad_rnn.rng import generator
-
-import _common as common
 
 SHOWN = 150   # test points drawn in the picture
 

@@ -24,13 +24,13 @@ names and years, with a fixed set of held-out dates never seen in training.
 """
 import calendar
 
+import _common as common  # first: it sets numpy's thread count before numpy loads
+
 import numpy as np
 
 import tinygrad_rnn as tr
 from tinygrad_rnn import nn
 from tinygrad_rnn.rng import generator
-
-import _common as common
 
 UNITS = ["", "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth"]
 TEENS = ["tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth",

@@ -27,13 +27,13 @@ separate pass from the timing, since tracing slows allocation down.
 """
 import tracemalloc
 
+import _common as common  # first: it sets numpy's thread count before numpy loads
+
 import numpy as np
 
 import tinygrad_rnn as tr
 from tinygrad_rnn import nn
 from tinygrad_rnn.rng import generator
-
-import _common as common
 
 
 class SequenceModel(nn.Module):

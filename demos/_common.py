@@ -5,16 +5,24 @@ returns a dict of its headline numbers, so the tour and the tests can call it.
 """
 import argparse
 import importlib
+import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-from matplotlib.figure import Figure
-from tqdm import tqdm
+# One BLAS thread. The demos' matrices are small, so more threads gain little,
+# and on a busy machine they wait on each other: 20 training steps of demo 05
+# on a loaded 2-core machine took 75 s with two threads and 2 s with one.
+# numpy reads the setting once, as it loads, so every demo imports this module
+# before numpy; a value already in the environment is kept.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from tinygrad_rnn import nn, optim, viz
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from tinygrad_rnn import nn, optim, viz  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "out"
 
