@@ -37,6 +37,31 @@ def unbroadcast(grad, shape):
     return grad
 
 
+class Scatter:
+    """The gradient of ``a[index]``: zeros of a's shape except ``values`` at ``index``.
+
+    Kept sparse until the engine adds it into a's gradient buffer, so the T
+    per-step slices of one projected sequence (or the four gate blocks of one
+    LSTM step) fill a single buffer slice by slice, instead of each allocating
+    and adding a dense array of the whole shape (T slices would cost O(T**2)).
+    """
+    __slots__ = ("shape", "dtype", "index", "values")
+
+    def __init__(self, shape, dtype, index, values):
+        self.shape, self.dtype, self.index, self.values = shape, dtype, index, values
+
+    def zeros(self):
+        return np.zeros(self.shape, dtype=self.dtype)
+
+    def add_into(self, dense):
+        """dense[index] += values; integer-array indices may repeat, so they go through add.at."""
+        parts = self.index if isinstance(self.index, tuple) else (self.index,)
+        if any(isinstance(p, np.ndarray) for p in parts):
+            np.add.at(dense, self.index, self.values)
+        else:
+            dense[self.index] += self.values
+
+
 # ----------------------------------------------------------------- arithmetic
 
 class Add:
@@ -437,8 +462,9 @@ class Transpose:
 class GetItem:
     """out = a[index] for ints, slices, None, Ellipsis, integer arrays and boolean masks.
 
-    The gradient is scattered back into zeros of a's shape; with integer
-    arrays an index may repeat, so contributions are added (``np.add.at``).
+    The gradient is g scattered back into zeros of a's shape (a :class:`Scatter`,
+    which the engine adds into a's gradient in place); with integer arrays an
+    index may repeat, and repeated contributions add up.
     """
     name = "getitem"
 
@@ -449,13 +475,7 @@ class GetItem:
     @staticmethod
     def backward(saved, g, needs):
         shape, dtype, index = saved
-        grad = np.zeros(shape, dtype=np.result_type(dtype, g))
-        parts = index if isinstance(index, tuple) else (index,)
-        if any(isinstance(p, np.ndarray) for p in parts):
-            np.add.at(grad, index, g)
-        else:
-            grad[index] = g
-        return (grad,)
+        return (Scatter(shape, np.result_type(dtype, g), index, g),)
 
 
 class Cat:

@@ -588,7 +588,14 @@ def _backprop(root, grad, retain_graph, retain_grads):
             if not parent._needs_grad:
                 continue
             key = id(parent)
-            if pg is not None:
+            if type(pg) is ops.Scatter:
+                acc = grads.get(key)
+                if key not in owned:
+                    acc = pg.zeros() if acc is None else np.array(acc, dtype=np.result_type(acc, pg.dtype))
+                    grads[key] = acc
+                    owned[key] = True
+                pg.add_into(acc)
+            elif pg is not None:
                 if pg.shape != parent.data.shape:
                     pg = ops.unbroadcast(pg, parent.data.shape)
                 acc = grads.get(key)
@@ -612,8 +619,9 @@ def _check_backward(node, parent_grads):
     """Under ``detect_anomaly``: the first non-finite gradient names its op and source line."""
     fn = node._fn
     for i, (parent, pg) in enumerate(zip(node.parents, parent_grads)):
-        if pg is not None and parent._needs_grad and not np.isfinite(pg).all():
+        values = pg.values if type(pg) is ops.Scatter else pg
+        if pg is not None and parent._needs_grad and not np.isfinite(values).all():
             raise FloatingPointError(
-                f"detect_anomaly: backward of '{fn.name}' produced {_nonfinite_kind(pg)} "
+                f"detect_anomaly: backward of '{fn.name}' produced {_nonfinite_kind(values)} "
                 f"in the gradient of its input {i} (shape {parent.shape}); "
                 f"the '{fn.name}' was created at {_where(node._trace)}")
