@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench.py                  # everything (make bench), a few minutes
     .venv/bin/python benchmarks/bench.py --quick          # smoke run: 3 repetitions, nothing saved
     .venv/bin/python benchmarks/bench.py --only S,M --cells lstm --reps 9
+    .venv/bin/python benchmarks/bench.py --threads 1       # one BLAS thread for numpy and torch
     .venv/bin/python benchmarks/bench.py --profile --only M --cells lstm
 
 The timed step (see ``steps.py``) runs a 1-layer RNN (tanh), LSTM or GRU over
@@ -56,7 +57,9 @@ def parse_args(argv):
                         help="smoke run: 3 repetitions, short unrolls, results not saved")
     parser.add_argument("--only", default="S,M,L", help="configurations, e.g. S,M (default S,M,L)")
     parser.add_argument("--cells", default="rnn,lstm,gru", help="cells, e.g. lstm (default all three)")
-    parser.add_argument("--reps", type=int, help="timed repetitions per figure (default 9; --quick 3)")
+    parser.add_argument("--reps", type=int, help="timed repetitions per figure (default 7; --quick 3)")
+    parser.add_argument("--threads", type=int,
+                        help="BLAS threads for numpy and torch alike (default: numpy's own count)")
     parser.add_argument("--no-save", action="store_true", help="do not write results.json/.md")
     parser.add_argument("--profile", action="store_true",
                         help="instead of timing, profile the engine's step of each selected "
@@ -65,9 +68,11 @@ def parse_args(argv):
     args.only = _choices(parser, "--only", args.only, steps.CONFIGS)
     args.cells = _choices(parser, "--cells", args.cells, steps.CELLS)
     if args.reps is None:
-        args.reps = 3 if args.quick else 9
+        args.reps = 3 if args.quick else 7
     if args.reps < 1:
         parser.error(f"--reps must be at least 1, got {args.reps}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
     args.save = not (args.quick or args.no_save or args.profile)
     return args
 
@@ -92,12 +97,13 @@ def time_training_step(config, cell, reps):
     times = measure.interleaved_times(functions, reps)
     medians = {impl: measure.median(ts) for impl, ts in times.items()}
     ratios = {impl: medians["engine"] / medians[impl] for impl in medians if impl != "engine"}
-    targets_ = step_targets(config.name, cell)
+    limits = step_targets(config.name, cell)
     return {"config": config.name, "cell": cell, "batch": config.batch, "input": config.input,
             "hidden": config.hidden, "steps": config.steps, "classes": config.classes,
             "median_ms": {impl: t * 1e3 for impl, t in medians.items()},
+            "min_ms": {impl: min(ts) * 1e3 for impl, ts in times.items()},
             "times_ms": {impl: [t * 1e3 for t in ts] for impl, ts in times.items()},
-            "ratios": ratios, "targets": targets_, "result": _verdict(ratios, targets_)}
+            "ratios": ratios, "targets": limits, "result": _verdict(ratios, limits)}
 
 
 def _check_same_loss(losses, config, cell):
@@ -146,7 +152,7 @@ def measure_extras(quick, reps, memory_config="M"):
     inference of the LSTM step in ``memory_config`` (M unless that was not selected)."""
     per_node = measure.per_node_microseconds(reps)
     short, long = (100, 1000) if quick else (1000, 10000)
-    unroll = {steps_: measure.unrolled_backward_seconds(steps_, reps=max(3, reps // 3))
+    unroll = {steps_: measure.unrolled_backward_seconds(steps_, reps=reps)
               for steps_ in (short, long)}
     config = steps.CONFIGS[memory_config]
     weights, x, targets = steps.make_problem(config, "lstm")
@@ -181,8 +187,9 @@ def extras_table(extras):
         [f"peak memory, {where} LSTM step (tracemalloc)", f"{peaks['engine'] / 2**20:.1f} MiB",
          f"{peaks['numpy'] / 2**20:.1f} MiB (numpy)", _ratio(extras["memory_ratio"]),
          f"<= {MEMORY_LIMIT:g}x", _pass(extras["memory_ratio"] <= MEMORY_LIMIT)],
-        [f"no_grad inference, {where} LSTM: graph recorded", "none" if extras["no_grad_records_nothing"] else "some",
-         "-", "-", "no parents", _pass(extras["no_grad_records_nothing"])],
+        [f"no_grad inference, {where} LSTM: graph recorded",
+         "none" if extras["no_grad_records_nothing"] else "some", "-", "-", "no parents",
+         _pass(extras["no_grad_records_nothing"])],
     ]
     return headers, rows
 
@@ -211,7 +218,8 @@ def profile_engine_step(config, cell, reps, lines=25):
 # ----------------------------------------------------------------------- main
 
 def header_lines(info):
-    torch_text = (f"torch {info['torch']} ({info['torch_threads']} threads)"
+    torch_text = (f"torch {info['torch']} ({info['torch_threads']} threads, "
+                  f"OMP_WAIT_POLICY={info['omp_wait_policy']})"
                   if info["torch"] else "torch not installed: PyTorch columns are n/a")
     return [f"machine: {info['cpu']}, {info['cores']} cores, {info['platform']}",
             f"python {info['python']}, numpy {info['numpy']} ({info['blas']}, "
@@ -221,6 +229,8 @@ def header_lines(info):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.threads is not None:
+        machine.set_blas_threads(args.threads)
     threads, _ = machine.blas_threads()
     if torch is not None:
         torch.set_num_threads(threads)

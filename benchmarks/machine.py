@@ -8,10 +8,12 @@ import sys
 
 import numpy as np
 
-# The symbol that reports OpenBLAS's thread count differs between builds: numpy's
+# OpenBLAS's thread functions are named differently between builds: numpy's
 # wheels ship scipy-openblas with a prefixed, 64-bit-integer interface.
-_OPENBLAS_THREAD_QUERIES = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
-                            "openblas_get_num_threads64_", "openblas_get_num_threads")
+_PREFIXES = ("scipy_openblas_", "openblas_")
+_SUFFIXES = ("64_", "")
+_GET_THREADS = [f"{p}get_num_threads{s}" for p in _PREFIXES for s in _SUFFIXES]
+_SET_THREADS = [f"{p}set_num_threads{s}" for p in _PREFIXES for s in _SUFFIXES]
 
 
 def cpu_model():
@@ -33,16 +35,37 @@ def blas_threads():
     package, or the scipy_openblas package it was built against) through
     ctypes; falls back to ``os.cpu_count()`` when there is none to ask.
     """
+    query, where = _openblas_function(_GET_THREADS)
+    if query is None:
+        return os.cpu_count() or 1, "os.cpu_count() (no OpenBLAS library found to ask)"
+    return int(query()), where
+
+
+def set_blas_threads(threads):
+    """Make numpy's OpenBLAS use ``threads`` threads from now on (the process's BLAS is shared)."""
+    setter, _ = _openblas_function(_SET_THREADS)
+    if setter is None:
+        raise RuntimeError("set_blas_threads: no OpenBLAS library found to set numpy's BLAS threads; "
+                           "set your BLAS's environment variable (e.g. OPENBLAS_NUM_THREADS) "
+                           "before starting Python instead")
+    setter(int(threads))
+    if blas_threads()[0] != threads:
+        raise RuntimeError(f"set_blas_threads: asked OpenBLAS for {threads} threads, "
+                           f"it reports {blas_threads()[0]}")
+
+
+def _openblas_function(symbols):
+    """(the first of ``symbols`` found in numpy's OpenBLAS, where it was found), or (None, None)."""
     for path in _openblas_libraries():
         try:
             library = ctypes.CDLL(path)
         except OSError:
             continue
-        for symbol in _OPENBLAS_THREAD_QUERIES:
-            query = getattr(library, symbol, None)
-            if query is not None:
-                return int(query()), f"{symbol}() in {os.path.basename(path)}"
-    return os.cpu_count() or 1, "os.cpu_count() (no OpenBLAS library found to ask)"
+        for symbol in symbols:
+            function = getattr(library, symbol, None)
+            if function is not None:
+                return function, f"{symbol}() in {os.path.basename(path)}"
+    return None, None
 
 
 def _openblas_libraries():
@@ -81,5 +104,6 @@ def describe(torch=None):
         "blas_threads_from": how,
         "torch": torch.__version__ if torch is not None else None,
         "torch_threads": torch.get_num_threads() if torch is not None else None,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "load_average": [round(load, 2) for load in os.getloadavg()] if hasattr(os, "getloadavg") else None,
     }

@@ -12,12 +12,8 @@ import tracemalloc
 import numpy as np
 
 import tinygrad_rnn as tr
+from steps import torch
 from tinygrad_rnn import nn
-
-try:
-    import torch
-except ImportError:
-    torch = None
 
 
 def interleaved_times(functions, reps, warmup=1):

@@ -11,6 +11,7 @@ weights, so calling the four in turn compares like with like:
 - ``torch-cells``: PyTorch eager ``RNNCell/LSTMCell/GRUCell`` in a Python loop (the closest peer);
 - ``torch-fused``: PyTorch's ``nn.RNN/LSTM/GRU`` (one call for the whole sequence).
 """
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,12 @@ import numpy_reference
 import tinygrad_rnn as tr
 from tinygrad_rnn import nn, optim
 
+# PyTorch's OpenMP threads spin-wait after every parallel region by default,
+# taking the cores from numpy's BLAS threads that run next in this process:
+# on 2 cores that made numpy's L RNN step 8x slower. Passive waiting must be
+# chosen before torch loads its OpenMP runtime, so it is set here, where torch
+# is imported for the whole benchmark.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 try:
     import torch
 except ImportError:
@@ -94,9 +101,9 @@ def _split(weights):
 
 
 def engine_step(cell, weights, x, targets, lr):
+    """tinygrad_rnn: ``nn.RNN/LSTM/GRU`` over the sequence, ``nn.Linear`` on its (T, B, H) output."""
     layer_weights, readout_weights = _split(weights)
-    steps, batch, inputs = x.shape
-    hidden, classes = weights["weight_hh_l0"].shape[1], weights["readout.weight"].shape[0]
+    inputs, hidden, classes = x.shape[2], weights["weight_hh_l0"].shape[1], weights["readout.weight"].shape[0]
     layer = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell](inputs, hidden).to(x.dtype)
     readout = nn.Linear(hidden, classes).to(x.dtype)
     layer.load_state_dict(layer_weights)
@@ -115,6 +122,7 @@ def engine_step(cell, weights, x, targets, lr):
 
 
 def numpy_step(cell, weights, x, targets, lr):
+    """The hand-written forward, BPTT and update of :mod:`numpy_reference`."""
     params = {name: w.copy() for name, w in weights.items()}
 
     def step():
@@ -149,6 +157,7 @@ def _torch_loss_and_update(logits, targets, optimizer):
 
 
 def torch_cells_step(cell, weights, x, targets, lr):
+    """PyTorch eager: one ``RNNCell/LSTMCell/GRUCell`` call per time step in a Python loop."""
     module_class = {"rnn": torch.nn.RNNCell, "lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell}[cell]
     layer, readout, optimizer = _torch_setup(module_class, weights, lr, strip="_l0")
     inputs_t, flat_targets = torch.from_numpy(x), torch.from_numpy(targets.reshape(-1))
@@ -163,6 +172,7 @@ def torch_cells_step(cell, weights, x, targets, lr):
 
 
 def torch_fused_step(cell, weights, x, targets, lr):
+    """PyTorch's ``nn.RNN/LSTM/GRU``: the whole sequence in one call."""
     module_class = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
     layer, readout, optimizer = _torch_setup(module_class, weights, lr)
     inputs_t, flat_targets = torch.from_numpy(x), torch.from_numpy(targets.reshape(-1))

@@ -18,6 +18,7 @@ from tinygrad_rnn import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench  # noqa: E402
+import machine  # noqa: E402
 import measure  # noqa: E402
 import numpy_reference  # noqa: E402
 import steps  # noqa: E402
@@ -182,6 +183,19 @@ def test_peak_bytes_sees_numpy_allocations():
     small = measure.peak_bytes(lambda: np.ones(1_000))
     large = measure.peak_bytes(lambda: np.ones(1_000_000))
     assert large >= 8_000_000 > small
+
+
+def test_blas_threads_can_be_read_and_set():
+    threads, where = machine.blas_threads()
+    assert threads >= 1 and where
+    if where.startswith("os.cpu_count"):
+        pytest.skip("numpy's BLAS is not an OpenBLAS that can be asked")
+    try:
+        machine.set_blas_threads(1)
+        assert machine.blas_threads()[0] == 1
+    finally:
+        machine.set_blas_threads(threads)
+    assert machine.blas_threads()[0] == threads
 
 
 def test_quick_run_prints_every_column(capsys):
