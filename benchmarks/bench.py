@@ -217,6 +217,12 @@ def profile_engine_step(config, cell, reps, lines=25):
 
 # ----------------------------------------------------------------------- main
 
+def sizes_line(names):
+    return "sizes: " + "; ".join(
+        f"{c.name} B={c.batch} I={c.input} H={c.hidden} T={c.steps} K={c.classes}"
+        for c in (steps.CONFIGS[name] for name in names))
+
+
 def header_lines(info):
     torch_text = (f"torch {info['torch']} ({info['torch_threads']} threads, "
                   f"OMP_WAIT_POLICY={info['omp_wait_policy']})"
@@ -224,7 +230,8 @@ def header_lines(info):
     return [f"machine: {info['cpu']}, {info['cores']} cores, {info['platform']}",
             f"python {info['python']}, numpy {info['numpy']} ({info['blas']}, "
             f"{info['blas_threads']} BLAS threads from {info['blas_threads_from']}), {torch_text}",
-            f"date: {info['date']}, load average {info['load_average']}"]
+            f"date: {info['date']}, tinygrad_rnn at {info['revision']}, "
+            f"load average {info['load_average']}"]
 
 
 def main(argv=None):
@@ -235,7 +242,7 @@ def main(argv=None):
     if torch is not None:
         torch.set_num_threads(threads)
     info = machine.describe(torch)
-    command = "benchmarks/bench.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = " ".join(["benchmarks/bench.py"] + (sys.argv[1:] if argv is None else argv))
     print("\n".join(header_lines(info)), flush=True)
     if torch is not None:
         print(f"torch.set_num_threads({threads}): the same thread count as numpy's BLAS")
@@ -249,6 +256,7 @@ def main(argv=None):
 
     print(f"\ntraining step, float32, median of {args.reps} interleaved repetitions after warm-up"
           " (ratio = engine / baseline; below 1: engine faster)", flush=True)
+    print(sizes_line(args.only))
     records = []
     for name in args.only:
         for cell in args.cells:
@@ -260,6 +268,8 @@ def main(argv=None):
     print("\nper-node cost, long unrolls, memory, no_grad")
     print(table.render(*extras_table(extras)))
 
+    info["load_average_end"] = machine.describe(torch)["load_average"]
+    print(f"\nload average at the end: {info['load_average_end']}")
     if args.save:
         results = {"command": command, "reps": args.reps, "machine": info,
                    "training_steps": records, "extras": extras}
@@ -276,6 +286,9 @@ def write_results(results):
              f"`{results['command']}`, median of {results['reps']} interleaved repetitions after "
              "warm-up; ratio = engine time / baseline time (below 1: engine faster).", ""]
     lines += [f"- {line}" for line in header_lines(results["machine"])]
+    configs = list(dict.fromkeys(r["config"] for r in results["training_steps"]))
+    lines += [f"- load average at the end: {results['machine']['load_average_end']}",
+              f"- {sizes_line(configs)}"]
     lines += ["", "## Training step (float32)", "", table.markdown(*step_table(results["training_steps"])),
               "", "## Per-node cost, long unrolls, memory, no_grad", "",
               table.markdown(*extras_table(results["extras"])), ""]

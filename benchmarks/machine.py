@@ -4,6 +4,7 @@ import datetime
 import glob
 import os
 import platform
+import subprocess
 import sys
 
 import numpy as np
@@ -89,11 +90,25 @@ def blas_name():
     return f"{blas.get('name', 'unknown')} {blas.get('version', '')}".strip()
 
 
+def engine_revision():
+    """The git commit of the measured code, "+modified" if tinygrad_rnn/ has uncommitted changes."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, check=True,
+                                capture_output=True, text=True).stdout.strip()
+        changes = subprocess.run(["git", "status", "--porcelain", "--", "tinygrad_rnn"], cwd=repo,
+                                 check=True, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+modified" if changes else "")
+
+
 def describe(torch=None):
     """A dict describing this machine and run, for the results file and the printed header."""
     threads, how = blas_threads()
     return {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "revision": engine_revision(),
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "platform": platform.platform(),
