@@ -142,6 +142,28 @@ def test_matmul_against_einsum(shape_a, shape_b):
     assert tr.gradcheck(operator.matmul, [ta, tb])
 
 
+@given(lead=shapes(max_dims=2), sizes=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+       bias=st.sampled_from(["none", "vector", "full", "row"]), data=st.data())
+def test_linear_with_any_leading_axes_and_bias_shape(lead, sizes, bias, data):
+    features, outputs = sizes
+    x = data.draw(float_arrays(lead + (features,)))
+    weight = data.draw(float_arrays((outputs, features)))
+    bias_shape = {"vector": (outputs,), "full": lead + (outputs,), "row": (1,) * len(lead) + (outputs,)}
+    if bias == "none":
+        check(tr.linear, x, weight, reference=lambda x, w: x @ w.T)
+    else:
+        b = data.draw(float_arrays(bias_shape[bias]))
+        check(tr.linear, x, weight, b, reference=lambda x, w, b: x @ w.T + b)
+
+
+def test_linear_names_the_shapes_that_do_not_fit():
+    with pytest.raises(ValueError, match=r"linear: input of shape \(2, 3\) does not fit weight "
+                                         r"\(4, 5\): expected \(\.\.\., 5\)"):
+        tr.linear(f64(np.ones((2, 3))), f64(np.ones((4, 5))))
+    with pytest.raises(ValueError, match=r"linear: weight must be 2-D \(out, in\), got shape \(5,\)"):
+        tr.linear(f64(np.ones((2, 5))), f64(np.ones(5)))
+
+
 # --------------------------------------------------------------- elementwise
 
 UNARY = {

@@ -214,7 +214,7 @@ def test_to_text_of_a_two_step_rnn():
 
 def test_to_text_of_a_layer_nests_ops_under_layer_direction_and_step():
     lines = viz.to_text(lstm(2)).splitlines()
-    assert lines[4:7] == ["%4 = input  (1, 2)  'h0'  in lstm", "%5 = parameter  (8,)  'bias_hh_l0'",
+    assert lines[4:7] == ["%4 = input  (1, 2)  'h0'  in lstm", "%5 = parameter  (8, 2)  'weight_hh_l0'",
                           "%6 = input  (1, 2)  'c0'  in lstm"]
     headers = [line for line in lines if not line.lstrip().startswith("%")]
     assert headers == ["lstm", "  l0", "    t=0", "    t=1"]

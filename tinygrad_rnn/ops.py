@@ -192,6 +192,38 @@ class MatMul:
         return ga, gb
 
 
+class Linear:
+    """out = x W^T + b for x (..., in), W (out, in) and b broadcastable to (..., out).
+
+    The layer inside every network (PyTorch's F.linear) as one node: the
+    article's A x(t), C h(t-1) and B h(t). Leading axes of x are flattened,
+    so a whole sequence (T, B, in) is one matrix product, forward and back:
+    dL/dx = g W,  dL/dW = g^T x (summed over every leading axis),
+    dL/db = g, which the engine sums back to b's shape. b may be a whole
+    (..., out) array: C h(t-1) + x_proj is then one node.
+    """
+    name = "linear"
+
+    @staticmethod
+    def forward(x, weight, bias=None):
+        out = (x.reshape(-1, x.shape[-1]) @ weight.T).reshape(*x.shape[:-1], weight.shape[0])
+        if bias is not None:
+            if bias.ndim <= out.ndim and out.shape[out.ndim - bias.ndim:] == bias.shape \
+                    and np.result_type(out, bias) == out.dtype:
+                out += bias  # out is fresh from the matmul: no second array of its size
+            else:
+                out = out + bias
+        return out, (x, weight)
+
+    @staticmethod
+    def backward(saved, g, needs):
+        x, weight = saved
+        g2 = g.reshape(-1, g.shape[-1])
+        gx = (g2 @ weight).reshape(x.shape) if needs[0] else None
+        gw = g2.T @ x.reshape(-1, x.shape[-1]) if needs[1] else None
+        return gx, gw, g
+
+
 # ---------------------------------------------------------------- elementwise
 
 class Exp:

@@ -501,6 +501,22 @@ def _matmul(a, b):
     return _apply(ops.MatMul, (a, b))
 
 
+def linear(x, weight, bias=None):
+    """x W^T + b in one op: x (..., in), weight (out, in), bias broadcastable to (..., out).
+
+    The article's A x(t) + C h(t-1) terms and the readout B h(t) are each one
+    ``linear``; a whole (T, B, in) sequence goes through one matrix product.
+    """
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    if weight.ndim != 2:
+        raise ValueError(f"linear: weight must be 2-D (out, in), got shape {weight.shape}")
+    if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input of shape {x.shape} does not fit weight {weight.shape}: "
+                         f"expected (..., {weight.shape[1]})")
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    return _apply(ops.Linear, parents)
+
+
 def cat(tensors, axis=0):
     """Concatenate tensors along an existing axis."""
     return _apply(ops.Cat, _tensor_list("cat", tensors), axis=axis)

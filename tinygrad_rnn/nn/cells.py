@@ -1,15 +1,17 @@
 """Recurrent cells: one time step of a vanilla RNN, an LSTM and a GRU.
 
 Each cell is a pure step function written like the article's equations,
-``state' = step(x_proj, state, weight_hh, bias_hh)``, and a Module that owns
-the weights and checks its inputs. The input x reaches every gate through one
+``state' = step(x_proj, state, weight_hh, ...)``, and a Module that owns the
+weights and checks its inputs. The input x reaches every gate through one
 product for all gates at once,
 
-    x_proj = x W_ih^T + b_ih        (B, G*H), G = 1 (RNN), 4 (LSTM), 3 (GRU)
+    x_proj = x W_ih^T + b_ih (+ b_hh)   (B, G*H), G = 1 (RNN), 4 (LSTM), 3 (GRU)
 
-computed by :func:`affine`, so a sequence layer can project all T time steps
-in one matmul and then call the step function, which multiplies by h once per
-step. ``cell(x, state)`` is ``cell.step(cell.project_input(x), state)``.
+computed by :func:`project`, so a sequence layer projects all T time steps
+in one ``linear`` op and the step function multiplies by h once per step.
+The RNN and the LSTM add b_hh there too, since it enters their gates exactly
+as b_ih does; the GRU cannot, because its b_hn sits inside r * (U_n h + b_hn).
+``cell(x, state)`` is ``cell.step(cell.project_input(x), state)``.
 
 Weights use PyTorch's layout: the gates' row blocks are stacked in
 ``weight_ih (G*H, I)`` and ``weight_hh (G*H, H)``, with biases ``(G*H,)``, so
@@ -27,37 +29,33 @@ import math
 import numpy as np
 
 from ..rng import generator
-from ..tensor import Tensor
+from ..tensor import Tensor, linear
 from .module import Module, Parameter
 
 
-def affine(v, weight, bias=None):
-    """v W^T + b over the last axis of ``v`` (any leading axes), W (out, in), b (out,).
+def project(x, weight_ih, bias_ih=None, bias_hh=None):
+    """x_proj = x W_ih^T + b_ih (+ b_hh): the input's share of every gate, (..., G*H).
 
-    More than two axes are flattened into one (T*B, in) @ (in, out) product,
-    whose backward is one matmul too, instead of T small ones.
+    One ``linear`` op for any leading axes, so a (T, B, I) sequence is
+    projected in one matrix product.
     """
-    if v.ndim > 2:
-        lead = v.shape[:-1]
-        out = (v.reshape(-1, v.shape[-1]) @ weight.T).reshape(*lead, weight.shape[0])
-    else:
-        out = v @ weight.T
-    return out if bias is None else out + bias
+    bias = bias_ih if bias_hh is None else bias_ih + bias_hh
+    return linear(x, weight_ih, bias)
 
 
-def rnn_step(x_proj, h, weight_hh, bias_hh=None, nonlinearity="tanh"):
+def rnn_step(x_proj, h, weight_hh, nonlinearity="tanh"):
     """One step of the vanilla RNN:  h(t) = f(A x(t) + C h(t-1)).
 
-    A = weight_ih (H, I) with b_ih arrives as x_proj = A x(t) + b_ih (B, H);
-    C = weight_hh (H, H), b_hh (H,); f is tanh, or relu (a remedy for
-    vanishing gradients). The output y(t) = B h(t) is a separate readout
-    (an ``nn.Linear``), not part of the cell. Returns h(t) (B, H).
+    A = weight_ih (H, I) arrives as x_proj = A x(t) + b_ih + b_hh (B, H);
+    C = weight_hh (H, H); f is tanh, or relu (a remedy for vanishing
+    gradients). The output y(t) = B h(t) is a separate readout (an
+    ``nn.Linear``), not part of the cell. Returns h(t) (B, H).
     """
-    a = x_proj + affine(h, weight_hh, bias_hh)
+    a = linear(h, weight_hh, x_proj)  # C h(t-1) + A x(t) + b in one op
     return a.relu() if nonlinearity == "relu" else a.tanh()
 
 
-def lstm_step(x_proj, state, weight_hh, bias_hh=None):
+def lstm_step(x_proj, state, weight_hh):
     """One step of the LSTM; ``state = (h_{t-1}, c_{t-1})`` -> ``(h_t, c_t)``.
 
         i_t  = σ(W_i [h_{t-1}, x_t] + b_i)      input gate
@@ -69,11 +67,11 @@ def lstm_step(x_proj, state, weight_hh, bias_hh=None):
 
     W_g [h, x] = W_hh,g h + W_ih,g x and b_g = b_ih,g + b_hh,g, where ,g is
     the g-th row block of weight_ih (4H, I), weight_hh (4H, H) and the biases
-    (4H,), in the order i, f, g (= c~), o. x_proj = x_t W_ih^T + b_ih
-    (B, 4H) holds the x halves of all four gates; h and c are (B, H).
+    (4H,), in the order i, f, g (= c~), o. x_proj = x_t W_ih^T + b_ih + b_hh
+    (B, 4H) holds the x halves and biases of all four gates; h and c are (B, H).
     """
     h, c = state
-    gates = x_proj + affine(h, weight_hh, bias_hh)
+    gates = linear(h, weight_hh, x_proj)  # W [h_{t-1}, x_t] + b for all four gates
     a_i, a_f, a_c, a_o = gates.chunk(4, axis=-1)
     i, f, c_tilde, o = a_i.sigmoid(), a_f.sigmoid(), a_c.tanh(), a_o.sigmoid()
     c = f * c + i * c_tilde
@@ -100,7 +98,7 @@ def gru_step(x_proj, h, weight_hh, bias_hh=None, reset_after=True):
     """
     x_r, x_z, x_n = x_proj.chunk(3, axis=-1)
     if reset_after:
-        h_r, h_z, h_n = affine(h, weight_hh, bias_hh).chunk(3, axis=-1)
+        h_r, h_z, h_n = linear(h, weight_hh, bias_hh).chunk(3, axis=-1)
         r = (x_r + h_r).sigmoid()
         z = (x_z + h_z).sigmoid()
         n = (x_n + r * h_n).tanh()
@@ -108,10 +106,10 @@ def gru_step(x_proj, h, weight_hh, bias_hh=None, reset_after=True):
         hidden = h.shape[-1]
         U_rz, U_n = weight_hh.split([2 * hidden, hidden], axis=0)
         b_rz, b_n = (None, None) if bias_hh is None else bias_hh.split([2 * hidden, hidden])
-        h_r, h_z = affine(h, U_rz, b_rz).chunk(2, axis=-1)
+        h_r, h_z = linear(h, U_rz, b_rz).chunk(2, axis=-1)
         r = (x_r + h_r).sigmoid()
         z = (x_z + h_z).sigmoid()
-        n = (x_n + affine(r * h, U_n, b_n)).tanh()
+        n = (x_n + linear(r * h, U_n, b_n)).tanh()
     return (1 - z) * n + z * h
 
 
@@ -172,9 +170,13 @@ class _Cell(Module):
         self.bias_ih = uniform_parameter((rows,), self.hidden_size, "bias_ih") if bias else None
         self.bias_hh = uniform_parameter((rows,), self.hidden_size, "bias_hh") if bias else None
 
+    # The RNN and LSTM fold b_hh into the input projection; the GRU keeps it in its step.
+    hidden_bias_in_projection = True
+
     def project_input(self, x):
-        """x W_ih^T + b_ih: the input's share of every gate, (..., G*H)."""
-        return affine(x, self.weight_ih, self.bias_ih)
+        """x W_ih^T + b_ih (+ b_hh): the input's share of every gate, (..., G*H)."""
+        bias_hh = self.bias_hh if self.hidden_bias_in_projection else None
+        return project(x, self.weight_ih, self.bias_ih, bias_hh)
 
     def forward(self, x, state=None):
         """One time step: x (B, I) or (I,), state as in :meth:`step` (None: zeros)."""
@@ -223,8 +225,8 @@ class RNNCell(_Cell):
         self.nonlinearity = nonlinearity
 
     def step(self, x_proj, h):
-        """h' = f(x_proj + C h + b_hh), with x_proj = A x + b_ih from :meth:`project_input`."""
-        return rnn_step(x_proj, h, self.weight_hh, self.bias_hh, self.nonlinearity)
+        """h' = f(C h + x_proj), with x_proj = A x + b_ih + b_hh from :meth:`project_input`."""
+        return rnn_step(x_proj, h, self.weight_hh, self.nonlinearity)
 
     def extra_repr(self):
         return super().extra_repr() + f", nonlinearity={self.nonlinearity!r}"
@@ -239,8 +241,8 @@ class LSTMCell(_Cell):
     gate_blocks = 4
 
     def step(self, x_proj, state):
-        """(h, c) -> (h', c') given x_proj = x W_ih^T + b_ih (B, 4H)."""
-        return lstm_step(x_proj, state, self.weight_hh, self.bias_hh)
+        """(h, c) -> (h', c') given x_proj = x W_ih^T + b_ih + b_hh (B, 4H)."""
+        return lstm_step(x_proj, state, self.weight_hh)
 
     def _check_state(self, state, batch_shape):
         if state is None:
@@ -264,6 +266,7 @@ class GRUCell(_Cell):
     see :func:`gru_step`.
     """
     gate_blocks = 3
+    hidden_bias_in_projection = False
 
     def __init__(self, input_size, hidden_size, bias=True, reset_after=True):
         super().__init__(input_size, hidden_size, bias)

@@ -6,7 +6,7 @@ Embedding turns token indices into the input vectors x(t).
 import numpy as np
 
 from ..rng import generator
-from ..tensor import Tensor
+from ..tensor import Tensor, linear
 from .module import Module, Parameter
 
 
@@ -44,8 +44,7 @@ class Linear(Module):
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear: expected input of shape (..., {self.in_features}) "
                              f"(in_features={self.in_features}), got shape {x.shape}")
-        y = x @ self.weight.T
-        return y if self.bias is None else y + self.bias
+        return linear(x, self.weight, self.bias)
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

@@ -23,7 +23,7 @@ sequence is::
 from functools import partial
 
 from ..tensor import Tensor, cat, scope, stack
-from .cells import (affine, as_tensor, check_size, describe, gru_step, lstm_step, rnn_step,
+from .cells import (as_tensor, check_size, describe, gru_step, lstm_step, project, rnn_step,
                     uniform_parameter, zeros)
 from .module import Module
 
@@ -85,6 +85,8 @@ class _SequenceLayer(Module):
     """
     gate_blocks = 1
     scope_name = "rnn"
+    # As in the cells: the RNN and LSTM fold b_hh into the input projection, the GRU cannot.
+    hidden_bias_in_projection = True
     state_names = ("h0",)
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
@@ -141,7 +143,8 @@ class _SequenceLayer(Module):
                 for suffix in self._suffixes():
                     weight_ih, weight_hh, bias_ih, bias_hh = self._weights(k, suffix)
                     with scope(f"l{k}{suffix}"):
-                        x_proj = affine(x, weight_ih, bias_ih)
+                        x_proj = project(x, weight_ih, bias_ih,
+                                         bias_hh if self.hidden_bias_in_projection else None)
                         outputs, final = unroll(self._step(weight_hh, bias_hh), x_proj,
                                                 states[len(finals)], reverse=bool(suffix))
                         directions.append(stack(outputs))
@@ -220,7 +223,7 @@ class RNN(_SequenceLayer):
         self.nonlinearity = nonlinearity
 
     def _step(self, weight_hh, bias_hh):
-        return partial(rnn_step, weight_hh=weight_hh, bias_hh=bias_hh, nonlinearity=self.nonlinearity)
+        return partial(rnn_step, weight_hh=weight_hh, nonlinearity=self.nonlinearity)
 
     def extra_repr(self):
         return super().extra_repr() + f", nonlinearity={self.nonlinearity!r}"
@@ -237,7 +240,7 @@ class LSTM(_SequenceLayer):
     state_names = ("h0", "c0")
 
     def _step(self, weight_hh, bias_hh):
-        return partial(lstm_step, weight_hh=weight_hh, bias_hh=bias_hh)
+        return partial(lstm_step, weight_hh=weight_hh)
 
 
 class GRU(_SequenceLayer):
@@ -248,6 +251,7 @@ class GRU(_SequenceLayer):
     """
     gate_blocks = 3
     scope_name = "gru"
+    hidden_bias_in_projection = False
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  bidirectional=False, reset_after=True):
