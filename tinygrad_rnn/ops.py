@@ -55,11 +55,15 @@ class Scatter:
 
     def add_into(self, dense):
         """dense[index] += values; integer-array indices may repeat, so they go through add.at."""
-        parts = self.index if isinstance(self.index, tuple) else (self.index,)
-        if any(isinstance(p, np.ndarray) for p in parts):
-            np.add.at(dense, self.index, self.values)
+        index = self.index
+        if type(index) is tuple:
+            advanced = any(type(part) is np.ndarray for part in index)
         else:
-            dense[self.index] += self.values
+            advanced = type(index) is np.ndarray
+        if advanced:
+            np.add.at(dense, index, self.values)
+        else:
+            dense[index] += self.values
 
 
 # ----------------------------------------------------------------- arithmetic
@@ -206,10 +210,13 @@ class Linear:
 
     @staticmethod
     def forward(x, weight, bias=None):
-        out = (x.reshape(-1, x.shape[-1]) @ weight.T).reshape(*x.shape[:-1], weight.shape[0])
+        if x.ndim == 2:
+            out = x @ weight.T
+        else:
+            out = (x.reshape(-1, x.shape[-1]) @ weight.T).reshape(*x.shape[:-1], weight.shape[0])
         if bias is not None:
-            if bias.ndim <= out.ndim and out.shape[out.ndim - bias.ndim:] == bias.shape \
-                    and np.result_type(out, bias) == out.dtype:
+            if bias.dtype == out.dtype and 0 < bias.ndim <= out.ndim and \
+                    out.shape[-bias.ndim:] == bias.shape:
                 out += bias  # out is fresh from the matmul: no second array of its size
             else:
                 out = out + bias

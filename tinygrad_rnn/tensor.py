@@ -53,19 +53,28 @@ def is_grad_enabled():
     return _grad_enabled
 
 
-@contextmanager
-def scope(name):
-    """Tensors created inside carry ``.scope`` = the nested path, e.g. "lstm/l0/t=3"."""
-    global _scope
-    if not isinstance(name, str) or not name or "/" in name:
-        raise ValueError(f"scope: name must be a non-empty string without '/' (the path "
-                         f"separator; nest scopes instead), got {name!r}")
-    previous = _scope
-    _scope = f"{previous}/{name}" if previous else name
-    try:
-        yield _scope
-    finally:
-        _scope = previous
+class scope:
+    """Tensors created inside carry ``.scope`` = the nested path, e.g. "lstm/l0/t=3".
+
+    A class rather than a generator: ``unroll`` opens one per time step.
+    """
+    __slots__ = ("name", "previous")
+
+    def __init__(self, name):
+        if not isinstance(name, str) or not name or "/" in name:
+            raise ValueError(f"scope: name must be a non-empty string without '/' (the path "
+                             f"separator; nest scopes instead), got {name!r}")
+        self.name = name
+
+    def __enter__(self):
+        global _scope
+        self.previous = _scope
+        _scope = f"{_scope}/{self.name}" if _scope else self.name
+        return _scope
+
+    def __exit__(self, *exc):
+        global _scope
+        _scope = self.previous
 
 
 @contextmanager
@@ -197,6 +206,8 @@ def _as_array(data, dtype):
 
 def _as_index(index):
     """Tensors and lists inside an index become ndarrays."""
+    if type(index) is int:
+        return index
     if isinstance(index, tuple):
         return tuple(_as_index(i) for i in index)
     if isinstance(index, Tensor):
@@ -576,6 +587,7 @@ def _backprop(root, grad, retain_graph, retain_grads):
     grads = {id(root): grad}
     owned = {}  # ids whose gradient buffer was allocated here, so += in place is safe
     ready = [root]
+    Scatter, unbroadcast = ops.Scatter, ops.unbroadcast  # locals: this loop runs once per node
     while ready:
         node = ready.pop()
         g = grads.pop(id(node), None)
@@ -604,7 +616,7 @@ def _backprop(root, grad, retain_graph, retain_grads):
             if not parent._needs_grad:
                 continue
             key = id(parent)
-            if type(pg) is ops.Scatter:
+            if type(pg) is Scatter:
                 acc = grads.get(key)
                 if key not in owned:
                     acc = pg.zeros() if acc is None else np.array(acc, dtype=np.result_type(acc, pg.dtype))
@@ -613,7 +625,7 @@ def _backprop(root, grad, retain_graph, retain_grads):
                 pg.add_into(acc)
             elif pg is not None:
                 if pg.shape != parent.data.shape:
-                    pg = ops.unbroadcast(pg, parent.data.shape)
+                    pg = unbroadcast(pg, parent.data.shape)
                 acc = grads.get(key)
                 if acc is None:
                     grads[key] = pg
