@@ -224,12 +224,12 @@ def sizes_line(names):
 
 
 def header_lines(info):
-    torch_text = (f"torch {info['torch']} ({info['torch_threads']} threads, "
+    torch_text = (f"torch {info['torch']} (threads: {info['torch_threads']}, "
                   f"OMP_WAIT_POLICY={info['omp_wait_policy']})"
                   if info["torch"] else "torch not installed: PyTorch columns are n/a")
     return [f"machine: {info['cpu']}, {info['cores']} cores, {info['platform']}",
-            f"python {info['python']}, numpy {info['numpy']} ({info['blas']}, "
-            f"{info['blas_threads']} BLAS threads from {info['blas_threads_from']}), {torch_text}",
+            f"python {info['python']}, numpy {info['numpy']} ({info['blas']}, BLAS threads: "
+            f"{info['blas_threads']}, from {info['blas_threads_from']}), {torch_text}",
             f"date: {info['date']}, tinygrad_rnn at {info['revision']}, "
             f"load average {info['load_average']}"]
 
