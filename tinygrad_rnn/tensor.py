@@ -484,7 +484,7 @@ class Tensor:
         lead = (slice(None),) * (axis % self.ndim)
         pieces, start = [], 0
         for size in sizes:
-            pieces.append(self[lead + (slice(start, start + size),)])
+            pieces.append(_apply(ops.GetItem, (self,), index=lead + (slice(start, start + size),)))
             start += size
         return pieces
 
