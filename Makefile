@@ -47,6 +47,10 @@ images: $(VENV)/.test-installed graphviz
 demos: $(VENV)/.demo-installed graphviz
 	for demo in demos/[0-9][0-9]_*.py; do $(PY) $$demo || exit 1; done
 
-## make bench: speed and memory against hand-written numpy and PyTorch (see README)
-bench: $(VENV)/.demo-installed
-	$(PY) benchmarks/bench.py
+$(VENV)/.bench-installed: setup.cfg pyproject.toml $(VENV)/.demo-installed
+	$(PIP) install --quiet -e '.[demo,bench]'
+	@touch $@
+
+## make bench: speed and memory against hand-written numpy, DeZero and PyTorch (`make torch` first)
+bench: $(VENV)/.bench-installed
+	$(PY) benchmarks/bench.py --threads 1

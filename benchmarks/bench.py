@@ -23,6 +23,7 @@ import sys
 
 import numpy as np
 
+import dezero_peer
 import machine
 import measure
 import steps
@@ -195,6 +196,17 @@ def extras_table(extras):
     return headers, rows
 
 
+def dezero_table(peers):
+    """The training step and the per-node cost against DeZero, as table headers and rows."""
+    headers = ["config", "cell", "engine ms", "dezero ms", "engine/dezero"]
+    rows = [[name, cell, _ms(engine), _ms(other), _ratio(ratio)]
+            for name, cell, engine, other, ratio in peers["steps"]]
+    per_node = peers["per_node_us"]
+    rows.append(["per node", "tanh (4,4)", f"{per_node['engine']:.2f} us", f"{per_node['dezero']:.2f} us",
+                 _ratio(per_node["engine"] / per_node["dezero"])])
+    return headers, rows
+
+
 def _pass(ok):
     return "PASS" if ok else "FAIL"
 
@@ -269,11 +281,21 @@ def main(argv=None):
     print("\nper-node cost, long unrolls, memory, no_grad")
     print(table.render(*extras_table(extras)))
 
+    peers = None
+    if dezero_peer.dezero is not None:
+        small = [name for name in args.only if name in ("S", "M")] or args.only[:1]
+        rows, per_node = dezero_peer.compare(small, args.reps)
+        peers = {"steps": rows, "per_node_us": per_node}
+        print("\nthe other teaching engine on numpy: DeZero (RNN and LSTM only; no GRU)")
+        print(table.render(*dezero_table(peers)))
+    else:
+        print("\nDeZero is not installed (pip install dezero==0.0.13): its comparison is skipped")
+
     info["load_average_end"] = machine.describe(torch)["load_average"]
     print(f"\nload average at the end: {info['load_average_end']}")
     if args.save:
         results = {"command": command, "reps": args.reps, "machine": info,
-                   "training_steps": records, "extras": extras}
+                   "training_steps": records, "extras": extras, "dezero": peers}
         write_results(results)
         print(f"\nwrote {os.path.join(HERE, 'results.json')} and results.md")
     return 0
@@ -293,6 +315,9 @@ def write_results(results):
     lines += ["", "## Training step (float32)", "", table.markdown(*step_table(results["training_steps"])),
               "", "## Per-node cost, long unrolls, memory, no_grad", "",
               table.markdown(*extras_table(results["extras"])), ""]
+    if results["dezero"] is not None:
+        lines += ["## DeZero, the other teaching engine on numpy", "",
+                  table.markdown(*dezero_table(results["dezero"])), ""]
     with open(os.path.join(HERE, "results.md"), "w") as out:
         out.write("\n".join(lines))
 
