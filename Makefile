@@ -20,12 +20,12 @@ $(VENV)/.demo-installed: setup.cfg pyproject.toml $(VENV)/.test-installed
 graphviz:
 	@sh scripts/install_graphviz.sh
 
-## make test: set up .venv and run the test suite (a few minutes)
-test: $(VENV)/.test-installed graphviz
+## make test: set up .venv and run the test suite (a few minutes; the demos' quick runs are tests too)
+test: $(VENV)/.demo-installed graphviz
 	$(PY) -m pytest
 
 ## make test-long: the property tests with many more examples, plus the slow checks
-test-long: $(VENV)/.test-installed graphviz
+test-long: $(VENV)/.demo-installed graphviz
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest -m "slow or not slow"
 
 ## make demo: set up .venv and run the quick demo tour
