@@ -107,7 +107,9 @@ def test_training_loop_memory_is_flat_and_graphs_are_freed_without_gc():
     # Python's free lists keep a few freed tuples and floats, so allow a sliver
     # of one step's graph, which is what a leak would retain every step.
     assert abs(current[20] - current[5]) < 0.05 * peak, (current, peak)
-    assert objects[20] == objects[5]
+    # A leak of even one object per step would add 15 between steps 5 and 20; the
+    # interpreter's own bookkeeping (a cache entry, a resized dict) moves it by one or two.
+    assert abs(objects[20] - objects[5]) <= 5, objects
 
 
 def test_a_graph_dropped_without_backward_is_freed_by_reference_counting():
