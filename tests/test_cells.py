@@ -6,6 +6,7 @@ from hypothesis import given, strategies as st
 import tinygrad_rnn as tr
 from tinygrad_rnn import nn
 from tinygrad_rnn.testing import cell_configs
+from graph_walk import graph_ops, parts
 from test_bptt_reference import CELL_KINDS, make_cell, random_state, reference_bptt
 
 KINDS = list(CELL_KINDS)
@@ -15,25 +16,6 @@ def as_tensors(state, requires_grad=False):
     if isinstance(state, tuple):
         return tuple(tr.Tensor(s, requires_grad=requires_grad) for s in state)
     return tr.Tensor(state, requires_grad=requires_grad)
-
-
-def parts(out):
-    """A cell's output as a tuple: (h,) or (h, c)."""
-    return out if isinstance(out, tuple) else (out,)
-
-
-def graph_ops(root):
-    """Op name of every node behind ``root``, each node once."""
-    found, seen, todo = [], {}, [root]
-    while todo:
-        node = todo.pop()
-        if id(node) in seen:
-            continue
-        seen[id(node)] = True
-        if node.op is not None:
-            found.append(node.op)
-        todo.extend(node.parents)
-    return found
 
 
 def reference_kind(config):

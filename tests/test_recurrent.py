@@ -5,6 +5,7 @@ from hypothesis import given, strategies as st
 
 import tinygrad_rnn as tr
 from tinygrad_rnn import nn
+from graph_walk import graph_nodes, parts
 from test_bptt_reference import CELL_KINDS, random_state, reference_bptt
 
 LAYER_KINDS = {
@@ -51,22 +52,6 @@ def initial_state(kind, slots, batch, hidden, rng):
         return list(zip(h0, c0)), (tr.Tensor(h0, requires_grad=True), tr.Tensor(c0, requires_grad=True))
     h0 = rng.normal(size=(slots, batch, hidden))
     return list(h0), tr.Tensor(h0, requires_grad=True)
-
-
-def parts(state):
-    """A layer's final state as a tuple: (h_n,) or (h_n, c_n)."""
-    return state if isinstance(state, tuple) else (state,)
-
-
-def graph_nodes(root):
-    found, seen, todo = [], {}, [root]
-    while todo:
-        node = todo.pop()
-        if id(node) not in seen:
-            seen[id(node)] = True
-            found.append(node)
-            todo.extend(node.parents)
-    return found
 
 
 # ------------------------------------------------------------------ unroll
