@@ -30,7 +30,7 @@ import numpy as np
 
 from ..rng import generator
 from ..tensor import Tensor, linear
-from .module import Module, Parameter
+from .module import Module, Parameter, check_size
 
 
 def project(x, weight_ih, bias_ih=None, bias_hh=None):
@@ -118,13 +118,6 @@ def uniform_parameter(shape, hidden_size, name):
     bound = 1 / math.sqrt(hidden_size)
     data = generator().uniform(-bound, bound, size=shape).astype(np.float32)
     return Parameter(data, name=name)
-
-
-def check_size(owner, what, value):
-    """``value`` as a positive int, or a ValueError naming ``owner`` and ``what``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{owner}: {what} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def as_tensor(owner, what, value, shape, dtype):

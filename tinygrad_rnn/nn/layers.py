@@ -7,13 +7,7 @@ import numpy as np
 
 from ..rng import generator
 from ..tensor import Tensor, linear
-from .module import Module, Parameter
-
-
-def _check_size(layer, name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
-    return int(value)
+from .module import Module, Parameter, check_size
 
 
 class Linear(Module):
@@ -27,8 +21,8 @@ class Linear(Module):
     """
 
     def __init__(self, in_features, out_features, bias=True):
-        self.in_features = _check_size("Linear", "in_features", in_features)
-        self.out_features = _check_size("Linear", "out_features", out_features)
+        self.in_features = check_size("Linear", "in_features", in_features)
+        self.out_features = check_size("Linear", "out_features", out_features)
         bound = 1 / np.sqrt(self.in_features)
         rng = generator()
         self.weight = Parameter(rng.uniform(-bound, bound, (self.out_features, self.in_features))
@@ -60,8 +54,8 @@ class Embedding(Module):
     """
 
     def __init__(self, num_embeddings, embedding_dim):
-        self.num_embeddings = _check_size("Embedding", "num_embeddings", num_embeddings)
-        self.embedding_dim = _check_size("Embedding", "embedding_dim", embedding_dim)
+        self.num_embeddings = check_size("Embedding", "num_embeddings", num_embeddings)
+        self.embedding_dim = check_size("Embedding", "embedding_dim", embedding_dim)
         self.weight = Parameter(generator().standard_normal((self.num_embeddings, self.embedding_dim))
                                 .astype(np.float32), name="weight")
 

@@ -19,6 +19,16 @@ import numpy as np
 from ..tensor import Tensor
 
 
+def check_size(owner, what, value):
+    """``value`` as a positive int, or a ValueError naming ``owner`` and ``what``.
+
+    The one check of every layer's sizes (in_features, hidden_size, num_layers, ...).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{owner}: {what} must be a positive int, got {value!r}")
+    return int(value)
+
+
 class Parameter(Tensor):
     """A learnable Tensor: ``requires_grad=True``, found by :class:`Module`.
 

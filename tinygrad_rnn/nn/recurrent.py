@@ -23,9 +23,9 @@ sequence is::
 from functools import partial
 
 from ..tensor import Tensor, cat, scope, stack
-from .cells import (as_tensor, check_size, describe, gru_step, lstm_step, project, rnn_step,
+from .cells import (as_tensor, describe, gru_step, lstm_step, project, rnn_step,
                     uniform_parameter, zeros)
-from .module import Module
+from .module import Module, check_size
 
 
 def unroll(cell, xs, state=None, reverse=False):
