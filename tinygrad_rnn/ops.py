@@ -38,7 +38,8 @@ def unbroadcast(grad, shape):
 
 
 class Scatter:
-    """The gradient of ``a[index]``: zeros of a's shape except ``values`` at ``index``.
+    """The gradient of ``a[index]``: zeros of a's shape (and of a's and values'
+    common dtype) except ``values`` at ``index``.
 
     Kept sparse until the engine adds it into a's gradient buffer, so the T
     per-step slices of one projected sequence (or the four gate blocks of one
@@ -51,19 +52,25 @@ class Scatter:
         self.shape, self.dtype, self.index, self.values = shape, dtype, index, values
 
     def zeros(self):
-        return np.zeros(self.shape, dtype=self.dtype)
+        return np.zeros(self.shape, dtype=np.result_type(self.dtype, self.values.dtype))
 
     def add_into(self, dense):
         """dense[index] += values; integer-array indices may repeat, so they go through add.at."""
-        index = self.index
-        if type(index) is tuple:
-            advanced = any(type(part) is np.ndarray for part in index)
+        if _has_array(self.index):
+            np.add.at(dense, self.index, self.values)
         else:
-            advanced = type(index) is np.ndarray
-        if advanced:
-            np.add.at(dense, index, self.values)
-        else:
-            dense[index] += self.values
+            view = dense[self.index]  # basic indexing: a view, so the sum lands in dense
+            view += self.values
+
+
+def _has_array(index):
+    """Whether an index holds an integer or boolean array (numpy's advanced indexing)."""
+    if type(index) is tuple:
+        for part in index:
+            if type(part) is np.ndarray:
+                return True
+        return False
+    return type(index) is np.ndarray
 
 
 # ----------------------------------------------------------------- arithmetic
@@ -514,7 +521,7 @@ class GetItem:
     @staticmethod
     def backward(saved, g, needs):
         shape, dtype, index = saved
-        return (Scatter(shape, np.result_type(dtype, g), index, g),)
+        return (Scatter(shape, dtype, index, g),)
 
 
 class Cat:

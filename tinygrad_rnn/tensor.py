@@ -20,10 +20,12 @@ an inf or NaN (``inf * 0``) keeps numpy's RuntimeWarning: silencing it would
 cost every op a ``np.errstate``, and it points at a real problem.
 ``detect_anomaly()`` is the tool that finds where a NaN or inf first appears.
 """
+import itertools
 import linecache
 import os
 import sys
 from contextlib import contextmanager
+from operator import attrgetter
 
 import numpy as np
 
@@ -35,6 +37,9 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _grad_enabled = True
 _anomaly = False
 _scope = ""
+# Every tensor takes the next number at creation. An op's inputs exist before
+# its output, so reverse creation order is an order for backward.
+_next_number = itertools.count().__next__
 
 
 @contextmanager
@@ -125,6 +130,7 @@ def _leaf(array, requires_grad=False, name=None):
     t._saved = None
     t._retain = False
     t._trace = None
+    t._number = _next_number()
     return t
 
 
@@ -134,9 +140,12 @@ def _apply(fn, parents, **params):
     The result requires grad if any parent does; only then are the arrays
     that backward needs kept. Inside ``no_grad`` nothing is recorded.
     """
-    try:
-        if len(parents) == 1:  # the common unary case, without building an argument list
+    arity = len(parents)
+    try:  # unary and binary ops, the common cases, without building an argument list
+        if arity == 1:
             out, saved = fn.forward(parents[0].data, **params)
+        elif arity == 2:
+            out, saved = fn.forward(parents[0].data, parents[1].data, **params)
         else:
             out, saved = fn.forward(*[p.data for p in parents], **params)
     except (ValueError, IndexError, TypeError) as error:
@@ -150,12 +159,14 @@ def _apply(fn, parents, **params):
     t.scope = _scope
     t._retain = False
     t._trace = None
+    t._number = _next_number()
     if _grad_enabled:
-        requires_grad = False
-        for p in parents:
-            if p._needs_grad:
-                requires_grad = True
-                break
+        if arity == 1:
+            requires_grad = parents[0]._needs_grad
+        elif arity == 2:
+            requires_grad = parents[0]._needs_grad or parents[1]._needs_grad
+        else:
+            requires_grad = any(p._needs_grad for p in parents)
         t._fn = fn
         t.parents = parents
         t._needs_grad = requires_grad
@@ -232,7 +243,7 @@ class Tensor:
     used as operands take the tensor's float dtype: ``x * 2`` keeps float32.
     """
     __slots__ = ("data", "grad", "_needs_grad", "name", "scope", "parents",
-                 "_fn", "_saved", "_retain", "_trace")
+                 "_fn", "_saved", "_retain", "_trace", "_number")
     # ndarray <op> Tensor defers to the Tensor's reflected operator.
     __array_priority__ = 1000
     __array_ufunc__ = None
@@ -252,6 +263,7 @@ class Tensor:
         self._saved = None
         self._retain = False
         self._trace = None
+        self._number = _next_number()
 
     # ------------------------------------------------------------ attributes
     shape = property(lambda self: self.data.shape, doc="Shape of the data.")
@@ -549,14 +561,19 @@ def _tensor_list(op, tensors):
 
 # ------------------------------------------------------------------ backward
 
-def _count_children(root):
-    """For every tensor that ``root`` depends on through grad-requiring paths,
-    how many times it is used as an input inside that graph.
+_creation_number = attrgetter("_number")
 
-    An iterative walk, so depth costs no recursion. It fails before any
-    gradient is touched if part of the graph was released.
+
+def _graph_order(root):
+    """Every tensor that ``root`` depends on through grad-requiring paths,
+    each listed after every tensor computed from it (newest first).
+
+    An op's inputs are created before its output, so reverse creation order
+    is a topological order. An iterative walk collects the tensors, so depth
+    costs no recursion; it fails before any gradient is touched if part of
+    the graph was released.
     """
-    children = {}
+    seen = {root}
     stack = [root]
     while stack:
         node = stack.pop()
@@ -566,81 +583,73 @@ def _count_children(root):
                 "released by an earlier backward; call the first backward with "
                 "retain_graph=True to backpropagate through it again")
         for parent in node.parents:
-            if parent._needs_grad:
-                key = id(parent)
-                if key in children:
-                    children[key] += 1
-                else:
-                    children[key] = 1
-                    stack.append(parent)
-    return children
+            if parent._needs_grad and parent not in seen:
+                seen.add(parent)
+                stack.append(parent)
+    return sorted(seen, key=_creation_number, reverse=True)
 
 
 _ONLY_INPUT = (True,)
 
 
 def _backprop(root, grad, retain_graph, retain_grads):
-    """Topological-order backward (Kahn's algorithm): a tensor is processed
-    once every tensor computed from it has passed its gradient on, and its
-    gradient is dropped right after use."""
-    pending = _count_children(root)
-    grads = {id(root): grad}
-    owned = {}  # ids whose gradient buffer was allocated here, so += in place is safe
-    ready = [root]
+    """Visit the graph newest first: when a tensor's turn comes, every tensor
+    computed from it has passed its gradient on. Each gradient is dropped
+    right after use."""
+    grads = {root: grad}
+    owned = set()  # tensors whose gradient buffer was allocated here, so += in place is safe
     Scatter, unbroadcast = ops.Scatter, ops.unbroadcast  # locals: this loop runs once per node
-    while ready:
-        node = ready.pop()
-        g = grads.pop(id(node), None)
+    for node in _graph_order(root):
+        g = grads.pop(node, None)
+        if g is None:  # nothing reached it: its inputs get nothing from it either
+            continue
         fn = node._fn
         if fn is None:
-            if g is not None:
-                if node.grad is None:
-                    node.grad = np.array(g, dtype=node.data.dtype)
-                else:
-                    node.grad += g
-            continue
-        parents = node.parents
-        if g is None:
-            parent_grads = (None,) * len(parents)
-        else:
-            if retain_grads or node._retain:
-                node.grad = np.array(g, dtype=node.data.dtype) if node.grad is None else node.grad + g
-            # A unary node is in the graph only because its one input needs a gradient.
-            needs = _ONLY_INPUT if len(parents) == 1 else [p._needs_grad for p in parents]
-            parent_grads = fn.backward(node._saved, g, needs)
-            if not retain_graph:
-                node._saved = None
-            if _anomaly:
-                _check_backward(node, parent_grads)
-        for parent, pg in zip(parents, parent_grads):
-            if not parent._needs_grad:
-                continue
-            key = id(parent)
-            if type(pg) is Scatter:
-                acc = grads.get(key)
-                if key not in owned:
-                    acc = pg.zeros() if acc is None else np.array(acc, dtype=np.result_type(acc, pg.dtype))
-                    grads[key] = acc
-                    owned[key] = True
-                pg.add_into(acc)
-            elif pg is not None:
-                if pg.shape != parent.data.shape:
-                    pg = unbroadcast(pg, parent.data.shape)
-                acc = grads.get(key)
-                if acc is None:
-                    grads[key] = pg
-                elif key in owned:
-                    acc += pg
-                else:
-                    acc = acc + pg
-                    grads[key] = acc
-                    if type(acc) is np.ndarray:  # not a numpy scalar, which is immutable
-                        owned[key] = True
-            left = pending[key] - 1
-            if left:
-                pending[key] = left
+            if node.grad is not None:
+                node.grad += g
+            elif node in owned and g.dtype == node.data.dtype:
+                node.grad = g  # a buffer made here: no one else holds it
             else:
-                ready.append(parent)
+                node.grad = np.array(g, dtype=node.data.dtype)
+            continue
+        if retain_grads or node._retain:
+            node.grad = np.array(g, dtype=node.data.dtype) if node.grad is None else node.grad + g
+        parents = node.parents
+        arity = len(parents)
+        # A unary node is in the graph only because its one input needs a gradient.
+        if arity == 1:
+            needs = _ONLY_INPUT
+        elif arity == 2:
+            needs = (parents[0]._needs_grad, parents[1]._needs_grad)
+        else:
+            needs = [p._needs_grad for p in parents]
+        parent_grads = fn.backward(node._saved, g, needs)
+        if not retain_graph:
+            node._saved = None
+        if _anomaly:
+            _check_backward(node, parent_grads)
+        for parent, pg in zip(parents, parent_grads):
+            if pg is None or not parent._needs_grad:
+                continue
+            acc = grads.get(parent)
+            if type(pg) is Scatter:
+                if parent not in owned:
+                    acc = pg.zeros() if acc is None else np.array(acc, dtype=np.result_type(acc, pg.dtype, pg.values))
+                    grads[parent] = acc
+                    owned.add(parent)
+                pg.add_into(acc)
+                continue
+            if pg.shape != parent.data.shape:
+                pg = unbroadcast(pg, parent.data.shape)
+            if acc is None:
+                grads[parent] = pg
+            elif parent in owned:
+                acc += pg
+            else:
+                acc = acc + pg
+                grads[parent] = acc
+                if type(acc) is np.ndarray:  # not a numpy scalar, which is immutable
+                    owned.add(parent)
 
 
 def _check_backward(node, parent_grads):
