@@ -284,7 +284,9 @@ class Tanh:
     @staticmethod
     def backward(saved, g, needs):
         out = saved[0]
-        return (g * (1 - out * out),)
+        grad = 1 - out * out
+        grad *= g
+        return (grad,)
 
 
 class Sigmoid:
@@ -306,7 +308,10 @@ class Sigmoid:
     @staticmethod
     def backward(saved, g, needs):
         out = saved[0]
-        return (g * out * (1 - out),)
+        grad = 1 - out
+        grad *= out
+        grad *= g
+        return (grad,)
 
 
 class ReLU:

@@ -141,13 +141,15 @@ def _apply(fn, parents, **params):
     that backward needs kept. Inside ``no_grad`` nothing is recorded.
     """
     arity = len(parents)
-    try:  # unary and binary ops, the common cases, without building an argument list
-        if arity == 1:
-            out, saved = fn.forward(parents[0].data, **params)
-        elif arity == 2:
-            out, saved = fn.forward(parents[0].data, parents[1].data, **params)
-        else:
+    try:  # the common cases (unary or binary, no parameters) without building argument lists
+        if params:
             out, saved = fn.forward(*[p.data for p in parents], **params)
+        elif arity == 1:
+            out, saved = fn.forward(parents[0].data)
+        elif arity == 2:
+            out, saved = fn.forward(parents[0].data, parents[1].data)
+        else:
+            out, saved = fn.forward(*[p.data for p in parents])
     except (ValueError, IndexError, TypeError) as error:
         raise _op_error(fn, parents, error) from None
     if type(out) is not np.ndarray:

@@ -96,19 +96,16 @@ def gru_step(x_proj, h, weight_hh, bias_hh=None, reset_after=True):
     is known only after r_t, so the step multiplies h by the r, z rows of
     weight_hh first and by the n rows separately.
     """
-    x_r, x_z, x_n = x_proj.chunk(3, axis=-1)
+    hidden = h.shape[-1]
+    x_rz, x_n = x_proj.split([2 * hidden, hidden], axis=-1)
     if reset_after:
-        h_r, h_z, h_n = linear(h, weight_hh, bias_hh).chunk(3, axis=-1)
-        r = (x_r + h_r).sigmoid()
-        z = (x_z + h_z).sigmoid()
+        h_rz, h_n = linear(h, weight_hh, bias_hh).split([2 * hidden, hidden], axis=-1)
+        r, z = (x_rz + h_rz).sigmoid().chunk(2, axis=-1)  # both gates in one sigmoid
         n = (x_n + r * h_n).tanh()
     else:
-        hidden = h.shape[-1]
         U_rz, U_n = weight_hh.split([2 * hidden, hidden], axis=0)
         b_rz, b_n = (None, None) if bias_hh is None else bias_hh.split([2 * hidden, hidden])
-        h_r, h_z = linear(h, U_rz, b_rz).chunk(2, axis=-1)
-        r = (x_r + h_r).sigmoid()
-        z = (x_z + h_z).sigmoid()
+        r, z = (x_rz + linear(h, U_rz, b_rz)).sigmoid().chunk(2, axis=-1)
         n = (x_n + linear(r * h, U_n, b_n)).tanh()
     return n + z * (h - n)  # = (1 - z) * n + z * h, in three ops instead of four
 
