@@ -38,21 +38,18 @@ def unbroadcast(grad, shape):
 
 
 class Scatter:
-    """The gradient of ``a[index]``: zeros of a's shape (and of a's and values'
-    common dtype) except ``values`` at ``index``.
+    """The gradient of ``a[index]``: zeros of a's shape except ``values`` at ``index``.
 
-    Kept sparse until the engine adds it into a's gradient buffer, so the T
-    per-step slices of one projected sequence (or the four gate blocks of one
-    LSTM step) fill a single buffer slice by slice, instead of each allocating
-    and adding a dense array of the whole shape (T slices would cost O(T**2)).
+    Kept sparse until every gradient of ``a`` has arrived; :func:`gather`
+    then makes the one dense array. So the T per-step slices of a projected
+    sequence, or the blocks of one step's gates, fill a single array instead
+    of each allocating and adding a dense array of the whole shape (T slices
+    would cost O(T**2)).
     """
     __slots__ = ("shape", "dtype", "index", "values")
 
     def __init__(self, shape, dtype, index, values):
         self.shape, self.dtype, self.index, self.values = shape, dtype, index, values
-
-    def zeros(self):
-        return np.zeros(self.shape, dtype=np.result_type(self.dtype, self.values.dtype))
 
     def add_into(self, dense):
         """dense[index] += values; integer-array indices may repeat, so they go through add.at."""
@@ -71,6 +68,76 @@ def _has_array(index):
                 return True
         return False
     return type(index) is np.ndarray
+
+
+def gather(dense, pieces):
+    """One new array: ``dense`` (a gradient, or None) plus every :class:`Scatter` in ``pieces``.
+
+    Its dtype is the common one of the indexed array and all the gradients.
+    When there is no dense part and the pieces tile the array along one axis
+    (the steps ``x[t]`` of a sequence, the blocks of a ``split`` or
+    ``chunk``), they are joined by one stack or concatenate, with no zeros
+    to add into.
+    """
+    dtype = np.result_type(pieces[0].dtype, *[piece.values.dtype for piece in pieces],
+                           *(() if dense is None else (dense.dtype,)))
+    if dense is None:
+        joined = _join_tiles(pieces)
+        if joined is not None:
+            return joined.astype(dtype, copy=False)
+        out = np.zeros(pieces[0].shape, dtype=dtype)
+    else:
+        out = np.array(dense, dtype=dtype)
+    for piece in pieces:
+        piece.add_into(out)
+    return out
+
+
+def _join_tiles(pieces):
+    """The pieces stacked or concatenated, if they tile their array exactly along one axis; else None."""
+    shape = pieces[0].shape
+    tiles = []
+    for piece in pieces:
+        tile = _tile(piece.index, shape)
+        if tile is None:
+            return None
+        tiles.append((tile, piece.values))
+    tiles.sort(key=lambda tile_values: tile_values[0][1])
+    axis, _, first_stop = tiles[0][0]
+    dropped = first_stop is None
+    position = 0
+    for (tile_axis, start, stop), _ in tiles:
+        if tile_axis != axis or (stop is None) != dropped or start != position:
+            return None
+        position = start + 1 if dropped else stop
+    if position != shape[axis]:
+        return None
+    values = [v for _, v in tiles]
+    return np.stack(values, axis) if dropped else np.concatenate(values, axis)
+
+
+_WHOLE_AXIS = slice(None)
+
+
+def _tile(index, shape):
+    """(axis, start, stop) if ``index`` takes one block along one axis, else None.
+
+    ``x[t]`` is (0, t, None): the axis is dropped. A piece of ``split`` or
+    ``chunk``, ``x[:, ..., :, start:stop]``, is (its axis, start, stop).
+    """
+    if type(index) is int:
+        return 0, index % shape[0], None
+    if type(index) is not tuple or not index:
+        return None
+    axis = len(index) - 1
+    last = index[axis]
+    if type(last) is not slice or last.step is not None:
+        return None
+    for part in index[:axis]:
+        if part != _WHOLE_AXIS:
+            return None
+    start, stop, _ = last.indices(shape[axis])
+    return axis, start, stop
 
 
 # ----------------------------------------------------------------- arithmetic

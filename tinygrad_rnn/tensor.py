@@ -599,11 +599,15 @@ def _backprop(root, grad, retain_graph, retain_grads):
     computed from it has passed its gradient on. Each gradient is dropped
     right after use."""
     grads = {root: grad}
+    scattered = {}  # tensor -> the Scatter gradients of its slices, gathered on its turn
     owned = set()  # tensors whose gradient buffer was allocated here, so += in place is safe
-    Scatter, unbroadcast = ops.Scatter, ops.unbroadcast  # locals: this loop runs once per node
+    Scatter, gather, unbroadcast = ops.Scatter, ops.gather, ops.unbroadcast  # locals: hot loop
     for node in _graph_order(root):
         g = grads.pop(node, None)
-        if g is None:  # nothing reached it: its inputs get nothing from it either
+        if node in scattered:
+            g = gather(g, scattered.pop(node))
+            owned.add(node)
+        elif g is None:  # nothing reached it: its inputs get nothing from it either
             continue
         fn = node._fn
         if fn is None:
@@ -633,16 +637,15 @@ def _backprop(root, grad, retain_graph, retain_grads):
         for parent, pg in zip(parents, parent_grads):
             if pg is None or not parent._needs_grad:
                 continue
-            acc = grads.get(parent)
             if type(pg) is Scatter:
-                if parent not in owned:
-                    acc = pg.zeros() if acc is None else np.array(acc, dtype=np.result_type(acc, pg.dtype, pg.values))
-                    grads[parent] = acc
-                    owned.add(parent)
-                pg.add_into(acc)
+                if parent in scattered:
+                    scattered[parent].append(pg)
+                else:
+                    scattered[parent] = [pg]
                 continue
             if pg.shape != parent.data.shape:
                 pg = unbroadcast(pg, parent.data.shape)
+            acc = grads.get(parent)
             if acc is None:
                 grads[parent] = pg
             elif parent in owned:
