@@ -55,9 +55,12 @@ class Scatter:
         """dense[index] += values; integer-array indices may repeat, so they go through add.at."""
         if _has_array(self.index):
             np.add.at(dense, self.index, self.values)
-        else:
-            view = dense[self.index]  # basic indexing: a view, so the sum lands in dense
+            return
+        view = dense[self.index]
+        if type(view) is np.ndarray:  # basic indexing gives a view: the sum lands in dense
             view += self.values
+        else:  # a single element comes back as a scalar, not a view
+            dense[self.index] = view + self.values
 
 
 def _has_array(index):
