@@ -372,7 +372,9 @@ class Sigmoid:
     @staticmethod
     @np.errstate(over="ignore")
     def forward(a):
-        out = 1 / (1 + np.exp(-a))
+        out = np.exp(-a)
+        out += 1  # in place from here: no more arrays of a's size
+        out = np.reciprocal(out, out=out) if out.ndim else 1 / out  # 0-d: a numpy scalar
         return out, (out,)
 
     @staticmethod
