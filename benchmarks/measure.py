@@ -47,6 +47,18 @@ def tanh_chain(length, backend="engine"):
     visiting it in backward), which dominates small recurrent networks.
     """
     start = np.random.default_rng(0).standard_normal((4, 4)).astype(np.float32)
+    if backend == "numpy":  # the same arithmetic with no graph: the floor for any engine on numpy
+        seed = np.ones((4, 4), dtype=np.float32)
+
+        def run():
+            outs, y = [], start
+            for _ in range(length):
+                y = np.tanh(y)
+                outs.append(y)
+            g = seed
+            for out in reversed(outs):
+                g = g * (1 - out * out)
+        return run
     if backend == "torch":
         x = torch.tensor(start, requires_grad=True)
 
@@ -68,8 +80,9 @@ def tanh_chain(length, backend="engine"):
 
 
 def per_node_microseconds(reps, length=1000):
-    """{backend: median microseconds per tanh node, forward + backward} (engine, and torch if present)."""
-    chains = {"engine": tanh_chain(length)}
+    """{backend: median microseconds per tanh node, forward + backward}: the engine,
+    torch if present, and "numpy", the same ufunc calls without any graph."""
+    chains = {"engine": tanh_chain(length), "numpy": tanh_chain(length, "numpy")}
     if torch is not None:
         chains["torch"] = tanh_chain(length, "torch")
     times = interleaved_times(chains, reps)

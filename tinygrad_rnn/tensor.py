@@ -576,6 +576,7 @@ def _graph_order(root):
     the graph was released.
     """
     seen = {root}
+    found = [root]  # in walk order, which is nearly newest first: the sort has little to do
     stack = [root]
     while stack:
         node = stack.pop()
@@ -587,8 +588,10 @@ def _graph_order(root):
         for parent in node.parents:
             if parent._needs_grad and parent not in seen:
                 seen.add(parent)
+                found.append(parent)
                 stack.append(parent)
-    return sorted(seen, key=_creation_number, reverse=True)
+    found.sort(key=_creation_number, reverse=True)
+    return found
 
 
 _ONLY_INPUT = (True,)
