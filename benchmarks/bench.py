@@ -154,8 +154,7 @@ def measure_extras(quick, reps, memory_config="M"):
     inference of the LSTM step in ``memory_config`` (M unless that was not selected)."""
     per_node = measure.per_node_microseconds(reps)
     short, long = (100, 1000) if quick else (1000, 10000)
-    unroll = {steps_: measure.unrolled_backward_seconds(steps_, reps=reps)
-              for steps_ in (short, long)}
+    unroll = measure.unrolled_backward_seconds((short, long), reps=reps)
     config = steps.CONFIGS[memory_config]
     weights, x, targets = steps.make_problem(config, "lstm")
     peaks = {impl: measure.peak_bytes(steps.build_step(impl, "lstm", weights, x, targets))

@@ -89,25 +89,29 @@ def per_node_microseconds(reps, length=1000):
     return {name: median(ts) / length * 1e6 for name, ts in times.items()}
 
 
-def unrolled_backward_seconds(steps, reps, hidden=4):
-    """Median seconds of backward alone through a tiny tanh ``nn.RNN`` unrolled ``steps`` times.
+def unrolled_backward_seconds(lengths, reps, hidden=4):
+    """{T: median seconds of backward alone through a tiny tanh ``nn.RNN`` unrolled T steps}.
 
     Batch 1, input and hidden size ``hidden``; the loss is the mean of all
     outputs, so every step receives a gradient. Each repetition builds a
-    fresh graph (backward releases it) and times only ``loss.backward()``.
+    fresh graph per length (backward releases it) and times only
+    ``loss.backward()``; the lengths take turns, so a change in the
+    machine's speed touches them alike.
     """
     tr.manual_seed(0)
     rnn = nn.RNN(hidden, hidden)
-    x = tr.Tensor(np.random.default_rng(0).standard_normal((steps, 1, hidden)).astype(np.float32))
-    times = []
+    rng = np.random.default_rng(0)
+    inputs = {T: tr.Tensor(rng.standard_normal((T, 1, hidden)).astype(np.float32)) for T in lengths}
+    times = {T: [] for T in lengths}
     for _ in range(reps):
-        output, _ = rnn(x)
-        loss = output.mean()
-        start = time.perf_counter()
-        loss.backward()
-        times.append(time.perf_counter() - start)
-        rnn.zero_grad()
-    return median(times)
+        for T in lengths:
+            output, _ = rnn(inputs[T])
+            loss = output.mean()
+            start = time.perf_counter()
+            loss.backward()
+            times[T].append(time.perf_counter() - start)
+            rnn.zero_grad()
+    return {T: median(ts) for T, ts in times.items()}
 
 
 def peak_bytes(step):
