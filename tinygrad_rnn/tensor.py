@@ -37,6 +37,8 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _grad_enabled = True
 _anomaly = False
 _scope = ""
+_data_of, _needs_grad_of = attrgetter("data"), attrgetter("_needs_grad")
+_creation_number = attrgetter("_number")
 # Every tensor takes the next number at creation. An op's inputs exist before
 # its output, so reverse creation order is an order for backward.
 _next_number = itertools.count().__next__
@@ -143,13 +145,16 @@ def _apply(fn, parents, **params):
     arity = len(parents)
     try:  # the common cases (unary or binary, no parameters) without building argument lists
         if params:
-            out, saved = fn.forward(*[p.data for p in parents], **params)
+            if arity == 1:
+                out, saved = fn.forward(parents[0].data, **params)
+            else:
+                out, saved = fn.forward(*map(_data_of, parents), **params)
         elif arity == 1:
             out, saved = fn.forward(parents[0].data)
         elif arity == 2:
             out, saved = fn.forward(parents[0].data, parents[1].data)
         else:
-            out, saved = fn.forward(*[p.data for p in parents])
+            out, saved = fn.forward(*map(_data_of, parents))
     except (ValueError, IndexError, TypeError) as error:
         raise _op_error(fn, parents, error) from None
     if type(out) is not np.ndarray:
@@ -168,7 +173,7 @@ def _apply(fn, parents, **params):
         elif arity == 2:
             requires_grad = parents[0]._needs_grad or parents[1]._needs_grad
         else:
-            requires_grad = any(p._needs_grad for p in parents)
+            requires_grad = any(map(_needs_grad_of, parents))
         t._fn = fn
         t.parents = parents
         t._needs_grad = requires_grad
@@ -491,16 +496,19 @@ class Tensor:
         if isinstance(sizes, int):
             if sizes <= 0:
                 raise ValueError(f"split: size must be positive, got {sizes}")
-            sizes = [min(sizes, length - start) for start in range(0, length, sizes)]
-        elif sum(sizes) != length or any(s < 0 for s in sizes):
-            raise ValueError(f"split: sizes {list(sizes)} do not add up to {length}, "
-                             f"the length of axis {axis} of shape {self.shape}")
-        lead = (slice(None),) * (axis % self.ndim)
-        pieces, start = [], 0
-        for size in sizes:
-            pieces.append(_apply(ops.GetItem, (self,), index=lead + (slice(start, start + size),)))
-            start += size
-        return pieces
+            cuts = [*range(0, length, sizes), length]
+        else:
+            cuts = [0]
+            for size in sizes:
+                if size < 0:
+                    break
+                cuts.append(cuts[-1] + size)
+            if len(cuts) <= len(sizes) or cuts[-1] != length:
+                raise ValueError(f"split: sizes {list(sizes)} do not add up to {length}, "
+                                 f"the length of axis {axis} of shape {self.shape}")
+        lead = (slice(None),) * (axis % self.data.ndim)
+        return [_apply(ops.GetItem, (self,), index=lead + (slice(start, stop),))
+                for start, stop in zip(cuts, cuts[1:])]
 
     def chunk(self, n, axis=0):
         """Pieces of size ceil(length / n) along ``axis`` (PyTorch's rule: the
@@ -511,9 +519,10 @@ class Tensor:
         return self.split(max(-(-length // n), 1), axis)
 
     def _axis_length(self, op, axis):
-        if not isinstance(axis, int) or not -self.ndim <= axis < self.ndim:
-            raise ValueError(f"{op}: axis {axis!r} is out of range for shape {self.shape}")
-        return self.shape[axis]
+        shape = self.data.shape
+        if not isinstance(axis, int) or not -len(shape) <= axis < len(shape):
+            raise ValueError(f"{op}: axis {axis!r} is out of range for shape {shape}")
+        return shape[axis]
 
 
 def _matmul(a, b):
@@ -533,11 +542,12 @@ def linear(x, weight, bias=None):
     ``linear``; a whole (T, B, in) sequence goes through one matrix product.
     """
     x = x if isinstance(x, Tensor) else Tensor(x)
-    if weight.ndim != 2:
-        raise ValueError(f"linear: weight must be 2-D (out, in), got shape {weight.shape}")
-    if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
-        raise ValueError(f"linear: input of shape {x.shape} does not fit weight {weight.shape}: "
-                         f"expected (..., {weight.shape[1]})")
+    x_shape, weight_shape = x.data.shape, weight.data.shape
+    if len(weight_shape) != 2:
+        raise ValueError(f"linear: weight must be 2-D (out, in), got shape {weight_shape}")
+    if not x_shape or x_shape[-1] != weight_shape[1]:
+        raise ValueError(f"linear: input of shape {x_shape} does not fit weight {weight_shape}: "
+                         f"expected (..., {weight_shape[1]})")
     parents = (x, weight) if bias is None else (x, weight, bias)
     return _apply(ops.Linear, parents)
 
@@ -562,9 +572,6 @@ def _tensor_list(op, tensors):
 
 
 # ------------------------------------------------------------------ backward
-
-_creation_number = attrgetter("_number")
-
 
 def _graph_order(root):
     """Every tensor that ``root`` depends on through grad-requiring paths,
@@ -631,7 +638,7 @@ def _backprop(root, grad, retain_graph, retain_grads):
         elif arity == 2:
             needs = (parents[0]._needs_grad, parents[1]._needs_grad)
         else:
-            needs = [p._needs_grad for p in parents]
+            needs = list(map(_needs_grad_of, parents))
         parent_grads = fn.backward(node._saved, g, needs)
         if not retain_graph:
             node._saved = None
