@@ -58,7 +58,7 @@ def parse_args(argv):
                         help="smoke run: 3 repetitions, short unrolls, results not saved")
     parser.add_argument("--only", default="S,M,L", help="configurations, e.g. S,M (default S,M,L)")
     parser.add_argument("--cells", default="rnn,lstm,gru", help="cells, e.g. lstm (default all three)")
-    parser.add_argument("--reps", type=int, help="timed repetitions per figure (default 7; --quick 3)")
+    parser.add_argument("--reps", type=int, help="timed repetitions per figure (default 11; --quick 3)")
     parser.add_argument("--threads", type=int,
                         help="BLAS threads for numpy and torch alike (default: numpy's own count)")
     parser.add_argument("--no-save", action="store_true", help="do not write results.json/.md")
@@ -69,7 +69,7 @@ def parse_args(argv):
     args.only = _choices(parser, "--only", args.only, steps.CONFIGS)
     args.cells = _choices(parser, "--cells", args.cells, steps.CELLS)
     if args.reps is None:
-        args.reps = 3 if args.quick else 7
+        args.reps = 3 if args.quick else 11
     if args.reps < 1:
         parser.error(f"--reps must be at least 1, got {args.reps}")
     if args.threads is not None and args.threads < 1:
