@@ -378,6 +378,12 @@ def test_the_gradients_of_many_pieces_of_one_tensor_add_up(data):
     np.testing.assert_allclose(t.grad, expected, rtol=1e-12, atol=1e-12)
 
 
+def test_blocks_taken_with_array_indices_in_front_are_added_not_joined():
+    x = f64(np.arange(12.0).reshape(3, 4), True)
+    (x[np.array([0, 2]), 0:2].sum() + 10 * x[np.array([0, 1, 2]), 2:4].sum()).backward()
+    np.testing.assert_array_equal(x.grad, [[1, 1, 10, 10], [0, 0, 10, 10], [1, 1, 10, 10]])
+
+
 def test_chunk_follows_pytorch_sizes():
     x = tr.Tensor(np.arange(10.0))
     assert [p.shape[0] for p in x.chunk(3)] == [4, 4, 2]

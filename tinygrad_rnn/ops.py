@@ -137,7 +137,7 @@ def _tile(index, shape):
     if type(last) is not slice or last.step is not None:
         return None
     for part in index[:axis]:
-        if part != _WHOLE_AXIS:
+        if type(part) is not slice or part != _WHOLE_AXIS:
             return None
     start, stop, _ = last.indices(shape[axis])
     return axis, start, stop
