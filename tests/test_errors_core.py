@@ -202,6 +202,18 @@ def test_detect_anomaly_reports_inf_from_overflow_and_passes_finite_graphs():
     assert np.isfinite(x.grad).all()
 
 
+def test_detect_anomaly_sees_an_overflowing_weight_gradient_of_a_recurrent_step():
+    """One step C h + x_proj(t) keeps its weight gradient as a deferred product: still checked."""
+    h = tr.Tensor(np.full((2, 4), 1e30, dtype=np.float32))
+    weight = tr.Tensor(np.full((3, 4), 0.5, dtype=np.float32), requires_grad=True)
+    x_proj = tr.Tensor(np.zeros((2, 3), dtype=np.float32), requires_grad=True)
+    with tr.detect_anomaly():
+        out = tr.linear(h, weight, x_proj)
+        with pytest.raises(FloatingPointError, match="backward of 'linear' produced inf in the "
+                                                     r"gradient of its input 1 \(shape \(3, 4\)\)"):
+            out.backward(np.full((2, 3), 1e10, dtype=np.float32))
+
+
 @pytest.mark.parametrize("seed", [-1, 1.5, "7", True])
 def test_manual_seed_needs_a_non_negative_integer(seed):
     with pytest.raises(ValueError, match=f"manual_seed: seed must be a non-negative integer, got {seed!r}"):

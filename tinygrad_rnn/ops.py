@@ -10,7 +10,10 @@ recomputes nothing. ``needs[i]`` says whether input ``i`` wants a gradient; a
 backward skips the work for inputs that do not (a matmul against a constant).
 A backward may return a gradient in the broadcast shape of the output: the
 engine sums it back to the input's shape with :func:`unbroadcast`, the one
-place where broadcasting is undone.
+place where broadcasting is undone. It may also return a deferred gradient,
+a :class:`Scatter` (a slice's) or a :class:`Product` (a shared weight's),
+which the engine collects and turns into one array with :func:`gather` once
+every gradient of that input has arrived.
 
 Results outside a function's domain follow IEEE arithmetic, as in PyTorch:
 ``1 / 0`` is inf, ``log(0)`` is -inf, ``exp(1000)`` is inf. Where that is the
@@ -73,15 +76,40 @@ def _has_array(index):
     return type(index) is np.ndarray
 
 
-def gather(dense, pieces):
-    """One new array: ``dense`` (a gradient, or None) plus every :class:`Scatter` in ``pieces``.
+class Product:
+    """The gradient g^T x of a linear's weight, kept as its two factors g (N, out), x (N, in).
 
-    Its dtype is the common one of the indexed array and all the gradients.
-    When there is no dense part and the pieces tile the array along one axis
-    (the steps ``x[t]`` of a sequence, the blocks of a ``split`` or
-    ``chunk``), they are joined by one stack or concatenate, with no zeros
-    to add into.
+    A weight shared by T time steps receives T such products; :func:`gather`
+    stacks their factors and makes the sum one matrix product over all
+    T * N rows, as a hand-written BPTT does, instead of T thin products
+    each added into the sum.
     """
+    __slots__ = ("g", "x")
+
+    def __init__(self, g, x):
+        self.g, self.x = g, x
+
+    def dense(self):
+        return self.g.T @ self.x
+
+
+def gather(dense, pieces):
+    """One new array: ``dense`` (a gradient, or None) plus every deferred gradient in
+    ``pieces`` (:class:`Product` and :class:`Scatter`).
+
+    All the products are one matrix product. When there is nothing else and
+    the scatters tile the array along one axis (the steps ``x[t]`` of a
+    sequence, the blocks of a ``split`` or ``chunk``), they are joined by
+    one stack or concatenate, with no zeros to add into. The dtype is the
+    common one of the array and all its gradients.
+    """
+    products = [piece for piece in pieces if type(piece) is Product]
+    if products:
+        total = _sum_of_products(products)
+        dense = total if dense is None else total + dense
+        pieces = [piece for piece in pieces if type(piece) is Scatter]
+        if not pieces:
+            return dense
     dtype = np.result_type(pieces[0].dtype, *[piece.values.dtype for piece in pieces],
                            *(() if dense is None else (dense.dtype,)))
     if dense is None:
@@ -94,6 +122,13 @@ def gather(dense, pieces):
     for piece in pieces:
         piece.add_into(out)
     return out
+
+
+def _sum_of_products(products):
+    """sum_i g_i^T x_i as one matrix product: [g_1; ...; g_T]^T [x_1; ...; x_T]."""
+    if len(products) == 1:
+        return products[0].dense()
+    return np.concatenate([p.g for p in products]).T @ np.concatenate([p.x for p in products])
 
 
 def _join_tiles(pieces):
@@ -281,7 +316,13 @@ class Linear:
     so a whole sequence (T, B, in) is one matrix product, forward and back:
     dL/dx = g W,  dL/dW = g^T x (summed over every leading axis),
     dL/db = g, which the engine sums back to b's shape. b may be a whole
-    (..., out) array: C h(t-1) + x_proj is then one node.
+    (..., out) array: C h(t-1) + x_proj(t) is then one node.
+
+    In that case, one step with x_proj(t) as its bias, g is also x_proj(t)'s
+    gradient, which the engine keeps until the whole sequence's is joined.
+    So dL/dW is returned as a :class:`Product` of g and x, and the T steps'
+    products become one matmul at no extra memory. Otherwise it is computed
+    at once.
     """
     name = "linear"
 
@@ -297,14 +338,18 @@ class Linear:
                 out += bias  # out is fresh from the matmul: no second array of its size
             else:
                 out = out + bias
-        return out, (x, weight)
+        step_with_sequence_bias = x.ndim == 2 and bias is not None and bias.shape == out.shape
+        return out, (x, weight, step_with_sequence_bias)
 
     @staticmethod
     def backward(saved, g, needs):
-        x, weight = saved
+        x, weight, step_with_sequence_bias = saved
         g2 = g.reshape(-1, g.shape[-1])
         gx = (g2 @ weight).reshape(x.shape) if needs[0] else None
-        gw = g2.T @ x.reshape(-1, x.shape[-1]) if needs[1] else None
+        gw = None
+        if needs[1]:
+            x2 = x.reshape(-1, x.shape[-1])
+            gw = Product(g2, x2) if step_with_sequence_bias else g2.T @ x2
         return gx, gw, g
 
 

@@ -609,13 +609,13 @@ def _backprop(root, grad, retain_graph, retain_grads):
     computed from it has passed its gradient on. Each gradient is dropped
     right after use."""
     grads = {root: grad}
-    scattered = {}  # tensor -> the Scatter gradients of its slices, gathered on its turn
+    deferred = {}  # tensor -> its Scatter and Product gradients, gathered on its turn
     owned = set()  # tensors whose gradient buffer was allocated here, so += in place is safe
-    Scatter, gather, unbroadcast = ops.Scatter, ops.gather, ops.unbroadcast  # locals: hot loop
+    Scatter, Product, gather, unbroadcast = ops.Scatter, ops.Product, ops.gather, ops.unbroadcast
     for node in _graph_order(root):
         g = grads.pop(node, None)
-        if node in scattered:
-            g = gather(g, scattered.pop(node))
+        if node in deferred:
+            g = gather(g, deferred.pop(node))
             owned.add(node)
         elif g is None:  # nothing reached it: its inputs get nothing from it either
             continue
@@ -647,11 +647,11 @@ def _backprop(root, grad, retain_graph, retain_grads):
         for parent, pg in zip(parents, parent_grads):
             if pg is None or not parent._needs_grad:
                 continue
-            if type(pg) is Scatter:
-                if parent in scattered:
-                    scattered[parent].append(pg)
+            if type(pg) is Scatter or type(pg) is Product:
+                if parent in deferred:
+                    deferred[parent].append(pg)
                 else:
-                    scattered[parent] = [pg]
+                    deferred[parent] = [pg]
                 continue
             if pg.shape != parent.data.shape:
                 pg = unbroadcast(pg, parent.data.shape)
@@ -671,7 +671,7 @@ def _check_backward(node, parent_grads):
     """Under ``detect_anomaly``: the first non-finite gradient names its op and source line."""
     fn = node._fn
     for i, (parent, pg) in enumerate(zip(node.parents, parent_grads)):
-        values = pg.values if type(pg) is ops.Scatter else pg
+        values = pg.values if type(pg) is ops.Scatter else pg.dense() if type(pg) is ops.Product else pg
         if pg is not None and parent._needs_grad and not np.isfinite(values).all():
             raise FloatingPointError(
                 f"detect_anomaly: backward of '{fn.name}' produced {_nonfinite_kind(values)} "
