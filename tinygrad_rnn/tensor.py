@@ -29,7 +29,7 @@ from operator import attrgetter
 
 import numpy as np
 
-from . import ops
+from . import deferred, ops
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -609,13 +609,14 @@ def _backprop(root, grad, retain_graph, retain_grads):
     computed from it has passed its gradient on. Each gradient is dropped
     right after use."""
     grads = {root: grad}
-    deferred = {}  # tensor -> its Scatter and Product gradients, gathered on its turn
+    waiting = {}  # tensor -> its deferred gradients (Scatter, Product), gathered on its turn
     owned = set()  # tensors whose gradient buffer was allocated here, so += in place is safe
-    Scatter, Product, gather, unbroadcast = ops.Scatter, ops.Product, ops.gather, ops.unbroadcast
+    Scatter, Product = deferred.Scatter, deferred.Product  # locals: this loop runs once per node
+    gather, unbroadcast = deferred.gather, ops.unbroadcast
     for node in _graph_order(root):
         g = grads.pop(node, None)
-        if node in deferred:
-            g = gather(g, deferred.pop(node))
+        if node in waiting:
+            g = gather(g, waiting.pop(node))
             owned.add(node)
         elif g is None:  # nothing reached it: its inputs get nothing from it either
             continue
@@ -648,10 +649,10 @@ def _backprop(root, grad, retain_graph, retain_grads):
             if pg is None or not parent._needs_grad:
                 continue
             if type(pg) is Scatter or type(pg) is Product:
-                if parent in deferred:
-                    deferred[parent].append(pg)
+                if parent in waiting:
+                    waiting[parent].append(pg)
                 else:
-                    deferred[parent] = [pg]
+                    waiting[parent] = [pg]
                 continue
             if pg.shape != parent.data.shape:
                 pg = unbroadcast(pg, parent.data.shape)
@@ -671,7 +672,8 @@ def _check_backward(node, parent_grads):
     """Under ``detect_anomaly``: the first non-finite gradient names its op and source line."""
     fn = node._fn
     for i, (parent, pg) in enumerate(zip(node.parents, parent_grads)):
-        values = pg.values if type(pg) is ops.Scatter else pg.dense() if type(pg) is ops.Product else pg
+        values = (pg.values if type(pg) is deferred.Scatter else
+                  pg.dense() if type(pg) is deferred.Product else pg)
         if pg is not None and parent._needs_grad and not np.isfinite(values).all():
             raise FloatingPointError(
                 f"detect_anomaly: backward of '{fn.name}' produced {_nonfinite_kind(values)} "
