@@ -339,51 +339,6 @@ def test_split_into_sizes_and_chunks(x, data):
     assert [p.shape[axis] for p in tr.Tensor(x).split(size, axis)] == expected
 
 
-def slice_pieces(shape):
-    """Indices of pieces of an array of ``shape``: x[t] (negative t too) or x[..., a:b]
-    along one axis, which may tile the array, overlap, repeat or leave gaps."""
-    def block(axis):
-        n = shape[axis]
-        return st.tuples(st.integers(0, n), st.integers(0, n)).map(
-            lambda ab: (slice(None),) * axis + (slice(min(ab), max(ab)),))
-    rows = st.integers(-shape[0], shape[0] - 1)
-    return st.lists(rows | st.sampled_from(range(len(shape))).flatmap(block), min_size=1, max_size=6)
-
-
-@given(data=st.data())
-def test_the_gradients_of_many_pieces_of_one_tensor_add_up(data):
-    """Pieces that tile an axis are joined by one stack or concatenate, the others
-    added into zeros: either way dL/dx is the sum over the pieces, with a dense use too."""
-    x = data.draw(float_arrays(shapes(min_dims=1)))
-    indices = data.draw(slice_pieces(x.shape))
-    if data.draw(st.booleans()):  # the exact tilings, in any order
-        axis = data.draw(st.integers(0, x.ndim - 1))
-        indices = (list(range(x.shape[0])) if data.draw(st.booleans()) else
-                   [(slice(None),) * axis + (slice(i, i + 1),) for i in range(x.shape[axis])])
-        indices = data.draw(st.permutations(indices))
-    dense = data.draw(st.booleans())
-    rng = np.random.default_rng(len(indices))
-    weights = [rng.normal(size=x[index].shape) for index in indices]
-    dense_weight = rng.normal(size=x.shape)
-
-    def loss(t):
-        total = sum((t[index] * w).sum() for index, w in zip(indices, weights))
-        return total + (t * dense_weight).sum() if dense else total
-
-    expected = dense_weight.copy() if dense else np.zeros_like(x)
-    for index, w in zip(indices, weights):
-        expected[index] += w
-    t = tr.Tensor(x, requires_grad=True)
-    loss(t).backward()
-    np.testing.assert_allclose(t.grad, expected, rtol=1e-12, atol=1e-12)
-
-
-def test_blocks_taken_with_array_indices_in_front_are_added_not_joined():
-    x = f64(np.arange(12.0).reshape(3, 4), True)
-    (x[np.array([0, 2]), 0:2].sum() + 10 * x[np.array([0, 1, 2]), 2:4].sum()).backward()
-    np.testing.assert_array_equal(x.grad, [[1, 1, 10, 10], [0, 0, 10, 10], [1, 1, 10, 10]])
-
-
 def test_chunk_follows_pytorch_sizes():
     x = tr.Tensor(np.arange(10.0))
     assert [p.shape[0] for p in x.chunk(3)] == [4, 4, 2]
