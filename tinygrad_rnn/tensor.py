@@ -498,12 +498,8 @@ class Tensor:
                 raise ValueError(f"split: size must be positive, got {sizes}")
             cuts = [*range(0, length, sizes), length]
         else:
-            cuts = [0]
-            for size in sizes:
-                if size < 0:
-                    break
-                cuts.append(cuts[-1] + size)
-            if len(cuts) <= len(sizes) or cuts[-1] != length:
+            cuts = [*itertools.accumulate(sizes, initial=0)]
+            if cuts[-1] != length or min(sizes, default=0) < 0:
                 raise ValueError(f"split: sizes {list(sizes)} do not add up to {length}, "
                                  f"the length of axis {axis} of shape {self.shape}")
         lead = (slice(None),) * (axis % self.data.ndim)
