@@ -101,9 +101,10 @@ def test_three_step_unrolled_loss_passes_gradcheck(kind):
     assert tr.gradcheck(loss, [xs] + state_inputs + cell.parameters())
 
 
-@pytest.mark.parametrize("kind, h_matmuls", [("rnn_tanh", 1), ("lstm", 1), ("gru", 1),
+# The GRU multiplies h by [U_r; U_z] and by U_n (for reset_after=False, r * h by U_n).
+@pytest.mark.parametrize("kind, h_matmuls", [("rnn_tanh", 1), ("lstm", 1), ("gru", 2),
                                              ("gru_reset_before", 2)])
-def test_one_matmul_for_x_and_one_for_h_per_step(kind, h_matmuls):
+def test_one_matmul_for_x_and_one_per_gate_group_for_h(kind, h_matmuls):
     cell = make_cell(kind, 3, 4, np.random.default_rng(4))
     out = cell(tr.Tensor(np.ones((2, 3))))
     h = out[0] if kind == "lstm" else out

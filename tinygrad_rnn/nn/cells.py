@@ -5,12 +5,12 @@ Each cell is a pure step function written like the article's equations,
 weights and checks its inputs. The input x reaches every gate through one
 product for all gates at once,
 
-    x_proj = x W_ih^T + b_ih (+ b_hh)   (B, G*H), G = 1 (RNN), 4 (LSTM), 3 (GRU)
+    x_proj = x W_ih^T + b_ih + b_hh   (B, G*H), G = 1 (RNN), 4 (LSTM), 3 (GRU)
 
 computed by :func:`project`, so a sequence layer projects all T time steps
 in one ``linear`` op and the step function multiplies by h once per step.
-The RNN and the LSTM add b_hh there too, since it enters their gates exactly
-as b_ih does; the GRU cannot, because its b_hn sits inside r * (U_n h + b_hn).
+b_hh belongs there because it enters the gates exactly as b_ih does; the
+GRU's b_hn is the exception, since it sits inside r * (U_n h + b_hn).
 ``cell(x, state)`` is ``cell.step(cell.project_input(x), state)``.
 
 Weights use PyTorch's layout: the gates' row blocks are stacked in
@@ -29,7 +29,7 @@ import math
 import numpy as np
 
 from ..rng import generator
-from ..tensor import Tensor, linear
+from ..tensor import Tensor, cat, linear
 from .module import Module, Parameter, check_size
 
 
@@ -79,35 +79,58 @@ def lstm_step(x_proj, state, weight_hh):
     return h, c
 
 
-def gru_step(x_proj, h, weight_hh, bias_hh=None, reset_after=True):
+def gru_step(x_proj, h, weight_hh_rz, weight_hh_n, bias_hn=None, reset_after=True):
     """One step of the GRU: h_{t-1} -> h_t.
 
         r_t = σ(W_r x_t + U_r h_{t-1} + b_r)                 reset gate
         z_t = σ(W_z x_t + U_z h_{t-1} + b_z)                 update gate
         n_t = tanh(W_n x_t + b_in + r_t * (U_n h_{t-1} + b_hn))   reset_after=True
-        n_t = tanh(W_n x_t + b_in + U_n (r_t * h_{t-1}) + b_hn)   reset_after=False
+        n_t = tanh(W_n x_t + U_n (r_t * h_{t-1}) + b_n)           reset_after=False
         h_t = (1 - z_t) * n_t + z_t * h_{t-1}
 
     W_r, W_z, W_n are the row blocks r, z, n of weight_ih (3H, I) and U_r,
-    U_z, U_n those of weight_hh (3H, H); b_r = b_ir + b_hr, b_z = b_iz + b_hz.
-    x_proj = x_t W_ih^T + b_ih (B, 3H). reset_after=True is PyTorch's (and
-    cuDNN's, Keras') form: one matmul with h per step. reset_after=False is
-    Cho et al. (2014), the article's form: U_n acts on r_t * h_{t-1}, which
-    is known only after r_t, so the step multiplies h by the r, z rows of
-    weight_hh first and by the n rows separately.
+    U_z, U_n those of weight_hh (3H, H), which the step takes already split
+    (:func:`split_gru_hidden`): weight_hh_rz = [U_r; U_z] (2H, H) and
+    weight_hh_n = U_n (H, H), so a sequence splits them once, not at every
+    step. x_proj = x_t W_ih^T + b (B, 3H) holds every bias that enters its
+    gate as b_ih does (:func:`gru_input_bias`): b_r = b_ir + b_hr and
+    b_z = b_iz + b_hz, and b_n = b_in + b_hn for reset_after=False. With
+    reset_after=True, PyTorch's (and cuDNN's, Keras') form, b_hn sits inside
+    r_t * (...) and comes as bias_hn (H,). reset_after=False is Cho et al.
+    (2014), the article's form: U_n acts on r_t * h_{t-1}.
     """
     hidden = h.shape[-1]
     x_rz, x_n = x_proj.split([2 * hidden, hidden], axis=-1)
+    r, z = linear(h, weight_hh_rz, x_rz).sigmoid().chunk(2, axis=-1)  # both gates in one sigmoid
     if reset_after:
-        h_rz, h_n = linear(h, weight_hh, bias_hh).split([2 * hidden, hidden], axis=-1)
-        r, z = (x_rz + h_rz).sigmoid().chunk(2, axis=-1)  # both gates in one sigmoid
-        n = (x_n + r * h_n).tanh()
+        n = (x_n + r * linear(h, weight_hh_n, bias_hn)).tanh()
     else:
-        U_rz, U_n = weight_hh.split([2 * hidden, hidden], axis=0)
-        b_rz, b_n = (None, None) if bias_hh is None else bias_hh.split([2 * hidden, hidden])
-        r, z = (x_rz + linear(h, U_rz, b_rz)).sigmoid().chunk(2, axis=-1)
-        n = (x_n + linear(r * h, U_n, b_n)).tanh()
+        n = linear(r * h, weight_hh_n, x_n).tanh()
     return n + z * (h - n)  # = (1 - z) * n + z * h, in three ops instead of four
+
+
+def gru_input_bias(bias_ih, bias_hh, reset_after):
+    """The GRU's bias for :func:`project`, (3H,) or None without biases.
+
+    b_ih plus each block of b_hh that enters its gate exactly as b_ih does:
+    all three for reset_after=False, only r and z for reset_after=True,
+    whose b_hn is multiplied by r_t inside the step.
+    """
+    if bias_hh is None:
+        return bias_ih
+    if not reset_after:
+        return bias_ih + bias_hh
+    rz = 2 * (bias_hh.shape[0] // 3)
+    return cat([bias_ih[:rz] + bias_hh[:rz], bias_ih[rz:]])
+
+
+def split_gru_hidden(weight_hh, bias_hh, reset_after):
+    """(weight_hh_rz (2H, H), weight_hh_n (H, H), bias_hn (H,) or None): what
+    :func:`gru_step` needs of weight_hh and b_hh besides :func:`gru_input_bias`."""
+    hidden = weight_hh.shape[-1]
+    weight_hh_rz, weight_hh_n = weight_hh.split([2 * hidden, hidden], axis=0)
+    bias_hn = bias_hh[2 * hidden:] if reset_after and bias_hh is not None else None
+    return weight_hh_rz, weight_hh_n, bias_hn
 
 
 def uniform_parameter(shape, hidden_size, name):
@@ -160,13 +183,9 @@ class _Cell(Module):
         self.bias_ih = uniform_parameter((rows,), self.hidden_size, "bias_ih") if bias else None
         self.bias_hh = uniform_parameter((rows,), self.hidden_size, "bias_hh") if bias else None
 
-    # The RNN and LSTM fold b_hh into the input projection; the GRU keeps it in its step.
-    hidden_bias_in_projection = True
-
     def project_input(self, x):
-        """x W_ih^T + b_ih (+ b_hh): the input's share of every gate, (..., G*H)."""
-        bias_hh = self.bias_hh if self.hidden_bias_in_projection else None
-        return project(x, self.weight_ih, self.bias_ih, bias_hh)
+        """x W_ih^T + b_ih + b_hh: the input's share of every gate, (..., G*H)."""
+        return project(x, self.weight_ih, self.bias_ih, self.bias_hh)
 
     def forward(self, x, state=None):
         """One time step: x (B, I) or (I,), state as in :meth:`step` (None: zeros)."""
@@ -256,15 +275,19 @@ class GRUCell(_Cell):
     see :func:`gru_step`.
     """
     gate_blocks = 3
-    hidden_bias_in_projection = False
 
     def __init__(self, input_size, hidden_size, bias=True, reset_after=True):
         super().__init__(input_size, hidden_size, bias)
         self.reset_after = bool(reset_after)
 
+    def project_input(self, x):
+        """x W_ih^T + b (..., 3H), b from :func:`gru_input_bias`."""
+        return project(x, self.weight_ih, gru_input_bias(self.bias_ih, self.bias_hh, self.reset_after))
+
     def step(self, x_proj, h):
-        """h -> h' given x_proj = x W_ih^T + b_ih (B, 3H)."""
-        return gru_step(x_proj, h, self.weight_hh, self.bias_hh, self.reset_after)
+        """h -> h' given x_proj from :meth:`project_input` (B, 3H)."""
+        hidden_weights = split_gru_hidden(self.weight_hh, self.bias_hh, self.reset_after)
+        return gru_step(x_proj, h, *hidden_weights, reset_after=self.reset_after)
 
     def extra_repr(self):
         return super().extra_repr() + ("" if self.reset_after else ", reset_after=False")

@@ -23,8 +23,8 @@ sequence is::
 from functools import partial
 
 from ..tensor import Tensor, cat, scope, stack
-from .cells import (as_tensor, describe, gru_step, lstm_step, project, rnn_step,
-                    uniform_parameter, zeros)
+from .cells import (as_tensor, describe, gru_input_bias, gru_step, lstm_step, project, rnn_step,
+                    split_gru_hidden, uniform_parameter, zeros)
 from .module import Module, check_size
 
 
@@ -85,8 +85,6 @@ class _SequenceLayer(Module):
     """
     gate_blocks = 1
     scope_name = "rnn"
-    # As in the cells: the RNN and LSTM fold b_hh into the input projection, the GRU cannot.
-    hidden_bias_in_projection = True
     state_names = ("h0",)
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
@@ -143,9 +141,8 @@ class _SequenceLayer(Module):
                 for suffix in self._suffixes():
                     weight_ih, weight_hh, bias_ih, bias_hh = self._weights(k, suffix)
                     with scope(f"l{k}{suffix}"):
-                        x_proj = project(x, weight_ih, bias_ih,
-                                         bias_hh if self.hidden_bias_in_projection else None)
-                        outputs, final = unroll(self._step(weight_hh, bias_hh), x_proj,
+                        x_proj, step = self._prepare(x, weight_ih, weight_hh, bias_ih, bias_hh)
+                        outputs, final = unroll(step, x_proj,
                                                 states[len(finals)], reverse=bool(suffix))
                         directions.append(stack(outputs))
                     finals.append(final)
@@ -153,6 +150,10 @@ class _SequenceLayer(Module):
             if batched and self.batch_first:
                 x = x.transpose(1, 0, 2)
             return x, self._final_state(finals)
+
+    def _prepare(self, x, weight_ih, weight_hh, bias_ih, bias_hh):
+        """(x_proj (T, B, G*H), step(x_proj(t), state)) for one layer and direction."""
+        return project(x, weight_ih, bias_ih, bias_hh), self._step(weight_hh)
 
     def _check_input(self, x):
         name = type(self).__name__
@@ -222,7 +223,7 @@ class RNN(_SequenceLayer):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, bidirectional)
         self.nonlinearity = nonlinearity
 
-    def _step(self, weight_hh, bias_hh):
+    def _step(self, weight_hh):
         return partial(rnn_step, weight_hh=weight_hh, nonlinearity=self.nonlinearity)
 
     def extra_repr(self):
@@ -239,7 +240,7 @@ class LSTM(_SequenceLayer):
     scope_name = "lstm"
     state_names = ("h0", "c0")
 
-    def _step(self, weight_hh, bias_hh):
+    def _step(self, weight_hh):
         return partial(lstm_step, weight_hh=weight_hh)
 
 
@@ -251,15 +252,18 @@ class GRU(_SequenceLayer):
     """
     gate_blocks = 3
     scope_name = "gru"
-    hidden_bias_in_projection = False
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  bidirectional=False, reset_after=True):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, bidirectional)
         self.reset_after = bool(reset_after)
 
-    def _step(self, weight_hh, bias_hh):
-        return partial(gru_step, weight_hh=weight_hh, bias_hh=bias_hh, reset_after=self.reset_after)
+    def _prepare(self, x, weight_ih, weight_hh, bias_ih, bias_hh):
+        """As the others, but weight_hh is split into [U_r; U_z] and U_n once for all steps."""
+        x_proj = project(x, weight_ih, gru_input_bias(bias_ih, bias_hh, self.reset_after))
+        weight_hh_rz, weight_hh_n, bias_hn = split_gru_hidden(weight_hh, bias_hh, self.reset_after)
+        return x_proj, partial(gru_step, weight_hh_rz=weight_hh_rz, weight_hh_n=weight_hh_n,
+                               bias_hn=bias_hn, reset_after=self.reset_after)
 
     def extra_repr(self):
         return super().extra_repr() + ("" if self.reset_after else ", reset_after=False")
