@@ -10,8 +10,10 @@ The timed step (see ``steps.py``) runs a 1-layer RNN (tanh), LSTM or GRU over
 T steps in float32, reads out K = I classes at every step, takes the mean
 cross-entropy, backpropagates through time and applies one SGD update.
 Figures are medians over interleaved repetitions after warm-up; ratios are
-engine time / baseline time, so below 1 means the engine is faster. A full
-run writes ``results.json`` and ``results.md`` next to this file.
+engine time / baseline time, so below 1 means the engine is faster. The
+growth of backward from a short to a long unroll is the median over rounds
+of the two times' ratio within a round, which a change in the machine's
+speed between rounds does not move. A full run writes ``results.json`` and ``results.md`` next to this file.
 """
 import argparse
 import cProfile
@@ -154,7 +156,7 @@ def measure_extras(quick, reps, memory_config="M"):
     inference of the LSTM step in ``memory_config`` (M unless that was not selected)."""
     per_node = measure.per_node_microseconds(reps)
     short, long = (100, 1000) if quick else (1000, 10000)
-    unroll = measure.unrolled_backward_seconds((short, long), reps=reps)
+    unroll, growth = measure.unrolled_backward_seconds((short, long), reps=reps)
     config = steps.CONFIGS[memory_config]
     weights, x, targets = steps.make_problem(config, "lstm")
     peaks = {impl: measure.peak_bytes(steps.build_step(impl, "lstm", weights, x, targets))
@@ -164,7 +166,7 @@ def measure_extras(quick, reps, memory_config="M"):
     no_grad_ok = measure.no_grad_records_nothing(layer, readout, tr.Tensor(x))
     return {"per_node_us": per_node,
             "unroll_backward_s": {str(k): v for k, v in unroll.items()},
-            "unroll_ratio": unroll[long] / unroll[short],
+            "unroll_ratio": growth,
             "memory_config": memory_config,
             "peak_bytes_lstm": peaks,
             "memory_ratio": peaks["engine"] / peaks["numpy"],

@@ -90,13 +90,15 @@ def per_node_microseconds(reps, length=1000):
 
 
 def unrolled_backward_seconds(lengths, reps, hidden=4):
-    """{T: median seconds of backward alone through a tiny tanh ``nn.RNN`` unrolled T steps}.
+    """({T: median seconds of backward alone through a tiny tanh ``nn.RNN`` unrolled T steps},
+    the median over rounds of the longest's time / the shortest's in the same round).
 
     Batch 1, input and hidden size ``hidden``; the loss is the mean of all
     outputs, so every step receives a gradient. Each repetition builds a
     fresh graph per length (backward releases it) and times only
-    ``loss.backward()``; the lengths take turns, so a change in the
-    machine's speed touches them alike.
+    ``loss.backward()``. The lengths take turns and the growth is taken
+    within each round, so a change in the machine's speed between rounds
+    (this one has two, about 2x apart) moves both times of a ratio alike.
     """
     tr.manual_seed(0)
     rnn = nn.RNN(hidden, hidden)
@@ -111,7 +113,9 @@ def unrolled_backward_seconds(lengths, reps, hidden=4):
             loss.backward()
             times[T].append(time.perf_counter() - start)
             rnn.zero_grad()
-    return {T: median(ts) for T, ts in times.items()}
+    short, long = min(lengths), max(lengths)
+    growth = median([t_long / t_short for t_short, t_long in zip(times[short], times[long])])
+    return {T: median(ts) for T, ts in times.items()}, growth
 
 
 def peak_bytes(step):
