@@ -42,6 +42,8 @@ CELLS = [
      lambda: torch.nn.RNNCell(3, 4, nonlinearity="relu", dtype=torch.float64)),
     ("lstm", lambda: nn.LSTMCell(3, 4), lambda: torch.nn.LSTMCell(3, 4, dtype=torch.float64)),
     ("gru", lambda: nn.GRUCell(3, 4), lambda: torch.nn.GRUCell(3, 4, dtype=torch.float64)),
+    ("gru_no_bias", lambda: nn.GRUCell(3, 4, bias=False),
+     lambda: torch.nn.GRUCell(3, 4, bias=False, dtype=torch.float64)),
 ]
 
 
@@ -98,6 +100,7 @@ LAYERS = [
     ("rnn_relu", nn.RNN, torch.nn.RNN, {"nonlinearity": "relu"}),
     ("lstm", nn.LSTM, torch.nn.LSTM, {}),
     ("gru", nn.GRU, torch.nn.GRU, {}),
+    ("gru_no_bias", nn.GRU, torch.nn.GRU, {"bias": False}),
 ]
 
 
