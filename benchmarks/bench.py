@@ -13,7 +13,10 @@ Figures are medians over interleaved repetitions after warm-up; ratios are
 engine time / baseline time, so below 1 means the engine is faster. The
 growth of backward from a short to a long unroll is the median over rounds
 of the two times' ratio within a round, which a change in the machine's
-speed between rounds does not move. A full run writes ``results.json`` and ``results.md`` next to this file.
+speed between rounds does not move. A second table replays each engine
+step's primitive calls without the graph, which splits the engine's time
+into their numpy work and the rest (mostly the graph's bookkeeping). A full
+run writes ``results.json`` and ``results.md`` next to this file.
 """
 import argparse
 import cProfile
@@ -109,6 +112,17 @@ def time_training_step(config, cell, reps):
             "ratios": ratios, "targets": limits, "result": _verdict(ratios, limits)}
 
 
+def add_primitive_work(record, reps):
+    """Add to a training-step record the engine step's numpy work alone (its primitives'
+    calls replayed without a graph): per hand-written numpy step and per engine step."""
+    config = steps.CONFIGS[record["config"]]
+    weights, x, targets = steps.make_problem(config, record["cell"])
+    engine, reference = (steps.build_step(impl, record["cell"], weights, x, targets)
+                         for impl in ("engine", "numpy"))
+    per_numpy, per_engine = measure.primitive_work(engine, reference, reps)
+    record["primitive_work"] = {"per_numpy_step": per_numpy, "per_engine_step": per_engine}
+
+
 def _check_same_loss(losses, config, cell):
     """Every implementation must compute the same first loss, or they time different things."""
     reference = losses["numpy"]
@@ -136,6 +150,14 @@ def step_table(records):
         ratios = [_ratio(r["ratios"].get(impl)) for impl in IMPLEMENTATIONS[1:]]
         target = ", ".join(f"{SHORT_NAMES[base]}<={limit}x" for base, limit in r["targets"].items())
         rows.append([r["config"], r["cell"]] + times + ratios + [target or "-", r["result"]])
+    return headers, rows
+
+
+def work_table(records):
+    """The engine step's numpy work alone, per hand-written step and as a share of the engine's."""
+    headers = ["config", "cell", "primitives alone / numpy step", "the rest, share of engine step"]
+    rows = [[r["config"], r["cell"], _ratio(r["primitive_work"]["per_numpy_step"]),
+             f"{1 - r['primitive_work']['per_engine_step']:.0%}"] for r in records]
     return headers, rows
 
 
@@ -281,6 +303,12 @@ def main(argv=None):
             print(f"  {name} {cell}: done", file=sys.stderr)
     print(table.render(*step_table(records)))
 
+    print("\nthe engine's numpy work alone: its primitives' calls replayed without the graph, "
+          "per hand-written numpy step")
+    for record in records:
+        add_primitive_work(record, args.reps)
+    print(table.render(*work_table(records)))
+
     extras = measure_extras(args.quick, args.reps, "M" if "M" in args.only else args.only[0])
     print("\nper-node cost, long unrolls, memory, no_grad")
     print(table.render(*extras_table(extras)))
@@ -317,6 +345,12 @@ def write_results(results):
     lines += [f"- load average at the end: {results['machine']['load_average_end']}",
               f"- {sizes_line(configs)}"]
     lines += ["", "## Training step (float32)", "", table.markdown(*step_table(results["training_steps"])),
+              "", "## The engine's numpy work alone", "",
+              "One engine step's calls of its primitives (forward, backward, gather) replayed "
+              "without the graph, timed interleaved with the engine's step and the hand-written "
+              "one. The rest of the engine's step is the graph's bookkeeping (recording, "
+              "ordering, dispatch, accumulation), the layers' Python and the SGD update.", "",
+              table.markdown(*work_table(results["training_steps"])),
               "", "## Per-node cost, long unrolls, memory, no_grad", "",
               table.markdown(*extras_table(results["extras"])), ""]
     if results["dezero"] is not None:

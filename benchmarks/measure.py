@@ -13,7 +13,7 @@ import numpy as np
 
 import tinygrad_rnn as tr
 from steps import torch
-from tinygrad_rnn import nn
+from tinygrad_rnn import deferred, nn, ops
 
 
 def interleaved_times(functions, reps, warmup=1):
@@ -116,6 +116,60 @@ def unrolled_backward_seconds(lengths, reps, hidden=4):
     short, long = min(lengths), max(lengths)
     growth = median([t_long / t_short for t_short, t_long in zip(times[short], times[long])])
     return {T: median(ts) for T, ts in times.items()}, growth
+
+
+def primitive_work(engine_step, numpy_step, reps):
+    """(the engine step's numpy work alone / the hand-written numpy step,
+    that work / the whole engine step), from medians of interleaved runs.
+
+    One engine step is recorded: every call of a primitive's forward or
+    backward and of ``deferred.gather``, with its arguments. Replaying those
+    calls in order, with no graph around them, is the numpy work of the
+    step. A first ratio above a target means that no bookkeeping, however
+    cheap, could meet it with these primitives.
+    """
+    calls = _recorded_primitive_calls(engine_step)
+
+    def replay():
+        for function, args, kwargs in calls:
+            function(*args, **kwargs)
+
+    times = interleaved_times({"engine": engine_step, "replay": replay, "numpy": numpy_step}, reps)
+    engine, work, reference = (median(times[name]) for name in ("engine", "replay", "numpy"))
+    return work / reference, work / engine
+
+
+def _recorded_primitive_calls(step):
+    """[(function, args, kwargs)] of every primitive forward and backward and every
+    ``deferred.gather`` during one ``step()``, after an unrecorded one.
+
+    Primitives write only into arrays they create, so a replay repeats the
+    same work; only the parameters, which the optimizer updates in place
+    after backward, hold newer values.
+    """
+    step()
+    calls = []
+
+    def recorded(function):
+        def run(*args, **kwargs):
+            calls.append((function, args, kwargs))
+            return function(*args, **kwargs)
+        return run
+
+    primitives = [op for op in vars(ops).values()
+                  if isinstance(op, type) and "forward" in vars(op) and "backward" in vars(op)]
+    originals = {(op, name): vars(op)[name] for op in primitives for name in ("forward", "backward")}
+    gather = deferred.gather
+    try:
+        for (op, name), method in originals.items():
+            setattr(op, name, staticmethod(recorded(method.__func__)))
+        deferred.gather = recorded(gather)
+        step()
+    finally:
+        for (op, name), method in originals.items():
+            setattr(op, name, method)
+        deferred.gather = gather
+    return calls
 
 
 def peak_bytes(step):

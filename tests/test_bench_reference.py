@@ -185,6 +185,31 @@ def test_peak_bytes_sees_numpy_allocations():
     assert large >= 8_000_000 > small
 
 
+def test_recorded_primitive_calls_cover_the_step_and_leave_the_primitives_as_they_were():
+    weights, x, targets = steps.make_problem(steps.Config("T", 2, 3, 4, 3), "lstm")
+    step = steps.build_step("engine", "lstm", weights, x, targets)
+    before = {op: dict(vars(op)) for op in (tr.ops.Linear, tr.ops.Sigmoid, tr.ops.Tanh)}
+    gather = tr.deferred.gather
+    calls = measure._recorded_primitive_calls(step)
+    names = [function.__qualname__ for function, _, _ in calls]
+    for name in ["Linear.forward", "Linear.backward", "Sigmoid.forward", "Sigmoid.backward",
+                 "Tanh.backward", "gather"]:
+        assert name in names
+    assert names.count("Linear.forward") == 3 + 2  # one h product per step, projection, readout
+    assert all(vars(op) == saved for op, saved in before.items()) and tr.deferred.gather is gather
+    x_proj_args = next(args for function, args, _ in calls if function.__qualname__ == "Linear.forward")
+    np.testing.assert_array_equal(x_proj_args[0], x)  # the projection of the whole sequence, first
+    out, _ = tr.ops.Linear.forward(*x_proj_args)
+    assert out.shape == (3, 2, 16)
+
+
+def test_primitive_work_gives_two_positive_ratios():
+    weights, x, targets = steps.make_problem(steps.Config("T", 2, 3, 4, 3), "gru")
+    engine, reference = (steps.build_step(impl, "gru", weights, x, targets) for impl in ("engine", "numpy"))
+    ratios = measure.primitive_work(engine, reference, reps=2)
+    assert len(ratios) == 2 and all(np.isfinite(r) and r > 0 for r in ratios)
+
+
 def test_blas_threads_can_be_read_and_set():
     threads, where = machine.blas_threads()
     assert threads >= 1 and where
@@ -207,6 +232,9 @@ def test_quick_run_prints_every_column(capsys):
     rows = [line.split() for line in out.splitlines()
             if line.startswith("S ") and line.split()[-1] in ("PASS", "FAIL", "n/a")]
     assert [row[1] for row in rows] == CELLS
+    work_rows = [line.split() for line in out.splitlines()
+                 if line.startswith("S ") and line.split()[-1].endswith("%")]
+    assert "primitives alone / numpy step" in out and [row[1] for row in work_rows] == CELLS
     if bench.dezero_peer.dezero is None:
         assert "DeZero is not installed" in out
     else:
