@@ -16,7 +16,8 @@ of the two times' ratio within a round, which a change in the machine's
 speed between rounds does not move. A second table replays each engine
 step's primitive calls without the graph, which splits the engine's time
 into their numpy work and the rest (mostly the graph's bookkeeping). A full
-run writes ``results.json`` and ``results.md`` next to this file.
+run writes ``results.json`` and ``results.md`` next to this file (``--name``
+picks another name).
 """
 import argparse
 import cProfile
@@ -66,7 +67,9 @@ def parse_args(argv):
     parser.add_argument("--reps", type=int, help="timed repetitions per figure (default 11; --quick 3)")
     parser.add_argument("--threads", type=int,
                         help="BLAS threads for numpy and torch alike (default: numpy's own count)")
-    parser.add_argument("--no-save", action="store_true", help="do not write results.json/.md")
+    parser.add_argument("--no-save", action="store_true", help="do not write the results files")
+    parser.add_argument("--name", default="results",
+                        help="the results files' name, NAME.json and NAME.md (default results)")
     parser.add_argument("--profile", action="store_true",
                         help="instead of timing, profile the engine's step of each selected "
                              "configuration and cell (cProfile, top 25 by tottime)")
@@ -114,13 +117,16 @@ def time_training_step(config, cell, reps):
 
 def add_primitive_work(record, reps):
     """Add to a training-step record the engine step's numpy work alone (its primitives'
-    calls replayed without a graph): per hand-written numpy step and per engine step."""
+    calls replayed without a graph), per hand-written numpy step and per engine step,
+    and the minor page faults of one step of each."""
     config = steps.CONFIGS[record["config"]]
     weights, x, targets = steps.make_problem(config, record["cell"])
     engine, reference = (steps.build_step(impl, record["cell"], weights, x, targets)
                          for impl in ("engine", "numpy"))
     per_numpy, per_engine = measure.primitive_work(engine, reference, reps)
     record["primitive_work"] = {"per_numpy_step": per_numpy, "per_engine_step": per_engine}
+    record["minor_page_faults"] = {"engine": measure.minor_page_faults(engine),
+                                   "numpy": measure.minor_page_faults(reference)}
 
 
 def _check_same_loss(losses, config, cell):
@@ -154,10 +160,14 @@ def step_table(records):
 
 
 def work_table(records):
-    """The engine step's numpy work alone, per hand-written step and as a share of the engine's."""
-    headers = ["config", "cell", "primitives alone / numpy step", "the rest, share of engine step"]
+    """The engine step's numpy work alone, per hand-written step and as a share of the
+    engine's, and the page faults of a step of each."""
+    headers = ["config", "cell", "primitives alone / numpy step", "the rest, share of engine step",
+               "page faults: engine", "numpy"]
     rows = [[r["config"], r["cell"], _ratio(r["primitive_work"]["per_numpy_step"]),
-             f"{1 - r['primitive_work']['per_engine_step']:.0%}"] for r in records]
+             f"{1 - r['primitive_work']['per_engine_step']:.0%}",
+             f"{r['minor_page_faults']['engine']:.0f}", f"{r['minor_page_faults']['numpy']:.0f}"]
+            for r in records]
     return headers, rows
 
 
@@ -269,6 +279,8 @@ def header_lines(info):
     return [f"machine: {info['cpu']}, {info['cores']} cores, {info['platform']}",
             f"python {info['python']}, numpy {info['numpy']} ({info['blas']}, BLAS threads: "
             f"{info['blas_threads']}, from {info['blas_threads_from']}), {torch_text}",
+            "malloc: " + (", ".join(f"{name}={value}" for name, value in info["malloc_settings"].items())
+                          or "glibc defaults (no MALLOC_ variables set)"),
             f"date: {info['date']}, tinygrad_rnn at {info['revision']}, "
             f"load average {info['load_average']}"]
 
@@ -328,13 +340,13 @@ def main(argv=None):
     if args.save:
         results = {"command": command, "reps": args.reps, "machine": info,
                    "training_steps": records, "extras": extras, "dezero": peers}
-        write_results(results)
-        print(f"\nwrote {os.path.join(HERE, 'results.json')} and results.md")
+        write_results(results, args.name)
+        print(f"\nwrote {os.path.join(HERE, args.name)}.json and .md")
     return 0
 
 
-def write_results(results):
-    with open(os.path.join(HERE, "results.json"), "w") as out:
+def write_results(results, name="results"):
+    with open(os.path.join(HERE, f"{name}.json"), "w") as out:
         json.dump(results, out, indent=1, default=_json_value)
         out.write("\n")
     lines = ["# Benchmark results", "",
@@ -349,14 +361,16 @@ def write_results(results):
               "One engine step's calls of its primitives (forward, backward, gather) replayed "
               "without the graph, timed interleaved with the engine's step and the hand-written "
               "one. The rest of the engine's step is the graph's bookkeeping (recording, "
-              "ordering, dispatch, accumulation), the layers' Python and the SGD update.", "",
+              "ordering, dispatch, accumulation), the layers' Python and the SGD update, and "
+              "the cost of the graph's memory: page faults count the fresh pages one step "
+              "takes from the system.", "",
               table.markdown(*work_table(results["training_steps"])),
               "", "## Per-node cost, long unrolls, memory, no_grad", "",
               table.markdown(*extras_table(results["extras"])), ""]
     if results["dezero"] is not None:
         lines += ["## DeZero, the other teaching engine on numpy", "",
                   table.markdown(*dezero_table(results["dezero"])), ""]
-    with open(os.path.join(HERE, "results.md"), "w") as out:
+    with open(os.path.join(HERE, f"{name}.md"), "w") as out:
         out.write("\n".join(lines))
 
 

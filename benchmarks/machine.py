@@ -120,5 +120,7 @@ def describe(torch=None):
         "torch": torch.__version__ if torch is not None else None,
         "torch_threads": torch.get_num_threads() if torch is not None else None,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "malloc_settings": {name: value for name, value in sorted(os.environ.items())
+                            if name.startswith("MALLOC_")},
         "load_average": [round(load, 2) for load in os.getloadavg()] if hasattr(os, "getloadavg") else None,
     }

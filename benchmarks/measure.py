@@ -5,6 +5,7 @@ left on, as a user would run. Implementations are timed round-robin, one
 call each per repetition with the starting one rotated, so a burst of load
 from elsewhere on the machine slows all of them alike instead of one.
 """
+import resource
 import statistics
 import time
 import tracemalloc
@@ -34,6 +35,21 @@ def interleaved_times(functions, reps, warmup=1):
             functions[name]()
             times[name].append(time.perf_counter() - start)
     return times
+
+
+def minor_page_faults(function, reps=3):
+    """Median minor page faults of one ``function()`` call, after one uncounted call.
+
+    A minor fault is the kernel handing the process a fresh zeroed page:
+    memory that the allocator had returned to the system and asks for again.
+    """
+    function()
+    counts = []
+    for _ in range(reps):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        function()
+        counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    return median(counts)
 
 
 def median(values):

@@ -210,6 +210,12 @@ def test_primitive_work_gives_two_positive_ratios():
     assert len(ratios) == 2 and all(np.isfinite(r) and r > 0 for r in ratios)
 
 
+def test_minor_page_faults_count_fresh_memory():
+    # 80 MB is above glibc's largest mmap threshold: every call maps and touches fresh
+    # pages, at least 40 even if the kernel hands them out as 2 MB huge pages.
+    assert measure.minor_page_faults(lambda: np.ones(10_000_000)) >= 40 > measure.minor_page_faults(lambda: None)
+
+
 def test_blas_threads_can_be_read_and_set():
     threads, where = machine.blas_threads()
     assert threads >= 1 and where
@@ -233,8 +239,10 @@ def test_quick_run_prints_every_column(capsys):
             if line.startswith("S ") and line.split()[-1] in ("PASS", "FAIL", "n/a")]
     assert [row[1] for row in rows] == CELLS
     work_rows = [line.split() for line in out.splitlines()
-                 if line.startswith("S ") and line.split()[-1].endswith("%")]
+                 if line.startswith("S ") and line.split()[3].endswith("%")]
     assert "primitives alone / numpy step" in out and [row[1] for row in work_rows] == CELLS
+    assert all(row[4].isdigit() and row[5].isdigit() for row in work_rows)  # page faults per step
+    assert "malloc: " in out
     if bench.dezero_peer.dezero is None:
         assert "DeZero is not installed" in out
     else:
