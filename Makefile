@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: test test-long demo demos bench bench-keep-memory images graphviz torch clean
+.PHONY: test test-long demo demos bench images graphviz torch clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -55,10 +55,7 @@ $(VENV)/.bench-installed: setup.cfg pyproject.toml $(VENV)/.demo-installed
 	@touch $@
 
 ## make bench: speed and memory against hand-written numpy, DeZero and PyTorch (`make torch` first)
+# glibc keeps freed memory, so every implementation meets the same allocator whatever ran before it.
 bench: $(VENV)/.bench-installed
-	$(PY) benchmarks/bench.py --threads 1
-
-## make bench-keep-memory: the same with glibc keeping freed memory between steps (no page faults)
-bench-keep-memory: $(VENV)/.bench-installed
 	MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824 \
-		$(PY) benchmarks/bench.py --threads 1 --name results_keep_memory
+		$(PY) benchmarks/bench.py --threads 1

@@ -15,9 +15,12 @@ growth of backward from a short to a long unroll is the median over rounds
 of the two times' ratio within a round, which a change in the machine's
 speed between rounds does not move. A second table replays each engine
 step's primitive calls without the graph, which splits the engine's time
-into their numpy work and the rest (mostly the graph's bookkeeping). A full
-run writes ``results.json`` and ``results.md`` next to this file (``--name``
-picks another name).
+into their numpy work and the rest (mostly the graph's bookkeeping). ``make
+bench`` tells glibc to keep freed memory (MALLOC_ variables), so that every
+implementation meets the same allocator whatever ran before it; a third
+table runs the engine and the numpy step in a process of their own with
+glibc's defaults (``fresh_process.py``), as a user's training process would.
+A full run writes ``results.json`` and ``results.md`` next to this file.
 """
 import argparse
 import cProfile
@@ -30,6 +33,7 @@ import sys
 import numpy as np
 
 import dezero_peer
+import fresh_process
 import machine
 import measure
 import steps
@@ -67,9 +71,7 @@ def parse_args(argv):
     parser.add_argument("--reps", type=int, help="timed repetitions per figure (default 11; --quick 3)")
     parser.add_argument("--threads", type=int,
                         help="BLAS threads for numpy and torch alike (default: numpy's own count)")
-    parser.add_argument("--no-save", action="store_true", help="do not write the results files")
-    parser.add_argument("--name", default="results",
-                        help="the results files' name, NAME.json and NAME.md (default results)")
+    parser.add_argument("--no-save", action="store_true", help="do not write results.json/.md")
     parser.add_argument("--profile", action="store_true",
                         help="instead of timing, profile the engine's step of each selected "
                              "configuration and cell (cProfile, top 25 by tottime)")
@@ -97,13 +99,18 @@ def _choices(parser, option, text, allowed):
 # ------------------------------------------------------------- training steps
 
 def time_training_step(config, cell, reps):
-    """Time every available implementation of one (configuration, cell); a result record."""
+    """Time every available implementation of one (configuration, cell); a result record.
+
+    Right after the timing, while the allocator is in the state it was timed
+    in, the minor page faults of one engine and one numpy step are counted.
+    """
     weights, x, targets = steps.make_problem(config, cell)
     functions = {impl: steps.build_step(impl, cell, weights, x, targets)
                  for impl in steps.available_implementations()}
     first_losses = {impl: step() for impl, step in functions.items()}
     _check_same_loss(first_losses, config, cell)
     times = measure.interleaved_times(functions, reps)
+    faults = {impl: measure.minor_page_faults(functions[impl]) for impl in ("engine", "numpy")}
     medians = {impl: measure.median(ts) for impl, ts in times.items()}
     ratios = {impl: medians["engine"] / medians[impl] for impl in medians if impl != "engine"}
     limits = step_targets(config.name, cell)
@@ -112,21 +119,19 @@ def time_training_step(config, cell, reps):
             "median_ms": {impl: t * 1e3 for impl, t in medians.items()},
             "min_ms": {impl: min(ts) * 1e3 for impl, ts in times.items()},
             "times_ms": {impl: [t * 1e3 for t in ts] for impl, ts in times.items()},
-            "ratios": ratios, "targets": limits, "result": _verdict(ratios, limits)}
+            "ratios": ratios, "targets": limits, "result": _verdict(ratios, limits),
+            "minor_page_faults": faults}
 
 
 def add_primitive_work(record, reps):
     """Add to a training-step record the engine step's numpy work alone (its primitives'
-    calls replayed without a graph), per hand-written numpy step and per engine step,
-    and the minor page faults of one step of each."""
+    calls replayed without a graph), per hand-written numpy step and per engine step."""
     config = steps.CONFIGS[record["config"]]
     weights, x, targets = steps.make_problem(config, record["cell"])
     engine, reference = (steps.build_step(impl, record["cell"], weights, x, targets)
                          for impl in ("engine", "numpy"))
     per_numpy, per_engine = measure.primitive_work(engine, reference, reps)
     record["primitive_work"] = {"per_numpy_step": per_numpy, "per_engine_step": per_engine}
-    record["minor_page_faults"] = {"engine": measure.minor_page_faults(engine),
-                                   "numpy": measure.minor_page_faults(reference)}
 
 
 def _check_same_loss(losses, config, cell):
@@ -168,6 +173,20 @@ def work_table(records):
              f"{1 - r['primitive_work']['per_engine_step']:.0%}",
              f"{r['minor_page_faults']['engine']:.0f}", f"{r['minor_page_faults']['numpy']:.0f}"]
             for r in records]
+    return headers, rows
+
+
+def own_process_table(records):
+    """The engine's and the numpy step alone in a new process with glibc's defaults."""
+    headers = ["config", "cell", "engine ms", "numpy ms", "engine/numpy", "page faults: engine", "numpy"]
+    rows = []
+    for r in records:
+        own = r.get("own_process")
+        if own is not None:
+            rows.append([r["config"], r["cell"], _ms(own["median_ms"]["engine"]),
+                         _ms(own["median_ms"]["numpy"]), _ratio(own["ratio"]),
+                         f"{own['minor_page_faults']['engine']:.0f}",
+                         f"{own['minor_page_faults']['numpy']:.0f}"])
     return headers, rows
 
 
@@ -312,14 +331,22 @@ def main(argv=None):
     for name in args.only:
         for cell in args.cells:
             records.append(time_training_step(steps.CONFIGS[name], cell, args.reps))
+            add_primitive_work(records[-1], args.reps)
             print(f"  {name} {cell}: done", file=sys.stderr)
     print(table.render(*step_table(records)))
 
     print("\nthe engine's numpy work alone: its primitives' calls replayed without the graph, "
-          "per hand-written numpy step")
-    for record in records:
-        add_primitive_work(record, args.reps)
+          "per hand-written numpy step; minor page faults of one step")
     print(table.render(*work_table(records)))
+
+    for record in records:
+        if record["config"] != "S":  # an S step's graph is too small to leave the heap
+            record["own_process"] = fresh_process.run_in_fresh_process(
+                record["config"], record["cell"], args.reps, threads)
+    if any("own_process" in record for record in records):
+        print(f"\nthe engine and numpy alone in a process of their own, glibc's malloc defaults "
+              f"(median of {args.reps})")
+        print(table.render(*own_process_table(records)))
 
     extras = measure_extras(args.quick, args.reps, "M" if "M" in args.only else args.only[0])
     print("\nper-node cost, long unrolls, memory, no_grad")
@@ -340,13 +367,13 @@ def main(argv=None):
     if args.save:
         results = {"command": command, "reps": args.reps, "machine": info,
                    "training_steps": records, "extras": extras, "dezero": peers}
-        write_results(results, args.name)
-        print(f"\nwrote {os.path.join(HERE, args.name)}.json and .md")
+        write_results(results)
+        print(f"\nwrote {os.path.join(HERE, 'results.json')} and results.md")
     return 0
 
 
-def write_results(results, name="results"):
-    with open(os.path.join(HERE, f"{name}.json"), "w") as out:
+def write_results(results):
+    with open(os.path.join(HERE, "results.json"), "w") as out:
         json.dump(results, out, indent=1, default=_json_value)
         out.write("\n")
     lines = ["# Benchmark results", "",
@@ -365,12 +392,17 @@ def write_results(results, name="results"):
               "the cost of the graph's memory: page faults count the fresh pages one step "
               "takes from the system.", "",
               table.markdown(*work_table(results["training_steps"])),
+              "", "## The engine and numpy alone in a process of their own", "",
+              "A new Python process that runs only the engine's and the hand-written step, "
+              "with glibc's malloc defaults (no MALLOC_ variables): what a user's training "
+              "process sees.", "",
+              table.markdown(*own_process_table(results["training_steps"])),
               "", "## Per-node cost, long unrolls, memory, no_grad", "",
               table.markdown(*extras_table(results["extras"])), ""]
     if results["dezero"] is not None:
         lines += ["## DeZero, the other teaching engine on numpy", "",
                   table.markdown(*dezero_table(results["dezero"])), ""]
-    with open(os.path.join(HERE, f"{name}.md"), "w") as out:
+    with open(os.path.join(HERE, "results.md"), "w") as out:
         out.write("\n".join(lines))
 
 

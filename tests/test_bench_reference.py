@@ -18,6 +18,7 @@ from tinygrad_rnn import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench  # noqa: E402
+import fresh_process  # noqa: E402
 import machine  # noqa: E402
 import measure  # noqa: E402
 import numpy_reference  # noqa: E402
@@ -214,6 +215,13 @@ def test_minor_page_faults_count_fresh_memory():
     # 80 MB is above glibc's largest mmap threshold: every call maps and touches fresh
     # pages, at least 40 even if the kernel hands them out as 2 MB huge pages.
     assert measure.minor_page_faults(lambda: np.ones(10_000_000)) >= 40 > measure.minor_page_faults(lambda: None)
+
+
+def test_fresh_process_times_the_engine_and_numpy_and_counts_their_page_faults():
+    result = fresh_process.run_in_fresh_process("S", "rnn", reps=2, threads=1)
+    assert result["ratio"] > 0 and set(result["median_ms"]) == {"engine", "numpy"}
+    assert all(isinstance(count, (int, float)) and count >= 0
+               for count in result["minor_page_faults"].values())
 
 
 def test_blas_threads_can_be_read_and_set():
