@@ -102,7 +102,9 @@ def time_training_step(config, cell, reps):
     """Time every available implementation of one (configuration, cell); a result record.
 
     Right after the timing, while the allocator is in the state it was timed
-    in, the minor page faults of one engine and one numpy step are counted.
+    in, the minor page faults of one engine and one numpy step are counted,
+    and the engine step's numpy work alone (its primitives' calls replayed
+    without a graph) is timed against the engine's and the numpy step.
     """
     weights, x, targets = steps.make_problem(config, cell)
     functions = {impl: steps.build_step(impl, cell, weights, x, targets)
@@ -111,6 +113,7 @@ def time_training_step(config, cell, reps):
     _check_same_loss(first_losses, config, cell)
     times = measure.interleaved_times(functions, reps)
     faults = {impl: measure.minor_page_faults(functions[impl]) for impl in ("engine", "numpy")}
+    work_per_numpy, work_per_engine = measure.primitive_work(functions["engine"], functions["numpy"], reps)
     medians = {impl: measure.median(ts) for impl, ts in times.items()}
     ratios = {impl: medians["engine"] / medians[impl] for impl in medians if impl != "engine"}
     limits = step_targets(config.name, cell)
@@ -120,18 +123,8 @@ def time_training_step(config, cell, reps):
             "min_ms": {impl: min(ts) * 1e3 for impl, ts in times.items()},
             "times_ms": {impl: [t * 1e3 for t in ts] for impl, ts in times.items()},
             "ratios": ratios, "targets": limits, "result": _verdict(ratios, limits),
-            "minor_page_faults": faults}
-
-
-def add_primitive_work(record, reps):
-    """Add to a training-step record the engine step's numpy work alone (its primitives'
-    calls replayed without a graph), per hand-written numpy step and per engine step."""
-    config = steps.CONFIGS[record["config"]]
-    weights, x, targets = steps.make_problem(config, record["cell"])
-    engine, reference = (steps.build_step(impl, record["cell"], weights, x, targets)
-                         for impl in ("engine", "numpy"))
-    per_numpy, per_engine = measure.primitive_work(engine, reference, reps)
-    record["primitive_work"] = {"per_numpy_step": per_numpy, "per_engine_step": per_engine}
+            "minor_page_faults": faults,
+            "primitive_work": {"per_numpy_step": work_per_numpy, "per_engine_step": work_per_engine}}
 
 
 def _check_same_loss(losses, config, cell):
@@ -331,7 +324,6 @@ def main(argv=None):
     for name in args.only:
         for cell in args.cells:
             records.append(time_training_step(steps.CONFIGS[name], cell, args.reps))
-            add_primitive_work(records[-1], args.reps)
             print(f"  {name} {cell}: done", file=sys.stderr)
     print(table.render(*step_table(records)))
 
