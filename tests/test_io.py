@@ -239,6 +239,16 @@ def test_a_directory_that_hides_a_member_is_refused(tmp_path):
         tr.load(path)
 
 
+def test_bytes_that_only_start_like_an_empty_archive_are_refused(tmp_path):
+    path = tmp_path / "ok.npz"
+    tr.save({"w": np.arange(6.0)}, path)
+    # The end record's signature, then a local header read as the record's fields:
+    # zipfile ignores its disk numbers and would return an empty archive.
+    path.write_bytes((b"PK\x05\x06" + path.read_bytes())[:22])
+    with pytest.raises(tr.CheckpointError, match="names other disks or disagrees with itself"):
+        tr.load(path)
+
+
 @pytest.mark.parametrize("content, message", [
     (b"", "is empty"),
     (b"hello, world", "is neither an .npz archive nor a .safetensors file"),

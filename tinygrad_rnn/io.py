@@ -165,11 +165,16 @@ def _read_npz(data, where):
 
 def _declared_member_count(data, where):
     """The member count in the zip's end record (zipfile trusts the directory's byte size instead,
-    so a corrupt directory could otherwise drop members without an error)."""
+    so a corrupt directory could otherwise drop members without an error). The record must
+    describe one archive on one disk, which every checkpoint is: zipfile ignores those fields,
+    so bytes that merely start with the record's signature would read as an empty archive."""
     end = data.rfind(_END_RECORD, max(0, len(data) - _END_RECORD_SIZE - 0xFFFF))
     if end < 0 or len(data) < end + _END_RECORD_SIZE:
         raise CheckpointError(f"{where}: the zip end record is missing")
-    (count,) = struct.unpack("<H", data[end + 10:end + 12])
+    disk, directory_disk, count_on_disk, count = struct.unpack("<4H", data[end + 4:end + 12])
+    if disk not in (0, 0xFFFF) or directory_disk not in (0, 0xFFFF) or count_on_disk != count:
+        raise CheckpointError(f"{where}: the zip end record names other disks or disagrees with "
+                              f"itself about the member count; it is corrupt")
     locator = end - _ZIP64_LOCATOR_SIZE
     if count == 0xFFFF and data[locator:locator + 4] == _ZIP64_LOCATOR:
         (record,) = struct.unpack("<Q", data[locator + 8:locator + 16])
