@@ -96,9 +96,11 @@ def test_float32_grads_do_not_overflow_in_the_norm():
     np.testing.assert_allclose(p.grad, [0.6, 0.8], rtol=1e-6)
 
 
+# A subnormal max_norm (5e-324) has no relative precision left: g * (max_norm / total)
+# rounds to a multiple of 5e-324 that may exceed it, in PyTorch's rule as in any other.
 @given(shapes=st.lists(st.lists(st.integers(1, 3), max_size=2), min_size=1, max_size=3),
        norm_type=st.sampled_from([1.0, 2.0, 3.5, math.inf]),
-       max_norm=st.floats(0.0, 10.0), seed=st.integers(0, 1000))
+       max_norm=st.floats(0.0, 10.0, allow_subnormal=False), seed=st.integers(0, 1000))
 def test_clipping_caps_the_norm_and_keeps_the_direction(shapes, norm_type, max_norm, seed):
     rng = np.random.default_rng(seed)
     grads = [rng.standard_normal(shape) * 3 for shape in shapes]
