@@ -14,7 +14,7 @@ import numpy as np
 
 import tinygrad_rnn as tr
 from steps import torch
-from tinygrad_rnn import deferred, nn, ops
+from tinygrad_rnn import nn, ops
 
 
 def interleaved_times(functions, reps, warmup=1):
@@ -138,8 +138,8 @@ def primitive_work(engine_step, numpy_step, reps):
     """(the engine step's numpy work alone / the hand-written numpy step,
     that work / the whole engine step), from medians of interleaved runs.
 
-    One engine step is recorded: every call of a primitive's forward or
-    backward and of ``deferred.gather``, with its arguments. Replaying those
+    One engine step is recorded: every call of a primitive's forward,
+    backward or ``add_into`` (a slice's gradient), with its arguments. Replaying those
     calls in order, with no graph around them, is the numpy work of the
     step. A first ratio above a target means that no bookkeeping, however
     cheap, could meet it with these primitives.
@@ -156,8 +156,8 @@ def primitive_work(engine_step, numpy_step, reps):
 
 
 def _recorded_primitive_calls(step):
-    """[(function, args, kwargs)] of every primitive forward and backward and every
-    ``deferred.gather`` during one ``step()``, after an unrecorded one.
+    """[(function, args, kwargs)] of every primitive forward, backward and
+    ``add_into`` during one ``step()``, after an unrecorded one.
 
     Primitives write only into arrays they create, so a replay repeats the
     same work; only the parameters, which the optimizer updates in place
@@ -174,17 +174,15 @@ def _recorded_primitive_calls(step):
 
     primitives = [op for op in vars(ops).values()
                   if isinstance(op, type) and "forward" in vars(op) and "backward" in vars(op)]
-    originals = {(op, name): vars(op)[name] for op in primitives for name in ("forward", "backward")}
-    gather = deferred.gather
+    originals = {(op, name): vars(op)[name] for op in primitives
+                 for name in ("forward", "backward", "add_into") if name in vars(op)}
     try:
         for (op, name), method in originals.items():
             setattr(op, name, staticmethod(recorded(method.__func__)))
-        deferred.gather = recorded(gather)
         step()
     finally:
         for (op, name), method in originals.items():
             setattr(op, name, method)
-        deferred.gather = gather
     return calls
 
 

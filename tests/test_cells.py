@@ -101,8 +101,8 @@ def test_three_step_unrolled_loss_passes_gradcheck(kind):
     assert tr.gradcheck(loss, [xs] + state_inputs + cell.parameters())
 
 
-# The GRU multiplies h by [U_r; U_z] and by U_n (for reset_after=False, r * h by U_n).
-@pytest.mark.parametrize("kind, h_matmuls", [("rnn_tanh", 1), ("lstm", 1), ("gru", 2),
+# The GRU multiplies h by all of W_hh at once; for reset_after=False, h by [U_r; U_z] and r * h by U_n.
+@pytest.mark.parametrize("kind, h_matmuls", [("rnn_tanh", 1), ("lstm", 1), ("gru", 1),
                                              ("gru_reset_before", 2)])
 def test_one_matmul_for_x_and_one_per_gate_group_for_h(kind, h_matmuls):
     cell = make_cell(kind, 3, 4, np.random.default_rng(4))

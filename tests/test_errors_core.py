@@ -203,7 +203,7 @@ def test_detect_anomaly_reports_inf_from_overflow_and_passes_finite_graphs():
 
 
 def test_detect_anomaly_sees_an_overflowing_weight_gradient_of_a_recurrent_step():
-    """One step C h + x_proj(t) keeps its weight gradient as a deferred product: still checked."""
+    """One step C h + x_proj(t): the weight's gradient g^T h overflows."""
     h = tr.Tensor(np.full((2, 4), 1e30, dtype=np.float32))
     weight = tr.Tensor(np.full((3, 4), 0.5, dtype=np.float32), requires_grad=True)
     x_proj = tr.Tensor(np.zeros((2, 3), dtype=np.float32), requires_grad=True)
@@ -226,7 +226,8 @@ def test_detect_anomaly_points_past_library_code_to_the_users_line():
     with tr.detect_anomaly(), pytest.raises(FloatingPointError) as error:
         where = next_line()
         layer(x)
-    assert str(error.value).endswith(f"in forward, at {where}: layer(x)")
+    assert str(error.value).endswith(f"inf came in with the data: the input leaf of shape (1, 2) holds "
+                                     f"inf, first at index (0, 0), first used by 'linear', at {where}: layer(x)")
 
 
 def test_a_scope_name_cannot_hold_the_path_separator():

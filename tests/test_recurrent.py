@@ -219,7 +219,7 @@ def test_input_projection_is_one_matmul_per_layer_and_direction(kind):
     layer = LAYER_KINDS[kind](2, 3, num_layers=2, bidirectional=True)
     steps = 5
     output, _ = layer(tr.Tensor(np.ones((steps, 2, 2), np.float32)))
-    h_matmuls = 2 if kind.startswith("gru") else 1
+    h_matmuls = 2 if kind == "gru_reset_before" else 1
     matmuls = [n for n in graph_nodes(output) if n.op == "linear"]
     assert len(matmuls) == 4 * (1 + h_matmuls * steps)
     gate_rows = 3 * {"lstm": 4, "gru": 3, "gru_reset_before": 3}.get(kind, 1)
@@ -227,15 +227,19 @@ def test_input_projection_is_one_matmul_per_layer_and_direction(kind):
 
 
 @pytest.mark.parametrize("kind", ["gru", "gru_reset_before"])
-def test_gru_splits_its_hidden_weights_once_per_layer_and_direction_not_per_step(kind):
+def test_gru_uses_its_hidden_weights_and_biases_as_given_at_every_step(kind):
+    """W_ih and b_ih once, in the projection; W_hh and b_hh inside each step (reset_after=False
+    splits them there into [U_r; U_z] and U_n), with no bias folded into another."""
+    steps = 5
     layer = LAYER_KINDS[kind](2, 3, num_layers=2, bidirectional=True)
-    output, _ = layer(tr.Tensor(np.ones((5, 2, 2), np.float32)))
-    weights_hh = [p for name, p in layer.named_parameters() if name.startswith("weight_hh")]
-    nodes = graph_nodes(output)
-    for weight in weights_hh:
-        pieces = [n for n in nodes if any(parent is weight for parent in n.parents)]
-        assert len(pieces) == 2 and {n.shape for n in pieces} == {(6, 3), (3, 3)}
-        assert all(n.scope.count("/") == 1 for n in pieces)  # layer scope, outside every step
+    nodes = graph_nodes(layer(tr.Tensor(np.ones((steps, 2, 2), np.float32)))[0])
+    for name, weight in layer.named_parameters():
+        users = [n for n in nodes if any(parent is weight for parent in n.parents)]
+        if name.startswith(("weight_hh", "bias_hh")):
+            assert len(users) == steps * (2 if kind == "gru_reset_before" else 1)
+            assert all(n.scope.split("/")[-1].startswith("t=") for n in users)
+        else:
+            assert [n.op for n in users] == ["linear"] and users[0].scope.count("/") == 1
 
 
 @pytest.mark.parametrize("kind", KINDS)

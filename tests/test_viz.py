@@ -144,8 +144,8 @@ def test_lstm_layer_carries_h_and_c_from_step_to_step():
         crossings.setdefault((dot.cluster_of(a), dot.cluster_of(b)), []).append(dot.nodes[a][0])
     # h = o * tanh(c) is a mul, c = f * c + i * c~ an add
     assert {k: sorted(v) for k, v in crossings.items()} == {
-        (steps[0], steps[1]): ["add\\n(1, 2)", "mul\\n(1, 2)"],
-        (steps[1], steps[2]): ["add\\n(1, 2)", "mul\\n(1, 2)"]}
+        (steps[0], steps[1]): ["c = add\\n(1, 2)", "h = mul\\n(1, 2)"],
+        (steps[1], steps[2]): ["c = add\\n(1, 2)", "h = mul\\n(1, 2)"]}
 
 
 def test_scalar_constants_are_folded_into_their_consumer():
@@ -214,8 +214,8 @@ def test_to_text_of_a_two_step_rnn():
 
 def test_to_text_of_a_layer_nests_ops_under_layer_direction_and_step():
     lines = viz.to_text(lstm(2)).splitlines()
-    assert lines[4:7] == ["%4 = input  (1, 2)  'h0'  in lstm", "%5 = parameter  (8, 2)  'weight_hh_l0'",
-                          "%6 = input  (1, 2)  'c0'  in lstm"]
+    assert lines[3:7] == ["%3 = input  (1, 2)  'h0'  in lstm", "%4 = parameter  (8, 2)  'weight_hh_l0'",
+                          "%5 = parameter  (8,)  'bias_hh_l0'", "%6 = input  (1, 2)  'c0'  in lstm"]
     headers = [line for line in lines if not line.lstrip().startswith("%")]
     assert headers == ["lstm", "  l0", "    t=0", "    t=1"]
     assert lines[-1] == f"%{len(lines) - len(headers) - 1} = sum(%{len(lines) - len(headers) - 2})  ()"

@@ -5,26 +5,14 @@ A primitive is a class with two static methods::
     forward(*arrays, **params)  -> (out, saved)
     backward(saved, grad, needs) -> one gradient (or None) per input array
 
-``saved`` is the tuple of whatever backward needs from forward, so backward
-recomputes nothing. ``needs[i]`` says whether input ``i`` wants a gradient; a
-backward skips the work for inputs that do not (a matmul against a constant).
-A backward may return a gradient in the broadcast shape of the output: the
-engine sums it back to the input's shape with :func:`unbroadcast`, the one
-place where broadcasting is undone. It may also return a deferred gradient
-from ``deferred.py``: a ``Scatter`` (a slice's) or a ``Product`` (a shared
-weight's), which the engine gathers into one array once every gradient of
-that input has arrived.
-
-Results outside a function's domain follow IEEE arithmetic, as in PyTorch:
-``1 / 0`` is inf, ``log(0)`` is -inf, ``exp(1000)`` is inf. Where that is the
-intended answer, numpy's warning is switched off with ``np.errstate`` on the
-one method concerned; ``detect_anomaly`` is how a user finds such values.
-
-This module knows nothing of Tensors; ``tensor.py`` wires these into a graph.
+``saved`` holds what backward needs from forward, so backward recomputes
+nothing; ``needs[i]`` says whether input ``i`` wants a gradient. A gradient
+may come back in the broadcast shape of the output: the engine sums it back
+with :func:`unbroadcast`. Results outside a function's domain follow IEEE
+arithmetic (``1 / 0`` is inf, ``log(0)`` is -inf), with numpy's warning off
+on the one method concerned. This module knows nothing of Tensors.
 """
 import numpy as np
-
-from .deferred import Product, Scatter
 
 
 def unbroadcast(grad, shape):
@@ -129,19 +117,6 @@ class Pow:
         return ga, gb
 
 
-class Neg:
-    """out = -a;  d/da = -1."""
-    name = "neg"
-
-    @staticmethod
-    def forward(a):
-        return -a, ()
-
-    @staticmethod
-    def backward(saved, g, needs):
-        return (-g,)
-
-
 class MatMul:
     """out = a @ b for 1-D, 2-D and batched operands (numpy's matmul rules).
 
@@ -179,41 +154,24 @@ class Linear:
     article's A x(t), C h(t-1) and B h(t). Leading axes of x are flattened,
     so a whole sequence (T, B, in) is one matrix product, forward and back:
     dL/dx = g W,  dL/dW = g^T x (summed over every leading axis),
-    dL/db = g, which the engine sums back to b's shape. b may be a whole
-    (..., out) array: C h(t-1) + x_proj(t) is then one node.
-
-    In that case, one step with x_proj(t) as its bias, g is also x_proj(t)'s
-    gradient, which the engine keeps until the whole sequence's is joined.
-    So dL/dW is returned as a :class:`Product` of g and x, and the T steps'
-    products become one matmul at no extra memory. Otherwise it is computed
-    at once.
+    dL/db = g, which the engine sums back to b's shape.
     """
     name = "linear"
 
     @staticmethod
     def forward(x, weight, bias=None):
-        if x.ndim == 2:
-            out = x @ weight.T
-        else:
-            out = (x.reshape(-1, x.shape[-1]) @ weight.T).reshape(*x.shape[:-1], weight.shape[0])
+        rows = x.reshape(-1, x.shape[-1])
+        out = (rows @ weight.T).reshape(*x.shape[:-1], weight.shape[0])
         if bias is not None:
-            if bias.dtype == out.dtype and 0 < bias.ndim <= out.ndim and \
-                    out.shape[-bias.ndim:] == bias.shape:
-                out += bias  # out is fresh from the matmul: no second array of its size
-            else:
-                out = out + bias
-        step_with_sequence_bias = x.ndim == 2 and bias is not None and bias.shape == out.shape
-        return out, (x, weight, step_with_sequence_bias)
+            out = out + bias
+        return out, (x, weight)
 
     @staticmethod
     def backward(saved, g, needs):
-        x, weight, step_with_sequence_bias = saved
-        g2 = g.reshape(-1, g.shape[-1])
-        gx = (g2 @ weight).reshape(x.shape) if needs[0] else None
-        gw = None
-        if needs[1]:
-            x2 = x.reshape(-1, x.shape[-1])
-            gw = Product(g2, x2) if step_with_sequence_bias else g2.T @ x2
+        x, weight = saved
+        g_rows = g.reshape(-1, g.shape[-1])
+        gx = (g_rows @ weight).reshape(x.shape) if needs[0] else None
+        gw = g_rows.T @ x.reshape(-1, x.shape[-1]) if needs[1] else None
         return gx, gw, g
 
 
@@ -263,9 +221,7 @@ class Tanh:
     @staticmethod
     def backward(saved, g, needs):
         out = saved[0]
-        grad = 1 - out * out
-        grad *= g
-        return (grad,)
+        return (g * (1 - out * out),)
 
 
 class Sigmoid:
@@ -281,18 +237,13 @@ class Sigmoid:
     @staticmethod
     @np.errstate(over="ignore")
     def forward(a):
-        out = np.exp(-a)
-        out += 1  # in place from here: no more arrays of a's size
-        out = np.reciprocal(out, out=out) if out.ndim else 1 / out  # 0-d: a numpy scalar
+        out = 1 / (1 + np.exp(-a))
         return out, (out,)
 
     @staticmethod
     def backward(saved, g, needs):
         out = saved[0]
-        grad = 1 - out
-        grad *= out
-        grad *= g
-        return (grad,)
+        return (g * out * (1 - out),)
 
 
 class ReLU:
@@ -360,26 +311,6 @@ class Clip:
         return (g * saved[0],)
 
 
-class Softmax:
-    """out = e^(a - max a) / sum e^(a - max a) along ``axis``.
-
-    d/da: out * (g - sum(g * out)). Subtracting the max keeps every exponent
-    <= 0, so large logits never overflow; a -inf logit gets probability 0.
-    """
-    name = "softmax"
-
-    @staticmethod
-    def forward(a, axis):
-        e = np.exp(a - a.max(axis=axis, keepdims=True))
-        out = e / e.sum(axis=axis, keepdims=True)
-        return out, (out, axis)
-
-    @staticmethod
-    def backward(saved, g, needs):
-        out, axis = saved
-        return (out * (g - (g * out).sum(axis=axis, keepdims=True)),)
-
-
 class LogSoftmax:
     """out = a - max a - ln sum e^(a - max a) along ``axis`` (log-sum-exp trick).
 
@@ -422,26 +353,6 @@ class Sum:
     def backward(saved, g, needs):
         shape, axis, keepdims = saved
         return (np.broadcast_to(_expand_reduced(g, shape, axis, keepdims), shape),)
-
-
-class Mean:
-    """out = sum of a over ``axis`` / n;  every element gets g / n."""
-    name = "mean"
-
-    @staticmethod
-    def forward(a, axis, keepdims):
-        total = a.sum(axis=axis, keepdims=keepdims)
-        count = a.size // max(np.size(total), 1)
-        # The mean of nothing is NaN, as in PyTorch, without numpy's "Mean of empty slice".
-        out = total / count if count else np.full(np.shape(total), np.nan, dtype=np.result_type(a, 0.0))
-        return out, (a.shape, axis, keepdims, count)
-
-    @staticmethod
-    def backward(saved, g, needs):
-        shape, axis, keepdims, count = saved
-        if not count:
-            return (np.zeros(shape, dtype=g.dtype),)
-        return (np.broadcast_to(_expand_reduced(g / count, shape, axis, keepdims), shape),)
 
 
 class Max:
@@ -494,20 +405,38 @@ class Transpose:
 class GetItem:
     """out = a[index] for ints, slices, None, Ellipsis, integer arrays and boolean masks.
 
-    The gradient is g scattered back into zeros of a's shape (a :class:`Scatter`,
-    which the engine adds into a's gradient in place); with integer arrays an
-    index may repeat, and repeated contributions add up.
+    The gradient is g put back where the slice came from, zeros elsewhere.
+    With integer arrays an index may repeat, and repeated contributions add up.
     """
     name = "getitem"
 
     @staticmethod
     def forward(a, index):
-        return a[index], (a.shape, a.dtype, index)
+        return a[index], (a.shape, index)
 
     @staticmethod
     def backward(saved, g, needs):
-        shape, dtype, index = saved
-        return (Scatter(shape, dtype, index, g),)
+        shape, index = saved
+        grad = np.zeros(shape, dtype=g.dtype)
+        GetItem.add_into(grad, saved, g)
+        return (grad,)
+
+    @staticmethod
+    def add_into(grad, saved, g):
+        """grad[index] += g, in place. The engine calls this directly with a buffer
+        that holds a's whole gradient, so that the T slices x[t] of a sequence cost
+        O(T), not the O(T^2) of T dense arrays of the sequence's shape."""
+        index = saved[1]
+        if _has_array(index):
+            np.add.at(grad, index, g)
+        else:
+            grad[index] += g
+
+
+def _has_array(index):
+    """Whether an index holds an integer array, which may repeat an element."""
+    parts = index if type(index) is tuple else (index,)
+    return any(isinstance(part, np.ndarray) and part.dtype.kind in "iu" for part in parts)
 
 
 class Cat:

@@ -6,42 +6,35 @@ ndarrays and returns a new Tensor whose ``parents`` are the inputs and whose
 points from an input to the tensors made from it, so a graph nobody refers to
 is freed by reference counting.
 
-``backward()`` walks that graph once, children before parents (one iterative
-topological sort, so a 100 000-node chain needs no deep recursion), calls each
-primitive's backward with the gradient of its output, and adds the results
+``backward()`` visits that graph once, children before parents, calls each
+primitive's backward with the gradient of its output and adds the results
 into the gradients of its inputs. Backpropagation through time is exactly
 this walk over an unrolled recurrent network.
 
-Non-finite values follow IEEE arithmetic, as in PyTorch. Where a formula
-meets its own edge on finite inputs (``x / 0``, ``log(0)``, ``exp(100)`` in
-float32, ``sqrt(-1)``) the result is inf or NaN without a numpy warning, and
-the backward walk never warns. Plain arithmetic that overflows or that is fed
-an inf or NaN (``inf * 0``) keeps numpy's RuntimeWarning: silencing it would
-cost every op a ``np.errstate``, and it points at a real problem.
-``detect_anomaly()`` is the tool that finds where a NaN or inf first appears.
+Non-finite values follow IEEE arithmetic, as in PyTorch: ``x / 0`` is inf and
+``log(0)`` is -inf without a numpy warning, and backward never warns. Plain
+arithmetic that overflows or is fed an inf or NaN keeps numpy's RuntimeWarning.
+``detect_anomaly()`` finds where a NaN or inf first appears.
 """
 import itertools
 import linecache
+import operator
 import os
 import sys
 from contextlib import contextmanager
-from operator import attrgetter
 
 import numpy as np
 
-from . import deferred, ops
-
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+from . import ops
 
 # The only global state: the grad and anomaly modes and the current scope path.
 _grad_enabled = True
 _anomaly = False
 _scope = ""
-_data_of, _needs_grad_of = attrgetter("data"), attrgetter("_needs_grad")
-_creation_number = attrgetter("_number")
 # Every tensor takes the next number at creation. An op's inputs exist before
 # its output, so reverse creation order is an order for backward.
 _next_number = itertools.count().__next__
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 @contextmanager
@@ -61,11 +54,7 @@ def is_grad_enabled():
 
 
 class scope:
-    """Tensors created inside carry ``.scope`` = the nested path, e.g. "lstm/l0/t=3".
-
-    A class rather than a generator: ``unroll`` opens one per time step.
-    """
-    __slots__ = ("name", "previous")
+    """Tensors created inside carry ``.scope`` = the nested path, e.g. "lstm/l0/t=3"."""
 
     def __init__(self, name):
         if not isinstance(name, str) or not name or "/" in name:
@@ -86,11 +75,9 @@ class scope:
 
 @contextmanager
 def detect_anomaly():
-    """Inside, the first NaN or inf made by any op, forward or backward, raises.
-
-    The ``FloatingPointError`` names the op and the line of user code that
-    created it. Off by default: the check costs a pass over every array.
-    """
+    """Inside, the first NaN or inf made by any op, forward or backward, raises a
+    ``FloatingPointError`` naming the op, the user's line and the time step.
+    Off by default: the check costs a pass over every array."""
     global _anomaly
     previous, _anomaly = _anomaly, True
     try:
@@ -99,145 +86,13 @@ def detect_anomaly():
         _anomaly = previous
 
 
-def _user_frame():
-    """(file, line) of the innermost caller outside this package, or None."""
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-        frame = frame.f_back
-    return None if frame is None else (frame.f_code.co_filename, frame.f_lineno)
+def is_anomaly_enabled():
+    """Whether ``detect_anomaly`` is on."""
+    return _anomaly
 
 
-def _where(trace):
-    if trace is None:
-        return "an unknown line"
-    filename, lineno = trace
-    code = linecache.getline(filename, lineno).strip()
-    return f"{filename}:{lineno}" + (f": {code}" if code else "")
-
-
-def _nonfinite_kind(array):
-    return "nan" if np.isnan(array).any() else "inf"
-
-
-def _leaf(array, requires_grad=False, name=None):
-    """A graph leaf around an ndarray that is already of the right type."""
-    t = Tensor.__new__(Tensor)
-    t.data = array
-    t.grad = None
-    t._needs_grad = requires_grad
-    t.name = name
-    t.scope = _scope
-    t.parents = ()
-    t._fn = None
-    t._saved = None
-    t._retain = False
-    t._trace = None
-    t._number = _next_number()
-    return t
-
-
-def _apply(fn, parents, **params):
-    """Run primitive ``fn`` on the parents' arrays and record the result's graph.
-
-    The result requires grad if any parent does; only then are the arrays
-    that backward needs kept. Inside ``no_grad`` nothing is recorded.
-    """
-    arity = len(parents)
-    try:  # the common cases (unary or binary, no parameters) without building argument lists
-        if params:
-            if arity == 1:
-                out, saved = fn.forward(parents[0].data, **params)
-            else:
-                out, saved = fn.forward(*map(_data_of, parents), **params)
-        elif arity == 1:
-            out, saved = fn.forward(parents[0].data)
-        elif arity == 2:
-            out, saved = fn.forward(parents[0].data, parents[1].data)
-        else:
-            out, saved = fn.forward(*map(_data_of, parents))
-    except (ValueError, IndexError, TypeError) as error:
-        raise _op_error(fn, parents, error) from None
-    if type(out) is not np.ndarray:
-        out = np.asarray(out)
-    t = Tensor.__new__(Tensor)
-    t.data = out
-    t.grad = None
-    t.name = None
-    t.scope = _scope
-    t._retain = False
-    t._trace = None
-    t._number = _next_number()
-    if _grad_enabled:
-        if arity == 1:
-            requires_grad = parents[0]._needs_grad
-        elif arity == 2:
-            requires_grad = parents[0]._needs_grad or parents[1]._needs_grad
-        else:
-            requires_grad = any(map(_needs_grad_of, parents))
-        t._fn = fn
-        t.parents = parents
-        t._needs_grad = requires_grad
-        t._saved = saved if requires_grad else None
-    else:
-        t._fn = None
-        t.parents = ()
-        t._needs_grad = False
-        t._saved = None
-    if _anomaly:
-        t._trace = _user_frame()
-        if not np.isfinite(out).all():
-            raise FloatingPointError(
-                f"detect_anomaly: '{fn.name}' produced {_nonfinite_kind(out)} in forward, "
-                f"at {_where(t._trace)}")
-    return t
-
-
-def _op_error(fn, parents, error):
-    """numpy's complaint about an op's inputs, reworded to name the op and every input shape."""
-    shapes = " and ".join(str(p.shape) for p in parents)
-    reason = str(error).strip()
-    if "could not be broadcast" in reason:
-        reason = "the shapes do not broadcast together"
-    kind = ValueError if isinstance(error, ValueError) else (
-        IndexError if isinstance(error, IndexError) else TypeError)
-    return kind(f"{fn.name}: {reason} (input shapes {shapes})")
-
-
-def _as_array(data, dtype):
-    """A fresh ndarray for the constructor, following the dtype rules of :class:`Tensor`."""
-    if isinstance(data, Tensor):
-        data = data.data
-    elif isinstance(data, (list, tuple)) and any(isinstance(item, Tensor) for item in data):
-        raise TypeError("Tensor: data is a list holding Tensors; to join Tensors use tr.stack or tr.cat")
-    try:
-        array = np.array(data, dtype=dtype)
-    except (ValueError, TypeError) as error:
-        raise type(error)(f"Tensor: cannot make an array from this {type(data).__name__} "
-                          f"(dtype={dtype}): {error}") from None
-    if dtype is None and array.dtype.kind == "f" and not isinstance(data, (np.ndarray, np.generic)):
-        array = array.astype(np.float32)
-    if array.dtype.kind not in "fiub":
-        raise TypeError(f"Tensor: unsupported dtype {array.dtype}; expected floating, "
-                        "integer or bool data")
-    return array
-
-
-def _as_index(index):
-    """Tensors and lists inside an index become ndarrays."""
-    if type(index) is int:
-        return index
-    if isinstance(index, tuple):
-        return tuple(_as_index(i) for i in index)
-    if isinstance(index, Tensor):
-        return index.data
-    if isinstance(index, list):
-        return np.asarray(index)
-    return index
-
-
-def _as_axis(axis):
-    """numpy takes several axes as a tuple only; accept a list too."""
-    return tuple(axis) if isinstance(axis, list) else axis
+_NUMPY_OPERATORS = {np.add: operator.add, np.subtract: operator.sub, np.multiply: operator.mul,
+                    np.true_divide: operator.truediv, np.power: operator.pow, np.matmul: operator.matmul}
 
 
 class Tensor:
@@ -249,57 +104,66 @@ class Tensor:
     (indices, targets) and cannot require a gradient. Python and numpy scalars
     used as operands take the tensor's float dtype: ``x * 2`` keeps float32.
     """
-    __slots__ = ("data", "grad", "_needs_grad", "name", "scope", "parents",
-                 "_fn", "_saved", "_retain", "_trace", "_number")
-    # ndarray <op> Tensor defers to the Tensor's reflected operator.
-    __array_priority__ = 1000
-    __array_ufunc__ = None
+    __slots__ = ("_data", "_version", "grad", "_requires_grad", "name", "scope", "parents",
+                 "_fn", "_saved", "_versions", "_retain", "_trace", "_number")
+    __array_priority__ = 1000  # ndarray <op> Tensor defers to the Tensor's reflected operator
 
     def __init__(self, data, requires_grad=False, dtype=None, name=None):
         array = _as_array(data, dtype)
         if requires_grad and array.dtype.kind != "f":
             raise TypeError(f"Tensor: requires_grad=True needs a floating dtype "
                             f"(float32 or float64), got {array.dtype}")
-        self.data = array
-        self.grad = None
-        self._needs_grad = bool(requires_grad)
-        self.name = name
-        self.scope = _scope
-        self.parents = ()
-        self._fn = None
-        self._saved = None
-        self._retain = False
-        self._trace = None
-        self._number = _next_number()
+        _init(self, array, bool(requires_grad), name=name)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """``ndarray <op> Tensor`` runs as the Tensor's op; other numpy functions are refused."""
+        apply = _NUMPY_OPERATORS.get(ufunc)
+        if apply is not None and method == "__call__" and not kwargs:
+            return apply(*(self._const(x) for x in inputs))
+        raise TypeError(f"numpy's {ufunc.__name__} does not take a Tensor: use the Tensor's own "
+                        f"method (t.tanh(), t.exp(), t + u, ...), or np.{ufunc.__name__}(t.data) "
+                        f"for a plain array with no gradient")
 
     # ------------------------------------------------------------ attributes
-    shape = property(lambda self: self.data.shape, doc="Shape of the data.")
-    ndim = property(lambda self: self.data.ndim, doc="Number of axes.")
-    size = property(lambda self: self.data.size, doc="Number of elements.")
-    dtype = property(lambda self: self.data.dtype, doc="numpy dtype of the data.")
+    shape = property(lambda self: self._data.shape, doc="Shape of the data.")
+    ndim = property(lambda self: self._data.ndim, doc="Number of axes.")
+    size = property(lambda self: self._data.size, doc="Number of elements.")
+    dtype = property(lambda self: self._data.dtype, doc="numpy dtype of the data.")
     op = property(lambda self: None if self._fn is None else self._fn.name,
                   doc="Name of the primitive that produced this tensor; None for a leaf.")
     T = property(lambda self: self.transpose(), doc="All axes reversed.")
 
     @property
+    def data(self):
+        """The ndarray. ``t.data -= x`` counts as a change in place, which a backward that
+        saved the old values refuses; ``t.data = new_array`` replaces it."""
+        return self._data
+
+    @data.setter
+    def data(self, array):
+        if array is self._data:
+            self._version += 1
+        self._data = array
+
+    @property
     def requires_grad(self):
         """Whether backward computes a gradient for this tensor."""
-        return self._needs_grad
+        return self._requires_grad
 
     @requires_grad.setter
     def requires_grad(self, value):
-        if value and self.data.dtype.kind != "f":
+        if value and self._data.dtype.kind != "f":
             raise TypeError(f"requires_grad: needs a floating dtype (float32 or float64), "
-                            f"got {self.data.dtype}")
+                            f"got {self._data.dtype}")
         if self._fn is not None:
             raise RuntimeError(f"requires_grad: can only be changed on a leaf, not on the output "
                                f"of '{self._fn.name}'; x.detach() gives a leaf")
-        self._needs_grad = bool(value)
+        self._requires_grad = bool(value)
 
     def __len__(self):
-        if not self.data.ndim:
+        if not self._data.ndim:
             raise TypeError("len() of a 0-d Tensor")
-        return len(self.data)
+        return len(self._data)
 
     def __iter__(self):
         """The rows along the first axis, each one a ``getitem`` node: ``for x in xs``."""
@@ -312,37 +176,41 @@ class Tensor:
         return float(self._single_value("float"))
 
     def __repr__(self):
-        extra = ", requires_grad=True" if self.requires_grad else ""
+        extra = ", requires_grad=True" if self._requires_grad else ""
         extra += f", op={self.op}" if self._fn is not None else ""
         extra += f", name={self.name!r}" if self.name is not None else ""
-        return f"Tensor({np.array2string(self.data, prefix='Tensor(')}, dtype={self.dtype}{extra})"
+        return f"Tensor({np.array2string(self._data, prefix='Tensor(')}, dtype={self.dtype}{extra})"
 
     def numpy(self):
         """The underlying ndarray (shared, not copied)."""
-        return self.data
+        return self._data
 
     def item(self):
         """The single value of a size-1 tensor as a Python number."""
         return self._single_value("item")
 
     def _single_value(self, caller):
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"{caller}: needs a tensor with one element, got shape {self.shape}")
-        return self.data.item()
+        return self._data.item()
+
+    def named(self, name):
+        """Give this tensor a name, shown in pictures and found by ``bptt.record``; returns it."""
+        self.name = name
+        return self
 
     def detach(self):
         """A new leaf sharing this data, cut from the graph (truncated BPTT)."""
-        return _leaf(self.data, name=self.name)
+        return _tensor(self._data, name=self.name)
 
     def retain_grad(self):
         """Keep ``.grad`` on this non-leaf after backward (leaves always keep it)."""
-        if not self.requires_grad:
+        if not self._requires_grad:
             raise RuntimeError("retain_grad: this tensor does not require grad, "
                                "so backward never reaches it")
         self._retain = True
         return self
 
-    # ------------------------------------------------------------- backward
     def backward(self, grad=None, retain_graph=False, retain_grads=False):
         """Backpropagate from this tensor: add d(self)/d(leaf) into every leaf's ``.grad``.
 
@@ -351,117 +219,73 @@ class Tensor:
         released afterwards unless ``retain_graph``; ``retain_grads`` keeps
         ``.grad`` on every non-leaf too.
         """
-        if not self.requires_grad:
+        if not self._requires_grad:
             raise RuntimeError(
                 f"backward: this tensor (shape {self.shape}) does not require grad: "
                 "neither it nor anything it was computed from has requires_grad=True")
         if grad is None:
-            if self.data.size != 1:
+            if self._data.size != 1:
                 raise RuntimeError(
                     f"backward: the output has shape {self.shape}; backward() without "
                     "grad needs a scalar output, otherwise pass grad= of the output's shape")
-            grad = np.ones_like(self.data)
+            grad = np.ones_like(self._data)
         else:
             grad = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
             if grad.shape != self.shape:
                 raise ValueError(f"backward: grad has shape {grad.shape} but the output "
                                  f"has shape {self.shape}")
         with np.errstate(all="ignore"):  # gradients follow IEEE rules; detect_anomaly reports them
-            _backprop(self, grad, retain_graph, retain_grads)
+            _backward_pass(self, grad, retain_graph, retain_grads)
 
-    # -------------------------------------------------------------- helpers
     def _const(self, value):
         """Wrap a non-Tensor operand; Python and numpy scalars take this tensor's float dtype."""
         if isinstance(value, Tensor):
             return value
-        if isinstance(value, (int, float, np.integer, np.floating)) and self.data.dtype.kind == "f":
-            return _leaf(np.asarray(value, dtype=self.data.dtype))
+        if isinstance(value, (int, float, np.integer, np.floating)) and self._data.dtype.kind == "f":
+            return _tensor(np.asarray(value, dtype=self._data.dtype))
         if isinstance(value, np.ndarray) and value.dtype.kind in "fiub":
-            return _leaf(value)
+            return _tensor(value)
         try:
             return Tensor(value)
         except (TypeError, ValueError) as error:
             raise type(error)(f"cannot use a {type(value).__name__} as an operand of a Tensor "
                               f"op: {error}") from None
 
-    # ------------------------------------------------------------ arithmetic
-    def __add__(self, other):
-        return _apply(ops.Add, (self, self._const(other)))
-
-    def __radd__(self, other):
-        return _apply(ops.Add, (self._const(other), self))
-
-    def __sub__(self, other):
-        return _apply(ops.Sub, (self, self._const(other)))
-
-    def __rsub__(self, other):
-        return _apply(ops.Sub, (self._const(other), self))
-
-    def __mul__(self, other):
-        return _apply(ops.Mul, (self, self._const(other)))
-
-    def __rmul__(self, other):
-        return _apply(ops.Mul, (self._const(other), self))
-
-    def __truediv__(self, other):
-        return _apply(ops.Div, (self, self._const(other)))
-
-    def __rtruediv__(self, other):
-        return _apply(ops.Div, (self._const(other), self))
-
-    def __pow__(self, exponent):
-        return _apply(ops.Pow, (self, self._const(exponent)))
-
-    def __rpow__(self, base):
-        return _apply(ops.Pow, (self._const(base), self))
-
-    def __neg__(self):
-        return _apply(ops.Neg, (self,))
-
-    def __matmul__(self, other):
-        return _matmul(self, self._const(other))
-
-    def __rmatmul__(self, other):
-        return _matmul(self._const(other), self)
-
-    # ----------------------------------------------------------- elementwise
-    def exp(self):
-        return _apply(ops.Exp, (self,))
-
-    def log(self):
-        return _apply(ops.Log, (self,))
-
-    def tanh(self):
-        return _apply(ops.Tanh, (self,))
-
-    def sigmoid(self):
-        return _apply(ops.Sigmoid, (self,))
-
-    def relu(self):
-        return _apply(ops.ReLU, (self,))
-
-    def sqrt(self):
-        return _apply(ops.Sqrt, (self,))
-
-    def abs(self):
-        return _apply(ops.Abs, (self,))
+    # Operators and elementwise functions: each one primitive, or a few (mean, softmax, -x).
+    def __add__(self, other): return _apply(ops.Add, (self, self._const(other)))
+    def __radd__(self, other): return _apply(ops.Add, (self._const(other), self))
+    def __sub__(self, other): return _apply(ops.Sub, (self, self._const(other)))
+    def __rsub__(self, other): return _apply(ops.Sub, (self._const(other), self))
+    def __mul__(self, other): return _apply(ops.Mul, (self, self._const(other)))
+    def __rmul__(self, other): return _apply(ops.Mul, (self._const(other), self))
+    def __truediv__(self, other): return _apply(ops.Div, (self, self._const(other)))
+    def __rtruediv__(self, other): return _apply(ops.Div, (self._const(other), self))
+    def __pow__(self, exponent): return _apply(ops.Pow, (self, self._const(exponent)))
+    def __rpow__(self, base): return _apply(ops.Pow, (self._const(base), self))
+    def __neg__(self): return self * -1
+    def __matmul__(self, other): return _matmul(self, self._const(other))
+    def __rmatmul__(self, other): return _matmul(self._const(other), self)
+    def exp(self): return _apply(ops.Exp, (self,))
+    def log(self): return _apply(ops.Log, (self,))
+    def tanh(self): return _apply(ops.Tanh, (self,))
+    def sigmoid(self): return _apply(ops.Sigmoid, (self,))
+    def relu(self): return _apply(ops.ReLU, (self,))
+    def sqrt(self): return _apply(ops.Sqrt, (self,))
+    def abs(self): return _apply(ops.Abs, (self,))
+    def log_softmax(self, axis=-1): return _apply(ops.LogSoftmax, (self,), axis=axis)
+    def softmax(self, axis=-1): return self.log_softmax(axis).exp()
 
     def clip(self, lo, hi):
         """Elementwise min(max(x, lo), hi); the gradient flows where lo <= x <= hi."""
         return _apply(ops.Clip, (self,), lo=lo, hi=hi)
 
-    def softmax(self, axis=-1):
-        return _apply(ops.Softmax, (self,), axis=axis)
-
-    def log_softmax(self, axis=-1):
-        return _apply(ops.LogSoftmax, (self,), axis=axis)
-
-    # ------------------------------------------------------------ reductions
     def sum(self, axis=None, keepdims=False):
         return _apply(ops.Sum, (self,), axis=_as_axis(axis), keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False):
-        return _apply(ops.Mean, (self,), axis=_as_axis(axis), keepdims=keepdims)
+        """The sum over ``axis`` divided by the count; the mean of nothing is nan, as in PyTorch."""
+        total = self.sum(axis, keepdims)
+        return total / (self.size // max(total.size, 1))
 
     def max(self, axis=None, keepdims=False):
         """Largest value along ``axis``; tied maxima share the gradient equally."""
@@ -469,17 +293,14 @@ class Tensor:
 
     # ----------------------------------------------------------------- shape
     def reshape(self, *shape):
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
+        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
         return _apply(ops.Reshape, (self,), shape=shape)
 
     def transpose(self, *axes):
         """Permute the axes (numpy's rule): ``transpose()`` reverses them, like ``.T``."""
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
+        axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
         ndim = self.ndim
-        if not axes:
-            axes = tuple(range(ndim - 1, -1, -1))
+        axes = axes or tuple(range(ndim - 1, -1, -1))
         if (len(axes) != ndim or not all(isinstance(ax, int) and -ndim <= ax < ndim for ax in axes)
                 or sorted(ax % ndim for ax in axes) != list(range(ndim))):
             raise ValueError(f"transpose: axes {axes} are not a permutation of "
@@ -502,23 +323,141 @@ class Tensor:
             if cuts[-1] != length or min(sizes, default=0) < 0:
                 raise ValueError(f"split: sizes {list(sizes)} do not add up to {length}, "
                                  f"the length of axis {axis} of shape {self.shape}")
-        lead = (slice(None),) * (axis % self.data.ndim)
-        return [_apply(ops.GetItem, (self,), index=lead + (slice(start, stop),))
-                for start, stop in zip(cuts, cuts[1:])]
+        lead = (slice(None),) * (axis % self.ndim)
+        return [self[lead + (slice(start, stop),)] for start, stop in zip(cuts, cuts[1:])]
 
     def chunk(self, n, axis=0):
         """Pieces of size ceil(length / n) along ``axis`` (PyTorch's rule: the
         last may be smaller, and there may be fewer than ``n``)."""
         if not isinstance(n, int) or n <= 0:
             raise ValueError(f"chunk: n must be a positive int, got {n!r}")
-        length = self._axis_length("chunk", axis)
-        return self.split(max(-(-length // n), 1), axis)
+        return self.split(max(-(-self._axis_length("chunk", axis) // n), 1), axis)
 
     def _axis_length(self, op, axis):
-        shape = self.data.shape
-        if not isinstance(axis, int) or not -len(shape) <= axis < len(shape):
-            raise ValueError(f"{op}: axis {axis!r} is out of range for shape {shape}")
-        return shape[axis]
+        if not isinstance(axis, int) or not -self.ndim <= axis < self.ndim:
+            raise ValueError(f"{op}: axis {axis!r} is out of range for shape {self.shape}")
+        return self.shape[axis]
+
+
+def _init(t, data, requires_grad=False, fn=None, parents=(), saved=None, name=None):
+    """Set every field of a Tensor: the one list of them, for users' and ops' tensors alike."""
+    t._data, t._version, t.grad, t._requires_grad = data, 0, None, requires_grad
+    t.name, t.scope, t.parents, t._fn, t._saved = name, _scope, parents, fn, saved
+    t._versions = tuple(p._version for p in parents) if saved is not None else ()
+    t._retain, t._trace, t._number = False, None, _next_number()
+
+
+def _tensor(data, requires_grad=False, fn=None, parents=(), saved=None, name=None):
+    """A Tensor around an ndarray that is already of the right type."""
+    t = Tensor.__new__(Tensor)
+    _init(t, data, requires_grad, fn, parents, saved, name)
+    return t
+
+
+def _apply(fn, parents, **params):
+    """Run primitive ``fn`` on the parents' arrays and record the result's graph.
+
+    In grad mode the output keeps its op and parents; it requires grad if any
+    parent does, and only then keeps what backward needs. Inside ``no_grad``
+    the output is a leaf.
+    """
+    try:
+        out, saved = fn.forward(*[p._data for p in parents], **params)
+    except (ValueError, IndexError, TypeError) as error:
+        raise _op_error(fn, parents, error) from None
+    out = np.asarray(out)
+    if not _grad_enabled:
+        return _checked(_tensor(out), fn)
+    requires_grad = any(p._requires_grad for p in parents)
+    return _checked(_tensor(out, requires_grad, fn, parents, saved if requires_grad else None), fn)
+
+
+def _checked(t, fn):
+    """Under ``detect_anomaly``: remember the user's line, and refuse a non-finite output,
+    saying whether it came in with an input leaf (the data) or was made by ``fn``."""
+    if _anomaly:
+        t._trace = user_frame()
+        if not np.isfinite(t._data).all():
+            kind = nonfinite_kind(t._data)
+            leaf = next((p for p in t.parents if p._fn is None and not np.isfinite(p._data).all()), None)
+            what = (f"'{fn.name}' produced {kind} in forward" if leaf is None else
+                    f"{kind} came in with the data: {describe_nonfinite(leaf, 'the input leaf')}, "
+                    f"first used by '{fn.name}'")
+            raise FloatingPointError(f"detect_anomaly: {what}, {where(t.scope, t._trace)}")
+    return t
+
+
+def describe_nonfinite(t, what):
+    """"the input leaf 'x' of shape (4, 1, 2) holds nan, first at index (2, 0, 1)"."""
+    first = tuple(int(i) for i in np.argwhere(~np.isfinite(t._data))[0])
+    name = f" {t.name!r}" if t.name else ""
+    return f"{what}{name} of shape {t.shape} holds {nonfinite_kind(t._data)}, first at index {first}"
+
+
+def where(scope, trace):
+    """'at t=2 in lstm/l0, at file.py:12: h = cell(x, h)': the time step, scope and line."""
+    path = scope.split("/") if scope else []
+    steps = [part for part in path if part.startswith("t=")]
+    others = "/".join(part for part in path if not part.startswith("t="))
+    place = " ".join(([f"at {steps[-1]}"] if steps else []) + ([f"in {others}"] if others else []))
+    line = "at an unknown line" if trace is None else f"at {trace[0]}:{trace[1]}"
+    code = "" if trace is None else linecache.getline(*trace).strip()
+    return ", ".join([*([place] if place else []), line]) + (f": {code}" if code else "")
+
+
+def nonfinite_kind(array):
+    return "nan" if np.isnan(array).any() else "inf"
+
+
+def user_frame():
+    """(file, line) of the innermost caller outside this package, or None."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    return None if frame is None else (frame.f_code.co_filename, frame.f_lineno)
+
+
+def _op_error(fn, parents, error):
+    """numpy's complaint about an op's inputs, reworded to name the op and every input shape."""
+    shapes = " and ".join(str(p.shape) for p in parents)
+    reason = str(error).strip()
+    if "could not be broadcast" in reason:
+        reason = "the shapes do not broadcast together"
+    kind = next(k for k in (ValueError, IndexError, TypeError) if isinstance(error, k))
+    return kind(f"{fn.name}: {reason} (input shapes {shapes})")
+
+
+def _as_array(data, dtype):
+    """A fresh ndarray for the constructor, following the dtype rules of :class:`Tensor`."""
+    if isinstance(data, Tensor):
+        data = data._data
+    elif isinstance(data, (list, tuple)) and any(isinstance(item, Tensor) for item in data):
+        raise TypeError("Tensor: data is a list holding Tensors; to join Tensors use tr.stack or tr.cat")
+    try:
+        array = np.array(data, dtype=dtype)
+    except (ValueError, TypeError) as error:
+        raise type(error)(f"Tensor: cannot make an array from this {type(data).__name__} "
+                          f"(dtype={dtype}): {error}") from None
+    if dtype is None and array.dtype.kind == "f" and not isinstance(data, (np.ndarray, np.generic)):
+        array = array.astype(np.float32)
+    if array.dtype.kind not in "fiub":
+        raise TypeError(f"Tensor: unsupported dtype {array.dtype}; expected floating, "
+                        "integer or bool data")
+    return array
+
+
+def _as_index(index):
+    """Tensors and lists inside an index become ndarrays."""
+    if isinstance(index, tuple):
+        return tuple(_as_index(i) for i in index)
+    if isinstance(index, Tensor):
+        return index._data
+    return np.asarray(index) if isinstance(index, list) else index
+
+
+def _as_axis(axis):
+    """numpy takes several axes as a tuple only; accept a list too."""
+    return tuple(axis) if isinstance(axis, list) else axis
 
 
 def _matmul(a, b):
@@ -534,18 +473,16 @@ def _matmul(a, b):
 def linear(x, weight, bias=None):
     """x W^T + b in one op: x (..., in), weight (out, in), bias broadcastable to (..., out).
 
-    The article's A x(t) + C h(t-1) terms and the readout B h(t) are each one
+    The article's A x(t), C h(t-1) and the readout B h(t) are each one
     ``linear``; a whole (T, B, in) sequence goes through one matrix product.
     """
     x = x if isinstance(x, Tensor) else Tensor(x)
-    x_shape, weight_shape = x.data.shape, weight.data.shape
-    if len(weight_shape) != 2:
-        raise ValueError(f"linear: weight must be 2-D (out, in), got shape {weight_shape}")
-    if not x_shape or x_shape[-1] != weight_shape[1]:
-        raise ValueError(f"linear: input of shape {x_shape} does not fit weight {weight_shape}: "
-                         f"expected (..., {weight_shape[1]})")
-    parents = (x, weight) if bias is None else (x, weight, bias)
-    return _apply(ops.Linear, parents)
+    if weight.ndim != 2:
+        raise ValueError(f"linear: weight must be 2-D (out, in), got shape {weight.shape}")
+    if not x.ndim or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input of shape {x.shape} does not fit weight {weight.shape}: "
+                         f"expected (..., {weight.shape[1]})")
+    return _apply(ops.Linear, (x, weight) if bias is None else (x, weight, bias))
 
 
 def cat(tensors, axis=0):
@@ -569,18 +506,43 @@ def _tensor_list(op, tensors):
 
 # ------------------------------------------------------------------ backward
 
-def _graph_order(root):
-    """Every tensor that ``root`` depends on through grad-requiring paths,
-    each listed after every tensor computed from it (newest first).
+def _backward_pass(root, grad, retain_graph, retain_grads):
+    """Backpropagation as one loop: visit the graph newest first, so that when a
+    tensor's turn comes every tensor computed from it has passed its gradient on;
+    call its op's backward and add the results into its parents' gradients."""
+    grads = {root: [grad, False]}  # tensor -> [its gradient so far, whether this walk owns the array]
+    for node in _graph_order(root):
+        if node not in grads:  # nothing reached it: its inputs get nothing from it either
+            continue
+        g = grads.pop(node)[0]
+        if node._fn is None:
+            node.grad = np.array(g, dtype=node._data.dtype) if node.grad is None else node.grad + g
+            continue
+        if retain_grads or node._retain:
+            node.grad = np.array(g, dtype=node._data.dtype) if node.grad is None else node.grad + g
+        _check_unchanged(node)
+        if node._fn is ops.GetItem:  # an optimisation: see GetItem.add_into
+            parent = node.parents[0]
+            ops.GetItem.add_into(_owned(grads, parent, g.dtype), node._saved, g)
+        else:
+            parent_grads = node._fn.backward(node._saved, g, [p._requires_grad for p in node.parents])
+            for i, (parent, parent_grad) in enumerate(zip(node.parents, parent_grads)):
+                if parent._requires_grad:
+                    _check_gradient(node, i, parent_grad)
+                    _accumulate(grads, parent, parent_grad)
+        if not retain_graph:
+            node._saved = None
 
-    An op's inputs are created before its output, so reverse creation order
-    is a topological order. An iterative walk collects the tensors, so depth
-    costs no recursion; it fails before any gradient is touched if part of
-    the graph was released.
+
+def _graph_order(root):
+    """Every tensor that ``root`` depends on through grad-requiring paths, newest first.
+
+    An iterative walk collects them (depth costs no recursion), then reverse
+    creation order sorts them: each tensor comes after every tensor computed
+    from it. The walk fails before any gradient is touched if part of the
+    graph was released.
     """
-    seen = {root}
-    found = [root]  # in walk order, which is nearly newest first: the sort has little to do
-    stack = [root]
+    found, stack = {root: None}, [root]
     while stack:
         node = stack.pop()
         if node._fn is not None and node._saved is None:
@@ -589,89 +551,55 @@ def _graph_order(root):
                 "released by an earlier backward; call the first backward with "
                 "retain_graph=True to backpropagate through it again")
         for parent in node.parents:
-            if parent._needs_grad and parent not in seen:
-                seen.add(parent)
-                found.append(parent)
+            if parent._requires_grad and parent not in found:
+                found[parent] = None
                 stack.append(parent)
-    found.sort(key=_creation_number, reverse=True)
-    return found
+    return sorted(found, key=lambda t: t._number, reverse=True)
 
 
-_ONLY_INPUT = (True,)
+def _accumulate(grads, tensor, g):
+    """Add ``g`` into ``tensor``'s gradient so far, summed back to its shape.
+
+    The first gradient to arrive is kept as it is: it may be the very array
+    that another tensor received (add passes g to both inputs). The first sum
+    is a new array, owned by this walk, so later ones add into it in place.
+    """
+    if g.shape != tensor._data.shape:
+        g = ops.unbroadcast(g, tensor._data.shape)
+    entry = grads.get(tensor)
+    if entry is None:
+        grads[tensor] = [g, False]
+    elif entry[1]:
+        entry[0] += g
+    else:
+        grads[tensor] = [entry[0] + g, True]
 
 
-def _backprop(root, grad, retain_graph, retain_grads):
-    """Visit the graph newest first: when a tensor's turn comes, every tensor
-    computed from it has passed its gradient on. Each gradient is dropped
-    right after use."""
-    grads = {root: grad}
-    waiting = {}  # tensor -> its deferred gradients (Scatter, Product), gathered on its turn
-    owned = set()  # tensors whose gradient buffer was allocated here, so += in place is safe
-    Scatter, Product = deferred.Scatter, deferred.Product  # locals: this loop runs once per node
-    gather, unbroadcast = deferred.gather, ops.unbroadcast
-    for node in _graph_order(root):
-        g = grads.pop(node, None)
-        if node in waiting:
-            g = gather(g, waiting.pop(node))
-            owned.add(node)
-        elif g is None:  # nothing reached it: its inputs get nothing from it either
-            continue
-        fn = node._fn
-        if fn is None:
-            if node.grad is not None:
-                node.grad += g
-            elif node in owned and g.dtype == node.data.dtype:
-                node.grad = g  # a buffer made here: no one else holds it
-            else:
-                node.grad = np.array(g, dtype=node.data.dtype)
-            continue
-        if retain_grads or node._retain:
-            node.grad = np.array(g, dtype=node.data.dtype) if node.grad is None else node.grad + g
-        parents = node.parents
-        arity = len(parents)
-        # A unary node is in the graph only because its one input needs a gradient.
-        if arity == 1:
-            needs = _ONLY_INPUT
-        elif arity == 2:
-            needs = (parents[0]._needs_grad, parents[1]._needs_grad)
-        else:
-            needs = list(map(_needs_grad_of, parents))
-        parent_grads = fn.backward(node._saved, g, needs)
-        if not retain_graph:
-            node._saved = None
-        if _anomaly:
-            _check_backward(node, parent_grads)
-        for parent, pg in zip(parents, parent_grads):
-            if pg is None or not parent._needs_grad:
-                continue
-            if type(pg) is Scatter or type(pg) is Product:
-                if parent in waiting:
-                    waiting[parent].append(pg)
-                else:
-                    waiting[parent] = [pg]
-                continue
-            if pg.shape != parent.data.shape:
-                pg = unbroadcast(pg, parent.data.shape)
-            acc = grads.get(parent)
-            if acc is None:
-                grads[parent] = pg
-            elif parent in owned:
-                acc += pg
-            else:
-                acc = acc + pg
-                grads[parent] = acc
-                if type(acc) is np.ndarray:  # not a numpy scalar, which is immutable
-                    owned.add(parent)
+def _owned(grads, tensor, dtype):
+    """``tensor``'s gradient so far as an array this walk owns (zeros if none yet), to add into."""
+    entry = grads.get(tensor)
+    if entry is None:
+        entry = grads[tensor] = [np.zeros(tensor._data.shape, np.result_type(tensor._data, dtype)), True]
+    elif not entry[1]:
+        entry[:] = [np.array(entry[0], dtype=np.result_type(entry[0], dtype)), True]
+    return entry[0]
 
 
-def _check_backward(node, parent_grads):
-    """Under ``detect_anomaly``: the first non-finite gradient names its op and source line."""
-    fn = node._fn
-    for i, (parent, pg) in enumerate(zip(node.parents, parent_grads)):
-        values = (pg.values if type(pg) is deferred.Scatter else
-                  pg.dense() if type(pg) is deferred.Product else pg)
-        if pg is not None and parent._needs_grad and not np.isfinite(values).all():
-            raise FloatingPointError(
-                f"detect_anomaly: backward of '{fn.name}' produced {_nonfinite_kind(values)} "
-                f"in the gradient of its input {i} (shape {parent.shape}); "
-                f"the '{fn.name}' was created at {_where(node._trace)}")
+def _check_unchanged(node):
+    """Refuse an input whose array the op saved and that was changed in place since forward."""
+    for parent, version in zip(node.parents, node._versions):
+        if parent._version != version and any(s is parent._data for s in node._saved):
+            raise RuntimeError(
+                f"backward: {parent.name or 'a tensor'!r} of shape {parent.shape}, an input of "
+                f"'{node._fn.name}', was changed in place after the forward pass (version "
+                f"{parent._version}, saved at {version}), so its saved values are gone and the "
+                "gradient would be wrong; change it after backward, or use a copy")
+
+
+def _check_gradient(node, i, g):
+    """Under ``detect_anomaly``: the first non-finite gradient names its op and line."""
+    if _anomaly and not np.isfinite(g).all():
+        raise FloatingPointError(
+            f"detect_anomaly: backward of '{node._fn.name}' produced {nonfinite_kind(g)} "
+            f"in the gradient of its input {i} (shape {node.parents[i].shape}); "
+            f"the '{node._fn.name}' was created {where(node.scope, node._trace)}")

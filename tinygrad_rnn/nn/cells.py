@@ -1,23 +1,24 @@
 """Recurrent cells: one time step of a vanilla RNN, an LSTM and a GRU.
 
-Each cell is a pure step function written like the article's equations,
-``state' = step(x_proj, state, weight_hh, ...)``, and a Module that owns the
-weights and checks its inputs. The input x reaches every gate through one
-product for all gates at once,
+Each cell is a pure step function written like the article's equations, one
+line per equation, and a Module that owns the weights and checks its inputs.
+The input x reaches every gate through one product for all gates at once,
 
-    x_proj = x W_ih^T + b_ih + b_hh   (B, G*H), G = 1 (RNN), 4 (LSTM), 3 (GRU)
+    x_proj = x W_ih^T + b_ih   (B, G*H), G = 1 (RNN), 4 (LSTM), 3 (GRU)
 
-computed by :func:`project`, so a sequence layer projects all T time steps
-in one ``linear`` op and the step function multiplies by h once per step.
-b_hh belongs there because it enters the gates exactly as b_ih does; the
-GRU's b_hn is the exception, since it sits inside r * (U_n h + b_hn).
-``cell(x, state)`` is ``cell.step(cell.project_input(x), state)``.
+(:func:`project`), so a sequence layer projects all T time steps in one
+``linear`` op; the step adds the h projection W_hh h + b_hh and applies the
+gates. ``cell(x, state)`` is ``cell.step(cell.project_input(x), state)``.
 
 Weights use PyTorch's layout: the gates' row blocks are stacked in
 ``weight_ih (G*H, I)`` and ``weight_hh (G*H, H)``, with biases ``(G*H,)``, so
 the article's matrix for gate g acting on [h, x] is the g-th row block of
 weight_hh next to the g-th row block of weight_ih. Shapes: x (B, I) and h
 (B, H), or unbatched x (I,) and h (H,); the state defaults to zeros.
+
+Every step names the tensors the article names (``.name``: RNN h; LSTM i, f,
+c~, o, c, h; GRU r, z, n, h), so pictures, ``to_text`` and ``bptt.record``
+show them.
 
 Inputs and states must have the parameters' dtype (float32 unless the module
 was converted with ``.to``; Python floats make float32 too). A mismatch is a
@@ -29,33 +30,32 @@ import math
 import numpy as np
 
 from ..rng import generator
-from ..tensor import Tensor, cat, linear
+from ..tensor import Tensor, linear
 from .module import Module, Parameter, check_size
 
 
-def project(x, weight_ih, bias_ih=None, bias_hh=None):
-    """x_proj = x W_ih^T + b_ih (+ b_hh): the input's share of every gate, (..., G*H).
+def project(x, weight_ih, bias_ih=None):
+    """x_proj = x W_ih^T + b_ih: the input's share of every gate, (..., G*H).
 
     One ``linear`` op for any leading axes, so a (T, B, I) sequence is
     projected in one matrix product.
     """
-    bias = bias_ih if bias_hh is None else bias_ih + bias_hh
-    return linear(x, weight_ih, bias)
+    return linear(x, weight_ih, bias_ih)
 
 
-def rnn_step(x_proj, h, weight_hh, nonlinearity="tanh"):
+def rnn_step(x_proj, h, weight_hh, bias_hh=None, nonlinearity="tanh"):
     """One step of the vanilla RNN:  h(t) = f(A x(t) + C h(t-1)).
 
-    A = weight_ih (H, I) arrives as x_proj = A x(t) + b_ih + b_hh (B, H);
-    C = weight_hh (H, H); f is tanh, or relu (a remedy for vanishing
-    gradients). The output y(t) = B h(t) is a separate readout (an
-    ``nn.Linear``), not part of the cell. Returns h(t) (B, H).
+    A = weight_ih (H, I) arrives as x_proj = A x(t) + b_ih (B, H); C =
+    weight_hh (H, H); f is tanh, or relu (a remedy for vanishing gradients).
+    The output y(t) = B h(t) is a separate readout (an ``nn.Linear``), not
+    part of the cell. Returns h(t) (B, H).
     """
-    a = linear(h, weight_hh, x_proj)  # C h(t-1) + A x(t) + b in one op
-    return a.relu() if nonlinearity == "relu" else a.tanh()
+    a = x_proj + linear(h, weight_hh, bias_hh)  # A x(t) + C h(t-1) + b
+    return (a.relu() if nonlinearity == "relu" else a.tanh()).named("h")
 
 
-def lstm_step(x_proj, state, weight_hh):
+def lstm_step(x_proj, state, weight_hh, bias_hh=None):
     """One step of the LSTM; ``state = (h_{t-1}, c_{t-1})`` -> ``(h_t, c_t)``.
 
         i_t  = σ(W_i [h_{t-1}, x_t] + b_i)      input gate
@@ -67,70 +67,49 @@ def lstm_step(x_proj, state, weight_hh):
 
     W_g [h, x] = W_hh,g h + W_ih,g x and b_g = b_ih,g + b_hh,g, where ,g is
     the g-th row block of weight_ih (4H, I), weight_hh (4H, H) and the biases
-    (4H,), in the order i, f, g (= c~), o. x_proj = x_t W_ih^T + b_ih + b_hh
-    (B, 4H) holds the x halves and biases of all four gates; h and c are (B, H).
+    (4H,), in the order i, f, g (= c~), o. x_proj = x_t W_ih^T + b_ih (B, 4H)
+    holds the x halves of all four gates; h and c are (B, H).
     """
     h, c = state
-    gates = linear(h, weight_hh, x_proj)  # W [h_{t-1}, x_t] + b for all four gates
-    a_i, a_f, a_c, a_o = gates.chunk(4, axis=-1)
-    i, f, c_tilde, o = a_i.sigmoid(), a_f.sigmoid(), a_c.tanh(), a_o.sigmoid()
-    c = f * c + i * c_tilde
-    h = o * c.tanh()
+    a_i, a_f, a_c, a_o = (x_proj + linear(h, weight_hh, bias_hh)).chunk(4, axis=-1)
+    i = a_i.sigmoid().named("i")
+    f = a_f.sigmoid().named("f")
+    c_tilde = a_c.tanh().named("c~")
+    o = a_o.sigmoid().named("o")
+    c = (f * c + i * c_tilde).named("c")
+    h = (o * c.tanh()).named("h")
     return h, c
 
 
-def gru_step(x_proj, h, weight_hh_rz, weight_hh_n, bias_hn=None, reset_after=True):
+def gru_step(x_proj, h, weight_hh, bias_hh=None, reset_after=True):
     """One step of the GRU: h_{t-1} -> h_t.
 
-        r_t = σ(W_r x_t + U_r h_{t-1} + b_r)                 reset gate
-        z_t = σ(W_z x_t + U_z h_{t-1} + b_z)                 update gate
-        n_t = tanh(W_n x_t + b_in + r_t * (U_n h_{t-1} + b_hn))   reset_after=True
-        n_t = tanh(W_n x_t + U_n (r_t * h_{t-1}) + b_n)           reset_after=False
+        r_t = σ(W_r x_t + b_ir + U_r h_{t-1} + b_hr)                   reset gate
+        z_t = σ(W_z x_t + b_iz + U_z h_{t-1} + b_hz)                   update gate
+        n_t = tanh(W_n x_t + b_in + r_t * (U_n h_{t-1} + b_hn))      reset_after=True
+        n_t = tanh(W_n x_t + b_in + U_n (r_t * h_{t-1}) + b_hn)      reset_after=False
         h_t = (1 - z_t) * n_t + z_t * h_{t-1}
 
-    W_r, W_z, W_n are the row blocks r, z, n of weight_ih (3H, I) and U_r,
-    U_z, U_n those of weight_hh (3H, H), which the step takes already split
-    (:func:`split_gru_hidden`): weight_hh_rz = [U_r; U_z] (2H, H) and
-    weight_hh_n = U_n (H, H), so a sequence splits them once, not at every
-    step. x_proj = x_t W_ih^T + b (B, 3H) holds every bias that enters its
-    gate as b_ih does (:func:`gru_input_bias`): b_r = b_ir + b_hr and
-    b_z = b_iz + b_hz, and b_n = b_in + b_hn for reset_after=False. With
-    reset_after=True, PyTorch's (and cuDNN's, Keras') form, b_hn sits inside
-    r_t * (...) and comes as bias_hn (H,). reset_after=False is Cho et al.
-    (2014), the article's form: U_n acts on r_t * h_{t-1}.
+    W_r, W_z, W_n are the row blocks r, z, n of weight_ih (3H, I), arriving
+    as x_proj = x_t W_ih^T + b_ih (B, 3H); U_r, U_z, U_n are those of
+    weight_hh (3H, H) and b_hr, b_hz, b_hn those of bias_hh (3H,).
+    reset_after=True is PyTorch's (and cuDNN's, Keras') form; False is Cho
+    et al. (2014), the article's: U_n acts on r_t * h_{t-1}.
     """
-    hidden = h.shape[-1]
-    x_rz, x_n = x_proj.split([2 * hidden, hidden], axis=-1)
-    r, z = linear(h, weight_hh_rz, x_rz).sigmoid().chunk(2, axis=-1)  # both gates in one sigmoid
+    x_r, x_z, x_n = x_proj.chunk(3, axis=-1)
     if reset_after:
-        n = (x_n + r * linear(h, weight_hh_n, bias_hn)).tanh()
+        h_r, h_z, h_n = linear(h, weight_hh, bias_hh).chunk(3, axis=-1)
     else:
-        n = linear(r * h, weight_hh_n, x_n).tanh()
-    return n + z * (h - n)  # = (1 - z) * n + z * h, in three ops instead of four
-
-
-def gru_input_bias(bias_ih, bias_hh, reset_after):
-    """The GRU's bias for :func:`project`, (3H,) or None without biases.
-
-    b_ih plus each block of b_hh that enters its gate exactly as b_ih does:
-    all three for reset_after=False, only r and z for reset_after=True,
-    whose b_hn is multiplied by r_t inside the step.
-    """
-    if bias_hh is None:
-        return bias_ih
-    if not reset_after:
-        return bias_ih + bias_hh
-    rz = 2 * (bias_hh.shape[0] // 3)
-    return cat([bias_ih[:rz] + bias_hh[:rz], bias_ih[rz:]])
-
-
-def split_gru_hidden(weight_hh, bias_hh, reset_after):
-    """(weight_hh_rz (2H, H), weight_hh_n (H, H), bias_hn (H,) or None): what
-    :func:`gru_step` needs of weight_hh and b_hh besides :func:`gru_input_bias`."""
-    hidden = weight_hh.shape[-1]
-    weight_hh_rz, weight_hh_n = weight_hh.split([2 * hidden, hidden], axis=0)
-    bias_hn = bias_hh[2 * hidden:] if reset_after and bias_hh is not None else None
-    return weight_hh_rz, weight_hh_n, bias_hn
+        u_rz, u_n = weight_hh.split([2 * h.shape[-1], h.shape[-1]])
+        b_rz, b_n = (None, None) if bias_hh is None else bias_hh.split([2 * h.shape[-1], h.shape[-1]])
+        h_r, h_z = linear(h, u_rz, b_rz).chunk(2, axis=-1)
+    r = (x_r + h_r).sigmoid().named("r")
+    z = (x_z + h_z).sigmoid().named("z")
+    if reset_after:
+        n = (x_n + r * h_n).tanh().named("n")
+    else:
+        n = (x_n + linear(r * h, u_n, b_n)).tanh().named("n")
+    return ((1 - z) * n + z * h).named("h")
 
 
 def uniform_parameter(shape, hidden_size, name):
@@ -184,8 +163,8 @@ class _Cell(Module):
         self.bias_hh = uniform_parameter((rows,), self.hidden_size, "bias_hh") if bias else None
 
     def project_input(self, x):
-        """x W_ih^T + b_ih + b_hh: the input's share of every gate, (..., G*H)."""
-        return project(x, self.weight_ih, self.bias_ih, self.bias_hh)
+        """x W_ih^T + b_ih: the input's share of every gate, (..., G*H)."""
+        return project(x, self.weight_ih, self.bias_ih)
 
     def forward(self, x, state=None):
         """One time step: x (B, I) or (I,), state as in :meth:`step` (None: zeros)."""
@@ -234,8 +213,8 @@ class RNNCell(_Cell):
         self.nonlinearity = nonlinearity
 
     def step(self, x_proj, h):
-        """h' = f(C h + x_proj), with x_proj = A x + b_ih + b_hh from :meth:`project_input`."""
-        return rnn_step(x_proj, h, self.weight_hh, self.nonlinearity)
+        """h' = f(x_proj + C h + b_hh), with x_proj = A x + b_ih from :meth:`project_input`."""
+        return rnn_step(x_proj, h, self.weight_hh, self.bias_hh, self.nonlinearity)
 
     def extra_repr(self):
         return super().extra_repr() + f", nonlinearity={self.nonlinearity!r}"
@@ -250,8 +229,8 @@ class LSTMCell(_Cell):
     gate_blocks = 4
 
     def step(self, x_proj, state):
-        """(h, c) -> (h', c') given x_proj = x W_ih^T + b_ih + b_hh (B, 4H)."""
-        return lstm_step(x_proj, state, self.weight_hh)
+        """(h, c) -> (h', c') given x_proj = x W_ih^T + b_ih (B, 4H)."""
+        return lstm_step(x_proj, state, self.weight_hh, self.bias_hh)
 
     def _check_state(self, state, batch_shape):
         if state is None:
@@ -280,14 +259,9 @@ class GRUCell(_Cell):
         super().__init__(input_size, hidden_size, bias)
         self.reset_after = bool(reset_after)
 
-    def project_input(self, x):
-        """x W_ih^T + b (..., 3H), b from :func:`gru_input_bias`."""
-        return project(x, self.weight_ih, gru_input_bias(self.bias_ih, self.bias_hh, self.reset_after))
-
     def step(self, x_proj, h):
-        """h -> h' given x_proj from :meth:`project_input` (B, 3H)."""
-        hidden_weights = split_gru_hidden(self.weight_hh, self.bias_hh, self.reset_after)
-        return gru_step(x_proj, h, *hidden_weights, reset_after=self.reset_after)
+        """h -> h' given x_proj = x W_ih^T + b_ih (B, 3H)."""
+        return gru_step(x_proj, h, self.weight_hh, self.bias_hh, self.reset_after)
 
     def extra_repr(self):
         return super().extra_repr() + ("" if self.reset_after else ", reset_after=False")

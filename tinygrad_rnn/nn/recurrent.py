@@ -22,9 +22,10 @@ sequence is::
 """
 from functools import partial
 
-from ..tensor import Tensor, cat, scope, stack
-from .cells import (as_tensor, describe, gru_input_bias, gru_step, lstm_step, project, rnn_step,
-                    split_gru_hidden, uniform_parameter, zeros)
+import numpy as np
+
+from ..tensor import Tensor, cat, describe_nonfinite, is_anomaly_enabled, scope, stack, user_frame, where
+from .cells import as_tensor, describe, gru_step, lstm_step, project, rnn_step, uniform_parameter, zeros
 from .module import Module, check_size
 
 
@@ -141,8 +142,8 @@ class _SequenceLayer(Module):
                 for suffix in self._suffixes():
                     weight_ih, weight_hh, bias_ih, bias_hh = self._weights(k, suffix)
                     with scope(f"l{k}{suffix}"):
-                        x_proj, step = self._prepare(x, weight_ih, weight_hh, bias_ih, bias_hh)
-                        outputs, final = unroll(step, x_proj,
+                        x_proj = project(x, weight_ih, bias_ih)
+                        outputs, final = unroll(self._step(weight_hh, bias_hh), x_proj,
                                                 states[len(finals)], reverse=bool(suffix))
                         directions.append(stack(outputs))
                     finals.append(final)
@@ -150,10 +151,6 @@ class _SequenceLayer(Module):
             if batched and self.batch_first:
                 x = x.transpose(1, 0, 2)
             return x, self._final_state(finals)
-
-    def _prepare(self, x, weight_ih, weight_hh, bias_ih, bias_hh):
-        """(x_proj (T, B, G*H), step(x_proj(t), state)) for one layer and direction."""
-        return project(x, weight_ih, bias_ih, bias_hh), self._step(weight_hh)
 
     def _check_input(self, x):
         name = type(self).__name__
@@ -172,6 +169,12 @@ class _SequenceLayer(Module):
         if x.dtype != self.weight_ih_l0.dtype:
             raise TypeError(f"{name}: input has dtype {x.dtype} but the parameters are "
                             f"{self.weight_ih_l0.dtype}; convert the input or the layer (.to(dtype))")
+        if is_anomaly_enabled() and not np.isfinite(x.data).all():
+            # the whole sequence is projected at once, so say here which step the bad value is in
+            first = tuple(int(i) for i in np.argwhere(~np.isfinite(x.data))[0])
+            raise FloatingPointError(
+                f"detect_anomaly: {describe_nonfinite(x, f'the input of {name}')}: it came in with "
+                f"the data, at t={first[time_axis]}, {where('', user_frame())}")
         return x
 
     def _initial_states(self, h0, batch_shape, dtype):
@@ -223,8 +226,8 @@ class RNN(_SequenceLayer):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, bidirectional)
         self.nonlinearity = nonlinearity
 
-    def _step(self, weight_hh):
-        return partial(rnn_step, weight_hh=weight_hh, nonlinearity=self.nonlinearity)
+    def _step(self, weight_hh, bias_hh):
+        return partial(rnn_step, weight_hh=weight_hh, bias_hh=bias_hh, nonlinearity=self.nonlinearity)
 
     def extra_repr(self):
         return super().extra_repr() + f", nonlinearity={self.nonlinearity!r}"
@@ -240,8 +243,8 @@ class LSTM(_SequenceLayer):
     scope_name = "lstm"
     state_names = ("h0", "c0")
 
-    def _step(self, weight_hh):
-        return partial(lstm_step, weight_hh=weight_hh)
+    def _step(self, weight_hh, bias_hh):
+        return partial(lstm_step, weight_hh=weight_hh, bias_hh=bias_hh)
 
 
 class GRU(_SequenceLayer):
@@ -258,12 +261,8 @@ class GRU(_SequenceLayer):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, bidirectional)
         self.reset_after = bool(reset_after)
 
-    def _prepare(self, x, weight_ih, weight_hh, bias_ih, bias_hh):
-        """As the others, but weight_hh is split into [U_r; U_z] and U_n once for all steps."""
-        x_proj = project(x, weight_ih, gru_input_bias(bias_ih, bias_hh, self.reset_after))
-        weight_hh_rz, weight_hh_n, bias_hn = split_gru_hidden(weight_hh, bias_hh, self.reset_after)
-        return x_proj, partial(gru_step, weight_hh_rz=weight_hh_rz, weight_hh_n=weight_hh_n,
-                               bias_hn=bias_hn, reset_after=self.reset_after)
+    def _step(self, weight_hh, bias_hh):
+        return partial(gru_step, weight_hh=weight_hh, bias_hh=bias_hh, reset_after=self.reset_after)
 
     def extra_repr(self):
         return super().extra_repr() + ("" if self.reset_after else ", reset_after=False")
