@@ -286,3 +286,38 @@ def test_detect_anomaly_is_off_by_default_and_scoped():
         with tr.detect_anomaly():
             tr.Tensor([0.0]) / 0.0
     assert np.isnan((tr.Tensor([0.0]) / 0.0).data).all()
+
+
+class Log:
+    """An observer that writes down everything the engine tells it."""
+
+    def __init__(self):
+        self.events = []
+
+    def applied(self, t, params):
+        self.events.append(("applied", t.op, params))
+
+    def read(self, t, how):
+        self.events.append(("read", how))
+
+    def gradient(self, t, g):
+        self.events.append(("gradient", t.op, g.copy()))
+
+    def added(self, node, leaf, g):
+        self.events.append(("added", node.op, leaf.name, g.copy()))
+
+
+def test_an_observer_sees_ops_reads_gradients_and_every_share_added_into_a_leaf():
+    w = tr.Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True, name="w")
+    with tr.tensor.observing(Log()) as log:
+        y = (w[:2] * 3.0).sum() + (w * w).sum()
+        y.item()
+        y.backward()
+    kinds = [event[0] for event in log.events]
+    assert [e[1] for e in log.events if e[0] == "applied"] == ["getitem", "mul", "sum", "mul", "sum", "add"]
+    assert ("read", "item") in log.events and kinds.index("read") < kinds.index("gradient")
+    shares = [(e[1], e[3]) for e in log.events if e[0] == "added"]
+    assert [op for op, _ in shares] == ["mul", "mul", "getitem"]
+    np.testing.assert_array_equal(sum(g for _, g in shares), w.grad)
+    np.testing.assert_array_equal(shares[-1][1], [3.0, 3.0, 0.0])
+    assert not tr.tensor._observers

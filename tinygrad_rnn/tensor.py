@@ -35,6 +35,22 @@ _scope = ""
 # its output, so reverse creation order is an order for backward.
 _next_number = itertools.count().__next__
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# Observers (``bptt.record``, ``tr.compile``'s tracer) see every op applied, every value
+# read and every gradient passed on in backward. With none open the engine pays one list check.
+_observers = []
+
+
+@contextmanager
+def observing(observer):
+    """Inside, ``observer`` is told ``applied(t, params)`` after an op makes t, ``read(t, how)``
+    when a value is read out (item, float, bool, numpy), and in backward ``gradient(t, g)``
+    on each tensor's turn and ``added(node, leaf, g)`` for what node's op adds into a leaf's
+    gradient (summed to the leaf's shape)."""
+    _observers.append(observer)
+    try:
+        yield observer
+    finally:
+        _observers.remove(observer)
 
 
 @contextmanager
@@ -183,6 +199,8 @@ class Tensor:
 
     def numpy(self):
         """The underlying ndarray (shared, not copied)."""
+        for observer in _observers:
+            observer.read(self, "numpy")
         return self._data
 
     def item(self):
@@ -192,6 +210,8 @@ class Tensor:
     def _single_value(self, caller):
         if self._data.size != 1:
             raise ValueError(f"{caller}: needs a tensor with one element, got shape {self.shape}")
+        for observer in _observers:
+            observer.read(self, caller)
         return self._data.item()
 
     def named(self, name):
@@ -367,9 +387,13 @@ def _apply(fn, parents, **params):
         raise _op_error(fn, parents, error) from None
     out = np.asarray(out)
     if not _grad_enabled:
-        return _checked(_tensor(out), fn)
-    requires_grad = any(p._requires_grad for p in parents)
-    return _checked(_tensor(out, requires_grad, fn, parents, saved if requires_grad else None), fn)
+        t = _tensor(out)
+    else:
+        requires_grad = any(p._requires_grad for p in parents)
+        t = _tensor(out, requires_grad, fn, parents, saved if requires_grad else None)
+    for observer in _observers:
+        observer.applied(t, params)
+    return _checked(t, fn)
 
 
 def _checked(t, fn):
@@ -515,6 +539,8 @@ def _backward_pass(root, grad, retain_graph, retain_grads):
         if node not in grads:  # nothing reached it: its inputs get nothing from it either
             continue
         g = grads.pop(node)[0]
+        for observer in _observers:
+            observer.gradient(node, g)
         if node._fn is None:
             node.grad = np.array(g, dtype=node._data.dtype) if node.grad is None else node.grad + g
             continue
@@ -524,14 +550,23 @@ def _backward_pass(root, grad, retain_graph, retain_grads):
         if node._fn is ops.GetItem:  # an optimisation: see GetItem.add_into
             parent = node.parents[0]
             ops.GetItem.add_into(_owned(grads, parent, g.dtype), node._saved, g)
+            if _observers and parent._fn is None:
+                _tell_added(node, parent, ops.GetItem.backward(node._saved, g, (True,))[0])
         else:
             parent_grads = node._fn.backward(node._saved, g, [p._requires_grad for p in node.parents])
             for i, (parent, parent_grad) in enumerate(zip(node.parents, parent_grads)):
                 if parent._requires_grad:
                     _check_gradient(node, i, parent_grad)
-                    _accumulate(grads, parent, parent_grad)
+                    parent_grad = _accumulate(grads, parent, parent_grad)
+                    if _observers and parent._fn is None:
+                        _tell_added(node, parent, parent_grad)
         if not retain_graph:
             node._saved = None
+
+
+def _tell_added(node, leaf, g):
+    for observer in _observers:
+        observer.added(node, leaf, g)
 
 
 def _graph_order(root):
@@ -558,7 +593,7 @@ def _graph_order(root):
 
 
 def _accumulate(grads, tensor, g):
-    """Add ``g`` into ``tensor``'s gradient so far, summed back to its shape.
+    """Add ``g``, summed back to ``tensor``'s shape, into its gradient so far; returns that g.
 
     The first gradient to arrive is kept as it is: it may be the very array
     that another tensor received (add passes g to both inputs). The first sum
@@ -573,6 +608,7 @@ def _accumulate(grads, tensor, g):
         entry[0] += g
     else:
         grads[tensor] = [entry[0] + g, True]
+    return g
 
 
 def _owned(grads, tensor, dtype):
