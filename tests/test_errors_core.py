@@ -234,3 +234,52 @@ def test_a_scope_name_cannot_hold_the_path_separator():
     with pytest.raises(ValueError, match=r"without '/' \(the path separator; nest scopes instead\), got 'a/b'"):
         with tr.scope("a/b"):
             pass
+
+
+# ------------------------------------------------- arrays changed in place
+
+def test_a_saved_array_changed_in_place_before_backward_is_refused():
+    """x * x saves x; x.data *= 100 after forward would make d(x*x)/dx = 200 instead of 2."""
+    x = tr.Tensor(1.0, requires_grad=True, name="x")
+    y = x * x
+    x.data *= 100
+    with pytest.raises(RuntimeError, match=r"backward: 'x' of shape \(\), an input of 'mul', was changed "
+                                           r"in place after the forward pass \(version 1, saved at 0\)"):
+        y.backward()
+
+
+def test_an_optimizer_step_between_forward_and_backward_is_refused():
+    layer = tr.nn.Linear(3, 2)
+    opt = tr.optim.SGD(layer.parameters(), lr=0.1)
+    loss = layer(tr.Tensor(np.ones((4, 3)))).sum()
+    for p in layer.parameters():
+        p.grad = np.ones_like(p.data)
+    opt.step()
+    with pytest.raises(RuntimeError, match="'weight' of shape \\(2, 3\\), an input of 'linear', was changed"):
+        loss.backward()
+
+
+def test_changes_that_backward_does_not_depend_on_are_allowed():
+    """A replaced array, or one whose values the op did not save (add), changes no gradient."""
+    x = tr.Tensor([1.0, 2.0], requires_grad=True)
+    y = (x + 1.0).sum()
+    x.data *= 3  # add saved nothing of x
+    y.backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 1.0])
+    z = tr.Tensor([1.0, 2.0], requires_grad=True)
+    w = (z * z).sum()
+    z.data = np.array([5.0, 5.0], dtype=np.float32)  # a new array: mul kept the old one
+    w.backward()
+    np.testing.assert_array_equal(z.grad, [2.0, 4.0])
+
+
+# ------------------------------------------------------------ numpy ufuncs
+
+def test_a_numpy_function_of_a_tensor_points_to_the_tensors_own_method():
+    t = tr.Tensor([0.5])
+    with pytest.raises(TypeError, match=r"numpy's tanh does not take a Tensor: use the Tensor's own "
+                                        r"method \(t\.tanh\(\), t\.exp\(\), t \+ u, \.\.\.\), or "
+                                        r"np\.tanh\(t\.data\)"):
+        np.tanh(t)
+    with pytest.raises(TypeError, match="numpy's maximum does not take a Tensor"):
+        np.maximum(t, 0)

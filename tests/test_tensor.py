@@ -320,4 +320,4 @@ def test_an_observer_sees_ops_reads_gradients_and_every_share_added_into_a_leaf(
     assert [op for op, _ in shares] == ["mul", "mul", "getitem"]
     np.testing.assert_array_equal(sum(g for _, g in shares), w.grad)
     np.testing.assert_array_equal(shares[-1][1], [3.0, 3.0, 0.0])
-    assert not tr.tensor._observers
+    assert not tr.autograd.observers

@@ -109,7 +109,8 @@ class SGD(Optimizer):
 class RMSprop(Optimizer):
     """RMSprop: divide each step by a running root mean square of the gradients.
 
-    The article's remedy that "adapts the step size": a weight whose
+    The remedy that "adapts the step size" in the article, "Recurrent Neural
+    Networks (RNN)" by Gayathri Siva (Medium, 26 May 2021): a weight whose
     gradients are large takes smaller steps, one whose gradients are small
     takes larger ones.
 

@@ -1,124 +1,37 @@
 """Tensor: an n-dimensional array that remembers how it was computed.
 
-Every operation on Tensors runs a primitive from ``ops.py`` on the underlying
-ndarrays and returns a new Tensor whose ``parents`` are the inputs and whose
-``op`` names the primitive. The graph lives on the outputs only: nothing
-points from an input to the tensors made from it, so a graph nobody refers to
-is freed by reference counting.
-
-``backward()`` visits that graph once, children before parents, calls each
-primitive's backward with the gradient of its output and adds the results
-into the gradients of its inputs. Backpropagation through time is exactly
-this walk over an unrolled recurrent network.
-
-Non-finite values follow IEEE arithmetic, as in PyTorch: ``x / 0`` is inf and
-``log(0)`` is -inf without a numpy warning, and backward never warns. Plain
-arithmetic that overflows or is fed an inf or NaN keeps numpy's RuntimeWarning.
+Every operation on Tensors runs a primitive from ``ops.py`` on the ndarrays and
+returns a Tensor whose ``parents`` are the inputs and whose ``op`` names the
+primitive. The graph lives on the outputs only, so a graph nobody refers to is
+freed by reference counting. ``backward()`` visits the graph once, children
+before parents, calls each primitive's backward and adds the results into the
+inputs' gradients: backpropagation through time is this walk over an unrolled
+network. Non-finite values follow IEEE arithmetic, as in PyTorch;
 ``detect_anomaly()`` finds where a NaN or inf first appears.
 """
 import itertools
-import linecache
 import operator
-import os
-import sys
-from contextlib import contextmanager
 
 import numpy as np
 
-from . import ops
+from . import autograd, ops
+from .autograd import detect_anomaly, is_anomaly_enabled, is_grad_enabled, no_grad, observing, scope
 
-# The only global state: the grad and anomaly modes and the current scope path.
-_grad_enabled = True
-_anomaly = False
-_scope = ""
 # Every tensor takes the next number at creation. An op's inputs exist before
 # its output, so reverse creation order is an order for backward.
 _next_number = itertools.count().__next__
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-# Observers (``bptt.record``, ``tr.compile``'s tracer) see every op applied, every value
-# read and every gradient passed on in backward. With none open the engine pays one list check.
-_observers = []
-
-
-@contextmanager
-def observing(observer):
-    """Inside, ``observer`` is told ``applied(t, params)`` after an op makes t, ``read(t, how)``
-    when a value is read out (item, float, bool, numpy), and in backward ``gradient(t, g)``
-    on each tensor's turn and ``added(node, leaf, g)`` for what node's op adds into a leaf's
-    gradient (summed to the leaf's shape)."""
-    _observers.append(observer)
-    try:
-        yield observer
-    finally:
-        _observers.remove(observer)
-
-
-@contextmanager
-def no_grad():
-    """Inside, operations record no graph: outputs are leaves without gradients."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
-
-
-def is_grad_enabled():
-    """Whether operations currently record the graph (False inside ``no_grad``)."""
-    return _grad_enabled
-
-
-class scope:
-    """Tensors created inside carry ``.scope`` = the nested path, e.g. "lstm/l0/t=3"."""
-
-    def __init__(self, name):
-        if not isinstance(name, str) or not name or "/" in name:
-            raise ValueError(f"scope: name must be a non-empty string without '/' (the path "
-                             f"separator; nest scopes instead), got {name!r}")
-        self.name = name
-
-    def __enter__(self):
-        global _scope
-        self.previous = _scope
-        _scope = f"{_scope}/{self.name}" if _scope else self.name
-        return _scope
-
-    def __exit__(self, *exc):
-        global _scope
-        _scope = self.previous
-
-
-@contextmanager
-def detect_anomaly():
-    """Inside, the first NaN or inf made by any op, forward or backward, raises a
-    ``FloatingPointError`` naming the op, the user's line and the time step.
-    Off by default: the check costs a pass over every array."""
-    global _anomaly
-    previous, _anomaly = _anomaly, True
-    try:
-        yield
-    finally:
-        _anomaly = previous
-
-
-def is_anomaly_enabled():
-    """Whether ``detect_anomaly`` is on."""
-    return _anomaly
-
 
 _NUMPY_OPERATORS = {np.add: operator.add, np.subtract: operator.sub, np.multiply: operator.mul,
                     np.true_divide: operator.truediv, np.power: operator.pow, np.matmul: operator.matmul}
 
 
 class Tensor:
-    """An ndarray with autograd.
+    """An ndarray with autograd: ``Tensor(data, requires_grad=False, dtype=None, name=None)``.
 
-    ``Tensor(data, requires_grad=False, dtype=None, name=None)`` copies
-    ``data``. Python floats and lists become float32; a floating ndarray (or
-    numpy scalar) keeps its dtype; integer and bool data stay as they are
-    (indices, targets) and cannot require a gradient. Python and numpy scalars
-    used as operands take the tensor's float dtype: ``x * 2`` keeps float32.
+    ``data`` is copied. Python floats and lists become float32, a floating
+    ndarray keeps its dtype, integer and bool data (indices, targets) stay as
+    they are and cannot require a gradient. Scalar operands take the tensor's
+    float dtype: ``x * 2`` keeps float32.
     """
     __slots__ = ("_data", "_version", "grad", "_requires_grad", "name", "scope", "parents",
                  "_fn", "_saved", "_versions", "_retain", "_trace", "_number")
@@ -199,7 +112,7 @@ class Tensor:
 
     def numpy(self):
         """The underlying ndarray (shared, not copied)."""
-        for observer in _observers:
+        for observer in autograd.observers:
             observer.read(self, "numpy")
         return self._data
 
@@ -210,7 +123,7 @@ class Tensor:
     def _single_value(self, caller):
         if self._data.size != 1:
             raise ValueError(f"{caller}: needs a tensor with one element, got shape {self.shape}")
-        for observer in _observers:
+        for observer in autograd.observers:
             observer.read(self, caller)
         return self._data.item()
 
@@ -255,7 +168,7 @@ class Tensor:
                 raise ValueError(f"backward: grad has shape {grad.shape} but the output "
                                  f"has shape {self.shape}")
         with np.errstate(all="ignore"):  # gradients follow IEEE rules; detect_anomaly reports them
-            _backward_pass(self, grad, retain_graph, retain_grads)
+            autograd.backward_pass(self, grad, retain_graph, retain_grads)
 
     def _const(self, value):
         """Wrap a non-Tensor operand; Python and numpy scalars take this tensor's float dtype."""
@@ -362,7 +275,7 @@ class Tensor:
 def _init(t, data, requires_grad=False, fn=None, parents=(), saved=None, name=None):
     """Set every field of a Tensor: the one list of them, for users' and ops' tensors alike."""
     t._data, t._version, t.grad, t._requires_grad = data, 0, None, requires_grad
-    t.name, t.scope, t.parents, t._fn, t._saved = name, _scope, parents, fn, saved
+    t.name, t.scope, t.parents, t._fn, t._saved = name, autograd.current_scope, parents, fn, saved
     t._versions = tuple(p._version for p in parents) if saved is not None else ()
     t._retain, t._trace, t._number = False, None, _next_number()
 
@@ -386,59 +299,14 @@ def _apply(fn, parents, **params):
     except (ValueError, IndexError, TypeError) as error:
         raise _op_error(fn, parents, error) from None
     out = np.asarray(out)
-    if not _grad_enabled:
+    if not autograd.grad_enabled:
         t = _tensor(out)
     else:
         requires_grad = any(p._requires_grad for p in parents)
         t = _tensor(out, requires_grad, fn, parents, saved if requires_grad else None)
-    for observer in _observers:
+    for observer in autograd.observers:
         observer.applied(t, params)
-    return _checked(t, fn)
-
-
-def _checked(t, fn):
-    """Under ``detect_anomaly``: remember the user's line, and refuse a non-finite output,
-    saying whether it came in with an input leaf (the data) or was made by ``fn``."""
-    if _anomaly:
-        t._trace = user_frame()
-        if not np.isfinite(t._data).all():
-            kind = nonfinite_kind(t._data)
-            leaf = next((p for p in t.parents if p._fn is None and not np.isfinite(p._data).all()), None)
-            what = (f"'{fn.name}' produced {kind} in forward" if leaf is None else
-                    f"{kind} came in with the data: {describe_nonfinite(leaf, 'the input leaf')}, "
-                    f"first used by '{fn.name}'")
-            raise FloatingPointError(f"detect_anomaly: {what}, {where(t.scope, t._trace)}")
-    return t
-
-
-def describe_nonfinite(t, what):
-    """"the input leaf 'x' of shape (4, 1, 2) holds nan, first at index (2, 0, 1)"."""
-    first = tuple(int(i) for i in np.argwhere(~np.isfinite(t._data))[0])
-    name = f" {t.name!r}" if t.name else ""
-    return f"{what}{name} of shape {t.shape} holds {nonfinite_kind(t._data)}, first at index {first}"
-
-
-def where(scope, trace):
-    """'at t=2 in lstm/l0, at file.py:12: h = cell(x, h)': the time step, scope and line."""
-    path = scope.split("/") if scope else []
-    steps = [part for part in path if part.startswith("t=")]
-    others = "/".join(part for part in path if not part.startswith("t="))
-    place = " ".join(([f"at {steps[-1]}"] if steps else []) + ([f"in {others}"] if others else []))
-    line = "at an unknown line" if trace is None else f"at {trace[0]}:{trace[1]}"
-    code = "" if trace is None else linecache.getline(*trace).strip()
-    return ", ".join([*([place] if place else []), line]) + (f": {code}" if code else "")
-
-
-def nonfinite_kind(array):
-    return "nan" if np.isnan(array).any() else "inf"
-
-
-def user_frame():
-    """(file, line) of the innermost caller outside this package, or None."""
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-        frame = frame.f_back
-    return None if frame is None else (frame.f_code.co_filename, frame.f_lineno)
+    return autograd.check_forward(t, fn)
 
 
 def _op_error(fn, parents, error):
@@ -497,7 +365,8 @@ def _matmul(a, b):
 def linear(x, weight, bias=None):
     """x W^T + b in one op: x (..., in), weight (out, in), bias broadcastable to (..., out).
 
-    The article's A x(t), C h(t-1) and the readout B h(t) are each one
+    The A x(t), C h(t-1) and readout B h(t) of the article ("Recurrent Neural
+    Networks (RNN)" by Gayathri Siva, Medium, 26 May 2021) are each one
     ``linear``; a whole (T, B, in) sequence goes through one matrix product.
     """
     x = x if isinstance(x, Tensor) else Tensor(x)
@@ -526,116 +395,3 @@ def _tensor_list(op, tensors):
     if not tensors:
         raise ValueError(f"{op}: needs at least one tensor, got none")
     return tensors
-
-
-# ------------------------------------------------------------------ backward
-
-def _backward_pass(root, grad, retain_graph, retain_grads):
-    """Backpropagation as one loop: visit the graph newest first, so that when a
-    tensor's turn comes every tensor computed from it has passed its gradient on;
-    call its op's backward and add the results into its parents' gradients."""
-    grads = {root: [grad, False]}  # tensor -> [its gradient so far, whether this walk owns the array]
-    for node in _graph_order(root):
-        if node not in grads:  # nothing reached it: its inputs get nothing from it either
-            continue
-        g = grads.pop(node)[0]
-        for observer in _observers:
-            observer.gradient(node, g)
-        if node._fn is None:
-            node.grad = np.array(g, dtype=node._data.dtype) if node.grad is None else node.grad + g
-            continue
-        if retain_grads or node._retain:
-            node.grad = np.array(g, dtype=node._data.dtype) if node.grad is None else node.grad + g
-        _check_unchanged(node)
-        if node._fn is ops.GetItem:  # an optimisation: see GetItem.add_into
-            parent = node.parents[0]
-            ops.GetItem.add_into(_owned(grads, parent, g.dtype), node._saved, g)
-            if _observers and parent._fn is None:
-                _tell_added(node, parent, ops.GetItem.backward(node._saved, g, (True,))[0])
-        else:
-            parent_grads = node._fn.backward(node._saved, g, [p._requires_grad for p in node.parents])
-            for i, (parent, parent_grad) in enumerate(zip(node.parents, parent_grads)):
-                if parent._requires_grad:
-                    _check_gradient(node, i, parent_grad)
-                    parent_grad = _accumulate(grads, parent, parent_grad)
-                    if _observers and parent._fn is None:
-                        _tell_added(node, parent, parent_grad)
-        if not retain_graph:
-            node._saved = None
-
-
-def _tell_added(node, leaf, g):
-    for observer in _observers:
-        observer.added(node, leaf, g)
-
-
-def _graph_order(root):
-    """Every tensor that ``root`` depends on through grad-requiring paths, newest first.
-
-    An iterative walk collects them (depth costs no recursion), then reverse
-    creation order sorts them: each tensor comes after every tensor computed
-    from it. The walk fails before any gradient is touched if part of the
-    graph was released.
-    """
-    found, stack = {root: None}, [root]
-    while stack:
-        node = stack.pop()
-        if node._fn is not None and node._saved is None:
-            raise RuntimeError(
-                f"backward: the graph through '{node._fn.name}' (shape {node.shape}) was "
-                "released by an earlier backward; call the first backward with "
-                "retain_graph=True to backpropagate through it again")
-        for parent in node.parents:
-            if parent._requires_grad and parent not in found:
-                found[parent] = None
-                stack.append(parent)
-    return sorted(found, key=lambda t: t._number, reverse=True)
-
-
-def _accumulate(grads, tensor, g):
-    """Add ``g``, summed back to ``tensor``'s shape, into its gradient so far; returns that g.
-
-    The first gradient to arrive is kept as it is: it may be the very array
-    that another tensor received (add passes g to both inputs). The first sum
-    is a new array, owned by this walk, so later ones add into it in place.
-    """
-    if g.shape != tensor._data.shape:
-        g = ops.unbroadcast(g, tensor._data.shape)
-    entry = grads.get(tensor)
-    if entry is None:
-        grads[tensor] = [g, False]
-    elif entry[1]:
-        entry[0] += g
-    else:
-        grads[tensor] = [entry[0] + g, True]
-    return g
-
-
-def _owned(grads, tensor, dtype):
-    """``tensor``'s gradient so far as an array this walk owns (zeros if none yet), to add into."""
-    entry = grads.get(tensor)
-    if entry is None:
-        entry = grads[tensor] = [np.zeros(tensor._data.shape, np.result_type(tensor._data, dtype)), True]
-    elif not entry[1]:
-        entry[:] = [np.array(entry[0], dtype=np.result_type(entry[0], dtype)), True]
-    return entry[0]
-
-
-def _check_unchanged(node):
-    """Refuse an input whose array the op saved and that was changed in place since forward."""
-    for parent, version in zip(node.parents, node._versions):
-        if parent._version != version and any(s is parent._data for s in node._saved):
-            raise RuntimeError(
-                f"backward: {parent.name or 'a tensor'!r} of shape {parent.shape}, an input of "
-                f"'{node._fn.name}', was changed in place after the forward pass (version "
-                f"{parent._version}, saved at {version}), so its saved values are gone and the "
-                "gradient would be wrong; change it after backward, or use a copy")
-
-
-def _check_gradient(node, i, g):
-    """Under ``detect_anomaly``: the first non-finite gradient names its op and line."""
-    if _anomaly and not np.isfinite(g).all():
-        raise FloatingPointError(
-            f"detect_anomaly: backward of '{node._fn.name}' produced {nonfinite_kind(g)} "
-            f"in the gradient of its input {i} (shape {node.parents[i].shape}); "
-            f"the '{node._fn.name}' was created {where(node.scope, node._trace)}")

@@ -1,7 +1,8 @@
 """Recurrent cells: one time step of a vanilla RNN, an LSTM and a GRU.
 
-Each cell is a pure step function written like the article's equations, one
-line per equation, and a Module that owns the weights and checks its inputs.
+Each cell is a pure step function written like the equations of the article,
+"Recurrent Neural Networks (RNN)" by Gayathri Siva (Medium, 26 May 2021),
+one line per equation, and a Module that owns the weights and checks its inputs.
 The input x reaches every gate through one product for all gates at once,
 
     x_proj = x W_ih^T + b_ih   (B, G*H), G = 1 (RNN), 4 (LSTM), 3 (GRU)

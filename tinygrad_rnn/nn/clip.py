@@ -1,4 +1,5 @@
-"""Gradient clipping: the article's remedy for exploding gradients in BPTT.
+"""Gradient clipping: a remedy for exploding gradients in BPTT in the article,
+"Recurrent Neural Networks (RNN)" by Gayathri Siva (Medium, 26 May 2021).
 
 Call between ``loss.backward()`` and ``optimizer.step()``; both functions
 change the parameters' ``.grad`` arrays in place.
