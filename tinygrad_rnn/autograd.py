@@ -82,15 +82,14 @@ def observing(observer):
 def check_forward(t, fn):
     """Under ``detect_anomaly``: remember the user's line, and refuse a non-finite output,
     saying whether it came in with an input leaf (the data) or was made by ``fn``."""
-    if anomaly:
-        t._trace = user_frame()
-        if not np.isfinite(t._data).all():
-            kind = nonfinite_kind(t._data)
-            leaf = next((p for p in t.parents if p._fn is None and not np.isfinite(p._data).all()), None)
-            what = (f"'{fn.name}' produced {kind} in forward" if leaf is None else
-                    f"{kind} came in with the data: {describe_nonfinite(leaf, 'the input leaf')}, "
-                    f"first used by '{fn.name}'")
-            raise FloatingPointError(f"detect_anomaly: {what}, {where(t.scope, t._trace)}")
+    t._trace = user_frame()
+    if not np.isfinite(t._data).all():
+        kind = nonfinite_kind(t._data)
+        leaf = next((p for p in t.parents if p._fn is None and not np.isfinite(p._data).all()), None)
+        what = (f"'{fn.name}' produced {kind} in forward" if leaf is None else
+                f"{kind} came in with the data: {describe_nonfinite(leaf, 'the input leaf')}, "
+                f"first used by '{fn.name}'")
+        raise FloatingPointError(f"detect_anomaly: {what}, {where(t.scope, t._trace)}")
     return t
 
 
@@ -137,8 +136,11 @@ def backward_pass(root, grad, retain_graph, retain_grads):
         g = grads.pop(node)[0]
         for observer in observers:
             observer.gradient(node, g)
-        if node._fn is None:
-            node.grad = np.array(g, dtype=node._data.dtype) if node.grad is None else node.grad + g
+        if node._fn is None:  # a leaf: its gradient accumulates across backward calls
+            if node.grad is None:
+                node.grad = np.array(g, dtype=node._data.dtype)
+            else:
+                node.grad += g
             continue
         if retain_grads or node._retain:
             node.grad = np.array(g, dtype=node._data.dtype) if node.grad is None else node.grad + g
@@ -152,7 +154,8 @@ def backward_pass(root, grad, retain_graph, retain_grads):
             parent_grads = node._fn.backward(node._saved, g, [p._requires_grad for p in node.parents])
             for i, (parent, parent_grad) in enumerate(zip(node.parents, parent_grads)):
                 if parent._requires_grad:
-                    _check_gradient(node, i, parent_grad)
+                    if anomaly:
+                        _check_gradient(node, i, parent_grad)
                     parent_grad = _accumulate(grads, parent, parent_grad)
                     if observers and parent._fn is None:
                         _tell_added(node, parent, parent_grad)
@@ -230,7 +233,7 @@ def _check_unchanged(node):
 
 def _check_gradient(node, i, g):
     """Under ``detect_anomaly``: the first non-finite gradient names its op and line."""
-    if anomaly and not np.isfinite(g).all():
+    if not np.isfinite(g).all():
         raise FloatingPointError(
             f"detect_anomaly: backward of '{node._fn.name}' produced {nonfinite_kind(g)} "
             f"in the gradient of its input {i} (shape {node.parents[i].shape}); "

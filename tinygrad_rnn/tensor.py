@@ -276,7 +276,7 @@ def _init(t, data, requires_grad=False, fn=None, parents=(), saved=None, name=No
     """Set every field of a Tensor: the one list of them, for users' and ops' tensors alike."""
     t._data, t._version, t.grad, t._requires_grad = data, 0, None, requires_grad
     t.name, t.scope, t.parents, t._fn, t._saved = name, autograd.current_scope, parents, fn, saved
-    t._versions = tuple(p._version for p in parents) if saved is not None else ()
+    t._versions = [p._version for p in parents] if saved is not None else ()
     t._retain, t._trace, t._number = False, None, _next_number()
 
 
@@ -302,11 +302,11 @@ def _apply(fn, parents, **params):
     if not autograd.grad_enabled:
         t = _tensor(out)
     else:
-        requires_grad = any(p._requires_grad for p in parents)
+        requires_grad = any([p._requires_grad for p in parents])
         t = _tensor(out, requires_grad, fn, parents, saved if requires_grad else None)
     for observer in autograd.observers:
         observer.applied(t, params)
-    return autograd.check_forward(t, fn)
+    return autograd.check_forward(t, fn) if autograd.anomaly else t
 
 
 def _op_error(fn, parents, error):
