@@ -5,16 +5,15 @@ primitive ``_fn`` and what its backward needs, ``_saved``. ``backward_pass``
 is one loop over that graph, children before parents; the modes say whether
 ops record (``no_grad``), where they are (``scope``) and whether a NaN or inf
 stops them (``detect_anomaly``). This module knows Tensors only by those
-fields, so that imports point one way: ops <- autograd <- tensor.
+fields, so that imports point one way: ops, anomaly <- autograd <- tensor;
+what the anomaly mode reports is in ``anomaly.py``.
 """
-import linecache
-import os
-import sys
 from contextlib import contextmanager
 
 import numpy as np
 
 from . import ops
+from .anomaly import check_gradient
 
 # The only global state: the grad and anomaly modes, the scope path and the observers.
 grad_enabled = True
@@ -22,7 +21,6 @@ anomaly = False
 current_scope = ""
 # Observers (``bptt.record``, ``tr.compile``'s tracer) see what the engine does; see observing.
 observers = []
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 @contextmanager
@@ -79,50 +77,6 @@ def observing(observer):
         observers.remove(observer)
 
 
-def check_forward(t, fn):
-    """Under ``detect_anomaly``: remember the user's line, and refuse a non-finite output,
-    saying whether it came in with an input leaf (the data) or was made by ``fn``."""
-    t._trace = user_frame()
-    if not np.isfinite(t._data).all():
-        kind = nonfinite_kind(t._data)
-        leaf = next((p for p in t.parents if p._fn is None and not np.isfinite(p._data).all()), None)
-        what = (f"'{fn.name}' produced {kind} in forward" if leaf is None else
-                f"{kind} came in with the data: {describe_nonfinite(leaf, 'the input leaf')}, "
-                f"first used by '{fn.name}'")
-        raise FloatingPointError(f"detect_anomaly: {what}, {where(t.scope, t._trace)}")
-    return t
-
-
-def describe_nonfinite(t, what):
-    """"the input leaf 'x' of shape (4, 1, 2) holds nan, first at index (2, 0, 1)"."""
-    first = tuple(int(i) for i in np.argwhere(~np.isfinite(t._data))[0])
-    name = f" {t.name!r}" if t.name else ""
-    return f"{what}{name} of shape {t.shape} holds {nonfinite_kind(t._data)}, first at index {first}"
-
-
-def where(scope, trace):
-    """'at t=2 in lstm/l0, at file.py:12: h = cell(x, h)': the time step, scope and line."""
-    path = scope.split("/") if scope else []
-    steps = [part for part in path if part.startswith("t=")]
-    others = "/".join(part for part in path if not part.startswith("t="))
-    place = " ".join(([f"at {steps[-1]}"] if steps else []) + ([f"in {others}"] if others else []))
-    line = "at an unknown line" if trace is None else f"at {trace[0]}:{trace[1]}"
-    code = "" if trace is None else linecache.getline(*trace).strip()
-    return ", ".join([*([place] if place else []), line]) + (f": {code}" if code else "")
-
-
-def nonfinite_kind(array):
-    return "nan" if np.isnan(array).any() else "inf"
-
-
-def user_frame():
-    """(file, line) of the innermost caller outside this package, or None."""
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-        frame = frame.f_back
-    return None if frame is None else (frame.f_code.co_filename, frame.f_lineno)
-
-
 # ------------------------------------------------------------------ backward
 
 def backward_pass(root, grad, retain_graph, retain_grads):
@@ -155,7 +109,7 @@ def backward_pass(root, grad, retain_graph, retain_grads):
             for i, (parent, parent_grad) in enumerate(zip(node.parents, parent_grads)):
                 if parent._requires_grad:
                     if anomaly:
-                        _check_gradient(node, i, parent_grad)
+                        check_gradient(node, i, parent_grad)
                     parent_grad = _accumulate(grads, parent, parent_grad)
                     if observers and parent._fn is None:
                         _tell_added(node, parent, parent_grad)
@@ -229,12 +183,3 @@ def _check_unchanged(node):
                 f"'{node._fn.name}', was changed in place after the forward pass (version "
                 f"{parent._version}, saved at {version}), so its saved values are gone and the "
                 "gradient would be wrong; change it after backward, or use a copy")
-
-
-def _check_gradient(node, i, g):
-    """Under ``detect_anomaly``: the first non-finite gradient names its op and line."""
-    if not np.isfinite(g).all():
-        raise FloatingPointError(
-            f"detect_anomaly: backward of '{node._fn.name}' produced {nonfinite_kind(g)} "
-            f"in the gradient of its input {i} (shape {node.parents[i].shape}); "
-            f"the '{node._fn.name}' was created {where(node.scope, node._trace)}")

@@ -14,7 +14,7 @@ import operator
 
 import numpy as np
 
-from . import autograd, ops
+from . import anomaly, autograd, ops
 from .autograd import detect_anomaly, is_anomaly_enabled, is_grad_enabled, no_grad, observing, scope
 
 # Every tensor takes the next number at creation. An op's inputs exist before
@@ -306,7 +306,7 @@ def _apply(fn, parents, **params):
         t = _tensor(out, requires_grad, fn, parents, saved if requires_grad else None)
     for observer in autograd.observers:
         observer.applied(t, params)
-    return autograd.check_forward(t, fn) if autograd.anomaly else t
+    return anomaly.check_forward(t, fn) if autograd.anomaly else t
 
 
 def _op_error(fn, parents, error):

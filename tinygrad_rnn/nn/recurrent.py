@@ -24,7 +24,8 @@ from functools import partial
 
 import numpy as np
 
-from ..autograd import describe_nonfinite, is_anomaly_enabled, user_frame, where
+from ..anomaly import describe_nonfinite, user_frame, where
+from ..autograd import is_anomaly_enabled
 from ..tensor import Tensor, cat, scope, stack
 from .cells import as_tensor, describe, gru_step, lstm_step, project, rnn_step, uniform_parameter, zeros
 from .module import Module, check_size
