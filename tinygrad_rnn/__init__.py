@@ -9,6 +9,7 @@ from .rng import manual_seed
 from .tensor import Tensor, cat, detect_anomaly, is_grad_enabled, linear, no_grad, scope, stack
 from . import nn, optim
 from .io import CheckpointError, load, save
+from .compile import compile
 
 __version__ = "0.1.0"
 

@@ -1,0 +1,3 @@
+"""Passes over a traced tape, each a function ``tape -> tape`` checked against the plain replay."""
+
+DEFAULT_PASSES = ()
