@@ -101,8 +101,8 @@ class Replay:
 
     def __init__(self, tape, rebuild, backward):
         self.tape, self.rebuild = tape, rebuild
-        self.forward = lower(tape, backward=False)
-        self.backward = lower(tape)[len(self.forward):] if backward else []
+        self.forward = lower(tape.forward)
+        self.backward = lower(tape.backward) if backward else []
         self.args = [(s.slot, s.arg) for s in tape.inputs if s.arg is not None]
         self.fixed = [(s.slot, s.leaf, s.array) for s in tape.inputs if s.arg is None]
         self.loss_slot = tape.outputs[0]
@@ -123,12 +123,12 @@ class Replay:
                 V[slot] = array
             else:
                 V[slot], L[slot] = leaf._data, leaf
-        for run in self.forward:
-            run(V, S, G, L)
-        outputs = [_tensor(V[slot]) for slot in self.tape.outputs]
-        if self.backward:
-            G[self.loss_slot] = np.ones_like(V[self.loss_slot])
-            with np.errstate(all="ignore"):  # gradients follow IEEE rules, as in Tensor.backward
+        with np.errstate(all="ignore"):  # IEEE arithmetic without warnings: see replay.py
+            for run in self.forward:
+                run(V, S, G, L)
+            outputs = [_tensor(V[slot]) for slot in self.tape.outputs]
+            if self.backward:
+                G[self.loss_slot] = np.ones_like(V[self.loss_slot])
                 for run in self.backward:
                     run(V, S, G, L)
         return self.rebuild(outputs)

@@ -4,45 +4,67 @@ Each instruction of a :class:`~.tape.Tape` becomes one closure
 ``run(V, S, G, L)`` over the call's slots (values, saved, gradients, and the
 leaf Tensors whose ``.grad`` receives a gradient), with everything that the
 trace fixed (the primitive, its input slots and params, how a share is
-added) bound in advance. A call fills the input slots and runs the closures
-in order: no Tensor is built, nothing is sorted or looked up.
+added) bound in advance. A ``Free`` that follows an instruction is folded
+into its closure. A call fills the input slots and runs the closures in
+order: no Tensor is built, nothing is sorted or looked up.
+
+The whole replay runs under ``np.errstate(all="ignore")``, as the engine's
+backward does, so the primitives are called without the ``errstate``
+decorators some of them carry (each costs about a microsecond per call):
+NaN and inf follow IEEE arithmetic without numpy's warnings. To find where
+one appears, run the eager step under ``tr.detect_anomaly()``.
 """
 import numpy as np
 
 from .. import ops
 from .tape import Backward, Forward, Free, LeafGrad, SliceGrad
 
-
-def lower(tape, backward=True):
-    """The tape's instructions as closures, forward then (if ``backward``) backward."""
-    program = [lower_instruction(instruction) for instruction in tape.forward]
-    if backward:
-        program += [lower_instruction(instruction) for instruction in tape.backward]
-    return program
+NOTHING = Free()
 
 
-def lower_instruction(instruction):
-    """One instruction as ``run(V, S, G, L)``; a pass's own instruction lowers itself."""
+def lower(steps):
+    """The instructions ``steps`` as closures, each ``Free`` folded into the closure before it."""
+    paired = []
+    for step in steps:
+        if isinstance(step, Free) and paired and paired[-1][1] is NOTHING:
+            paired[-1] = (paired[-1][0], step)
+        else:
+            paired.append((step, NOTHING))
+    return [lower_instruction(step, free) for step, free in paired]
+
+
+def lower_instruction(step, free=NOTHING):
+    """One instruction, then the releases of ``free``, as ``run(V, S, G, L)``; a pass's own
+    instruction lowers itself."""
     lowerings = {Forward: _forward, Backward: _backward, SliceGrad: _slice_grad,
                  LeafGrad: _leaf_grad, Free: _free}
-    lowering = lowerings.get(type(instruction))
-    return instruction.lower() if lowering is None else lowering(instruction)
+    lowering = lowerings.get(type(step))
+    return step.lower(free) if lowering is None else lowering(step, free)
 
 
-def _forward(instruction):
-    forward, ins, out, params = instruction.fn.forward, instruction.ins, instruction.out, instruction.params
-    keep, wrap, bound = instruction.keep_saved, instruction.wrap, instruction.bound
-    if len(ins) == 1 and keep and not wrap and not bound:  # the common case, an optimisation
+def plain(function):
+    """A primitive's method without its ``np.errstate`` decorator (the replay sets it once)."""
+    return getattr(function, "__wrapped__", function)
+
+
+def _forward(step, free):
+    forward, ins, out, params = plain(step.fn.forward), step.ins, step.out, step.params
+    keep, wrap, bound, released = step.keep_saved, step.wrap, step.bound, free.values
+    if len(ins) == 1 and keep and not wrap and not bound:  # the common cases, an optimisation
         (a,) = ins
 
         def run(V, S, G, L):
             V[out], S[out] = forward(V[a], **params)
+            for s in released:
+                V[s] = None
         return run
-    if len(ins) == 2 and keep and not wrap and not bound and not params:  # likewise
+    if len(ins) == 2 and keep and not wrap and not bound and not params:
         a, b = ins
 
         def run(V, S, G, L):
             V[out], S[out] = forward(V[a], V[b])
+            for s in released:
+                V[s] = None
         return run
 
     def run(V, S, G, L):
@@ -50,6 +72,8 @@ def _forward(instruction):
         V[out] = np.asarray(value) if wrap else value
         if keep:
             S[out] = saved
+        for s in released:
+            V[s] = None
     return run
 
 
@@ -66,17 +90,37 @@ def bind(params, bound, V):
     return params
 
 
-def _backward(instruction):
-    backward, node, needs = instruction.fn.backward, instruction.node, instruction.needs
-    routes = tuple((i, parent, shape, _ADD[kind])
-                   for (i, parent, shape), kind in zip(instruction.routes, instruction.kinds))
+def _backward(step, free):
+    backward, node, needs = plain(step.fn.backward), step.node, step.needs
+    routes = tuple((i, parent, shape, ADD[kind]) for (i, parent, shape), kind in zip(step.routes, step.kinds))
+    values, saved, grads = free.values, free.saved, free.grads
 
     def run(V, S, G, L):
         shares = backward(S[node], G[node], needs)
         for i, parent, shape, add in routes:
             g = shares[i]
             add(G, parent, g if g.shape == shape else ops.unbroadcast(g, shape))
+        for s in values:
+            V[s] = None
+        for s in saved:
+            S[s] = None
+        for s in grads:
+            G[s] = None
     return run
+
+
+def releaser(free):
+    """``release(V, S, G)``: drop the slots that ``free`` names."""
+    values, saved, grads = free.values, free.saved, free.grads
+
+    def release(V, S, G):
+        for s in values:
+            V[s] = None
+        for s in saved:
+            S[s] = None
+        for s in grads:
+            G[s] = None
+    return release
 
 
 def _set(G, slot, g):
@@ -92,12 +136,13 @@ def _inplace(G, slot, g):
 
 
 # How a share goes into a gradient slot, as planned by tape.plan_accumulation.
-_ADD = {"set": _set, "new": _new, "inplace": _inplace}
+ADD = {"set": _set, "new": _new, "inplace": _inplace}
 
 
-def _slice_grad(instruction):
-    node, parent, shape, dtype = instruction.node, instruction.parent, instruction.shape, instruction.dtype
-    kind, assign, add_into = instruction.kind, instruction.assign, ops.GetItem.add_into
+def _slice_grad(step, free):
+    node, parent, shape, dtype = step.node, step.parent, step.shape, step.dtype
+    kind, assign, add_into = step.kind, step.assign, ops.GetItem.add_into
+    saved, grads = free.saved, free.grads
 
     def run(V, S, G, L):
         g = G[node]
@@ -112,11 +157,16 @@ def _slice_grad(instruction):
             buffer[S[node][1]] = g
         else:
             add_into(buffer, S[node], g)
+        for s in saved:
+            S[s] = None
+        for s in grads:
+            G[s] = None
     return run
 
 
-def _leaf_grad(instruction):
-    slot, dtype = instruction.slot, instruction.dtype
+def _leaf_grad(step, free):
+    slot, dtype = step.slot, step.dtype
+    release = releaser(free)
 
     def run(V, S, G, L):
         leaf = L[slot]
@@ -124,17 +174,13 @@ def _leaf_grad(instruction):
             leaf.grad = np.array(G[slot], dtype=dtype)
         else:
             leaf.grad += G[slot]
+        release(V, S, G)
     return run
 
 
-def _free(instruction):
-    values, saved, grads = instruction.values, instruction.saved, instruction.grads
+def _free(step, free):
+    release = releaser(step)
 
     def run(V, S, G, L):
-        for s in values:
-            V[s] = None
-        for s in saved:
-            S[s] = None
-        for s in grads:
-            G[s] = None
+        release(V, S, G)
     return run
