@@ -93,19 +93,14 @@ def bind(params, bound, V):
 def _backward(step, free):
     backward, node, needs = plain(step.fn.backward), step.node, step.needs
     routes = tuple((i, parent, shape, ADD[kind]) for (i, parent, shape), kind in zip(step.routes, step.kinds))
-    values, saved, grads = free.values, free.saved, free.grads
+    release = releaser(free)
 
     def run(V, S, G, L):
         shares = backward(S[node], G[node], needs)
         for i, parent, shape, add in routes:
             g = shares[i]
             add(G, parent, g if g.shape == shape else ops.unbroadcast(g, shape))
-        for s in values:
-            V[s] = None
-        for s in saved:
-            S[s] = None
-        for s in grads:
-            G[s] = None
+        release(V, S, G)
     return run
 
 
@@ -142,7 +137,7 @@ ADD = {"set": _set, "new": _new, "inplace": _inplace}
 def _slice_grad(step, free):
     node, parent, shape, dtype = step.node, step.parent, step.shape, step.dtype
     kind, assign, add_into = step.kind, step.assign, ops.GetItem.add_into
-    saved, grads = free.saved, free.grads
+    release = releaser(free)
 
     def run(V, S, G, L):
         g = G[node]
@@ -157,10 +152,7 @@ def _slice_grad(step, free):
             buffer[S[node][1]] = g
         else:
             add_into(buffer, S[node], g)
-        for s in saved:
-            S[s] = None
-        for s in grads:
-            G[s] = None
+        release(V, S, G)
     return run
 
 
