@@ -14,10 +14,16 @@ be done in bulk, as the hand-written numpy step does it:
    released right after the last instruction that reads it (and an op whose
    value nobody reads is not run), so the peak memory is what backward still
    needs rather than the whole graph.
+4. :func:`reuse_buffers`: an elementwise op whose value dies within the
+   forward (x_proj[t] + h W_hh^T, f * c, i * c~) writes into an array that
+   an earlier op of the same shape no longer needs (``out=``).
 
 ``DEFAULT_PASSES`` lists those that pay (see the benchmark), in the order
-they must run: the liveness pass last, as it frees what the others read.
+they must run: liveness after the passes that add readers, buffer reuse
+after liveness, whose releases it reads.
 """
+import dataclasses
+
 import numpy as np
 
 from .. import ops
@@ -193,10 +199,84 @@ def _live_forward(tape):
                     or getattr(step.fn, "draws_random", False)):
                 continue
             if step.out not in needed_saved:
-                step = Forward(step.fn, step.ins, step.params, step.out, False, step.bound, step.wrap)
+                step = dataclasses.replace(step, keep_saved=False)
             needed_values.update(reads(step)[0])
         kept.append(step)
     return kept[::-1]
+
+
+# --------------------------------------------------------- 4. buffer reuse
+
+# The elementwise primitives whose forward is one ufunc, so that it can write into a given
+# array (``out=``), and whose saved tuple is () or their inputs, never their output.
+UFUNCS = {ops.Add: np.add, ops.Sub: np.subtract, ops.Mul: np.multiply}
+# The primitives whose saved tuple holds none of their input arrays.
+SAVES_NO_INPUT = (ops.Add, ops.Sub, ops.Exp, ops.Tanh, ops.Sigmoid, ops.ReLU, ops.Sqrt, ops.Clip,
+                  ops.LogSoftmax, ops.Sum, ops.Reshape, ops.Transpose, ops.GetItem, ops.Cat, ops.Stack)
+# The primitives whose output may be a view of their (first) input.
+VIEWS = (ops.Reshape, ops.Transpose, ops.GetItem)
+
+
+class ReusingForward:
+    """``V[out] = ufunc(*V[ins], out=buffer)``: an elementwise forward into an array kept by the
+    replay across calls, shared with earlier ops of the same shape whose values are dead."""
+
+    def __init__(self, step, buffer):
+        self.step, self.buffer = step, buffer
+
+    def reads(self):
+        return reads(self.step)
+
+    def lower(self, free):
+        ufunc, (a, b), out, buffer = UFUNCS[self.step.fn], self.step.ins, self.step.out, self.buffer
+        keep, released = self.step.keep_saved, free.values
+        saved = (lambda V: (V[a], V[b])) if self.step.fn is ops.Mul else (lambda V: ())
+
+        def run(V, S, G, L):
+            V[out] = ufunc(V[a], V[b], out=buffer)
+            if keep:
+                S[out] = saved(V)
+            for s in released:
+                V[s] = None
+        return run
+
+
+def reuse_buffers(tape):
+    """Pass 4: elementwise ops (add, sub, mul) write into arrays allocated once and reused.
+
+    Runs after :func:`free_after_last_use`, whose releases say when a value is
+    dead. A value gives its array back for a later op of the same shape and
+    dtype once it and every view of it are released, provided that no op
+    saved it (or a view of it) for backward and that it is not returned.
+    The arrays live as long as the compiled step.
+    """
+    root, pinned = {}, set()
+    for step in tape.forward:
+        if isinstance(step, Forward):
+            if step.fn in VIEWS:
+                root[step.out] = root.get(step.ins[0], step.ins[0])
+            if step.keep_saved and not issubclass(step.fn, SAVES_NO_INPUT):
+                pinned.update(root.get(i, i) for i in step.ins)
+    pinned.update(root.get(s, s) for s in tape.outputs)
+    views = {}
+    for slot, base in root.items():
+        views[base] = views.get(base, 0) + 1
+    pool, holding, forward = {}, {}, []
+    for step in tape.forward:
+        if isinstance(step, Forward) and step.fn in UFUNCS and step.out not in pinned:
+            key = (step.shape, step.dtype)
+            buffer = pool[key].pop() if pool.get(key) else np.empty(step.shape, step.dtype)
+            holding[step.out] = [views.get(step.out, 0) + 1, buffer, key]
+            step = ReusingForward(step, buffer)
+        elif isinstance(step, Free):
+            for slot in step.values:
+                entry = holding.get(root.get(slot, slot))
+                if entry is not None:
+                    entry[0] -= 1
+                    if entry[0] == 0:  # the value and all its views are dead: its array is free
+                        pool.setdefault(entry[2], []).append(entry[1])
+        forward.append(step)
+    return _with(tape, forward=forward)
 
 
 def _with(tape, **changes):
@@ -206,4 +286,4 @@ def _with(tape, **changes):
     return Tape(**fields)
 
 
-DEFAULT_PASSES = (batch_weight_grads, join_slices, free_after_last_use)
+DEFAULT_PASSES = (batch_weight_grads, join_slices, free_after_last_use, reuse_buffers)

@@ -45,7 +45,8 @@ class Forward:
 
     ``bound`` lists the params that hold a traced array (an index taken from an
     integer Tensor): ``(key, position in a tuple or None, slot)``, filled from
-    ``V`` at every call. ``wrap``: the output is 0-d, so numpy may give a scalar.
+    ``V`` at every call. ``shape`` and ``dtype`` are the output's.
+    ``wrap``: the output is 0-d, so numpy may give a scalar.
     """
     fn: type
     ins: tuple
@@ -53,6 +54,8 @@ class Forward:
     out: int
     keep_saved: bool
     bound: tuple = ()
+    shape: tuple = ()
+    dtype: np.dtype = None
     wrap: bool = False
 
 

@@ -60,7 +60,8 @@ class Tracer:
         varies = any(self.varies[i] for i in ins) or getattr(t._fn, "draws_random", False)
         out = self._new_slot(t, None, varies)
         self.forward.append(Forward(t._fn, ins, params, out, keep_saved=t._requires_grad,
-                                    bound=self._bound(params), wrap=t._data.ndim == 0))
+                                    bound=self._bound(params), shape=t._data.shape,
+                                    dtype=t._data.dtype, wrap=t._data.ndim == 0))
 
     def read(self, t, how):
         """Refuse to let ``fn`` read a value that differs from call to call."""
