@@ -328,7 +328,7 @@ def main(argv=None):
     print(table.render(*step_table(records)))
     print("\nthe compiled step (tr.compile) in the same runs, and the step's matrix products alone "
           "(the BLAS floor); ratio = compiled / baseline")
-    print(table.render(*compiled.step_table(records, _ms, _ratio)))
+    print(table.render(*compiled.step_table(records, _ms, _ratio, _verdict)))
 
     print("\nthe engine's numpy work alone: its primitives' calls replayed without the graph, "
           "per hand-written numpy step; minor page faults of one step")
@@ -386,7 +386,7 @@ def write_results(results):
               "`matmuls` is the hand-written step's matrix products alone, the floor of any step "
               "on numpy. Ratios are compiled time / baseline time; the first call traces, runs "
               "the passes and the engine's backward.", "",
-              table.markdown(*compiled.step_table(results["training_steps"], _ms, _ratio)), "",
+              table.markdown(*compiled.step_table(results["training_steps"], _ms, _ratio, _verdict)), "",
               table.markdown(*compiled.memory_table(results["extras"]["compiled_memory"], _ratio)),
               "", "## The engine's numpy work alone", "",
               "One engine step's calls of its primitives (forward, backward, gather) replayed "

@@ -19,7 +19,7 @@ import numpy as np
 import measure
 import steps
 import tinygrad_rnn as tr
-from tinygrad_rnn import nn, optim
+from tinygrad_rnn import nn
 
 # {config: {baseline: the largest allowed compiled / baseline time ratio}}
 STEP_TARGETS = {"S": {"numpy": 1.3, "torch-cells": 0.6}, "M": {"numpy": 1.15, "torch-cells": 0.6},
@@ -38,13 +38,7 @@ def build_steps(cell, weights, x, targets, lr=steps.LEARNING_RATE):
 def compiled_step(cell, weights, x, targets, lr):
     """``steps.engine_step`` with its loss function compiled; ``step.first_call_s`` is the
     time its first call took (trace, passes, the engine's backward)."""
-    layer_weights, readout_weights = steps._split(weights)
-    inputs, hidden, classes = x.shape[2], weights["weight_hh_l0"].shape[1], weights["readout.weight"].shape[0]
-    layer = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell](inputs, hidden).to(x.dtype)
-    readout = nn.Linear(hidden, classes).to(x.dtype)
-    layer.load_state_dict(layer_weights)
-    readout.load_state_dict(readout_weights)
-    optimizer = optim.SGD(layer.parameters() + readout.parameters(), lr=lr)
+    layer, readout, optimizer, classes = steps.engine_model(cell, weights, x, lr)
     inputs_t, flat_targets = tr.Tensor(x), tr.Tensor(targets.reshape(-1))
 
     def loss_fn(x, y):
@@ -107,19 +101,11 @@ def ratios(record):
     return {impl: medians["compiled"] / medians[impl] for impl in SHORT_NAMES if impl in medians}
 
 
-def verdict(record):
-    limits = STEP_TARGETS.get(record["config"], {})
-    got = ratios(record)
-    checked = [got[base] <= limit for base, limit in limits.items() if base in got]
-    if not limits:
-        return "-"
-    if not all(checked):
-        return "FAIL"
-    return "PASS" if len(checked) == len(limits) else "n/a"
+def step_table(records, ms, ratio, verdict):
+    """The compiled step beside the others, as table headers and rows.
 
-
-def step_table(records, ms, ratio):
-    """The compiled step beside the others, as table headers and rows (``ms``, ``ratio``: formatters)."""
+    ``ms`` and ``ratio`` format the figures; ``verdict(ratios, targets)`` is bench.py's.
+    """
     names = ["compiled", "engine", "numpy", "torch-cells", "torch-fused", "matmuls"]
     headers = (["config", "cell"] + [f"{name} ms" for name in names]
                + [f"compiled/{SHORT_NAMES[name]}" for name in SHORT_NAMES]
@@ -134,7 +120,7 @@ def step_table(records, ms, ratio):
                     + [ratio(got.get(name)) for name in SHORT_NAMES]
                     + [ratio(None if first is None else first / r["median_ms"]["engine"]),
                        (target + ", " if target else "") + f"first<={FIRST_CALL_LIMIT:g}x",
-                       _combined(verdict(r), first is None or first / r["median_ms"]["engine"]
+                       _combined(verdict(got, limits), first is None or first / r["median_ms"]["engine"]
                                  <= FIRST_CALL_LIMIT)])
     return headers, rows
 
