@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import ops
 from .replay import ADD, releaser
-from .tape import Backward, Forward, Free, LeafGrad, SliceGrad, Tape
+from .tape import Backward, Forward, Free, LeafGrad, SliceGrad, Tape, share_kind
 
 
 # ------------------------------------------------ 1. batched weight gradients
@@ -50,18 +50,13 @@ class BatchedWeightGrad:
         return self.xs, (), self.nodes
 
     def plan(self, owned):
-        kinds = []
-        for slot in (self.weight, self.bias):
-            if slot is not None:
-                kinds.append({None: "set", False: "new", True: "inplace"}[owned.get(slot)])
-                owned[slot] = slot in owned
-        self.kinds = tuple(kinds)
+        self.kinds = tuple(share_kind(owned, slot) for slot in (self.weight, self.bias) if slot is not None)
 
     def lower(self, free):
         nodes, xs, weight, bias = self.nodes, self.xs, self.weight, self.bias
         add_weight = ADD[self.kinds[0]]
         add_bias = ADD[self.kinds[1]] if bias is not None else None
-        release = releaser(free)
+        release = releaser(free) or (lambda V, S, G: None)
 
         def run(V, S, G, L):
             g = np.concatenate([G[n].reshape(-1, G[n].shape[-1]) for n in nodes])
@@ -133,7 +128,8 @@ def join_slices(tape):
                 count[index] += 1
             if (count == 1).all():
                 joined.add(parent)
-    backward = [SliceGrad(s.node, s.parent, s.shape, s.dtype, assign=True)
+    backward = [SliceGrad(s.node, s.parent, s.shape, s.dtype, assign=True,
+                          index=producers[s.node].params["index"])
                 if isinstance(s, SliceGrad) and s.parent in joined else s for s in tape.backward]
     return _with(tape, backward=backward)
 
@@ -153,8 +149,8 @@ def reads(step):
         return step.ins + tuple(slot for _, _, slot in step.bound), (), ()
     if isinstance(step, Backward):
         return (), (step.node,), (step.node,)
-    if isinstance(step, SliceGrad):
-        return (), (step.node,), (step.node,)
+    if isinstance(step, SliceGrad):  # a joined slice knows its index: it needs no saved tuple
+        return (), () if step.assign else (step.node,), (step.node,)
     if isinstance(step, LeafGrad):
         return (), (), (step.slot,)
     return step.reads()

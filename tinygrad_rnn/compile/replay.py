@@ -92,21 +92,31 @@ def bind(params, bound, V):
 
 def _backward(step, free):
     backward, node, needs = plain(step.fn.backward), step.node, step.needs
-    routes = tuple((i, parent, shape, ADD[kind]) for (i, parent, shape), kind in zip(step.routes, step.kinds))
+    routes = tuple((i, parent, shape, _KIND[kind]) for (i, parent, shape), kind in zip(step.routes, step.kinds))
     release = releaser(free)
 
     def run(V, S, G, L):
         shares = backward(S[node], G[node], needs)
-        for i, parent, shape, add in routes:
+        for i, parent, shape, kind in routes:
             g = shares[i]
-            add(G, parent, g if g.shape == shape else ops.unbroadcast(g, shape))
-        release(V, S, G)
+            if g.shape != shape:
+                g = ops.unbroadcast(g, shape)
+            if kind == 0:
+                G[parent] = g
+            elif kind == 1:
+                G[parent] = G[parent] + g
+            else:
+                G[parent] += g
+        if release is not None:
+            release(V, S, G)
     return run
 
 
 def releaser(free):
-    """``release(V, S, G)``: drop the slots that ``free`` names."""
+    """``release(V, S, G)``: drop the slots that ``free`` names (None if it names none)."""
     values, saved, grads = free.values, free.saved, free.grads
+    if not (values or saved or grads):
+        return None
 
     def release(V, S, G):
         for s in values:
@@ -132,12 +142,22 @@ def _inplace(G, slot, g):
 
 # How a share goes into a gradient slot, as planned by tape.plan_accumulation.
 ADD = {"set": _set, "new": _new, "inplace": _inplace}
+_KIND = {"set": 0, "new": 1, "inplace": 2}  # the same, as numbers the closures test inline
 
 
 def _slice_grad(step, free):
     node, parent, shape, dtype = step.node, step.parent, step.shape, step.dtype
-    kind, assign, add_into = step.kind, step.assign, ops.GetItem.add_into
+    kind, index, add_into = step.kind, step.index, ops.GetItem.add_into
     release = releaser(free)
+    if step.assign:  # a joined slice (passes.join_slices): its place in the parent, written over
+        def run(V, S, G, L):
+            g = G[node]
+            if kind == "empty":
+                G[parent] = np.empty(shape, np.result_type(dtype, g.dtype))
+            G[parent][index] = g
+            if release is not None:
+                release(V, S, G)
+        return run
 
     def run(V, S, G, L):
         g = G[node]
@@ -146,19 +166,16 @@ def _slice_grad(step, free):
         elif kind == "copy":
             buffer = G[parent] = np.array(G[parent], dtype=np.result_type(G[parent], g.dtype))
         else:
-            make = np.empty if kind == "empty" else np.zeros
-            buffer = G[parent] = make(shape, np.result_type(dtype, g.dtype))
-        if assign:
-            buffer[S[node][1]] = g
-        else:
-            add_into(buffer, S[node], g)
-        release(V, S, G)
+            buffer = G[parent] = np.zeros(shape, np.result_type(dtype, g.dtype))
+        add_into(buffer, S[node], g)
+        if release is not None:
+            release(V, S, G)
     return run
 
 
 def _leaf_grad(step, free):
     slot, dtype = step.slot, step.dtype
-    release = releaser(free)
+    release = releaser(free) or _nothing
 
     def run(V, S, G, L):
         leaf = L[slot]
@@ -171,8 +188,12 @@ def _leaf_grad(step, free):
 
 
 def _free(step, free):
-    release = releaser(step)
+    release = releaser(step) or _nothing
 
     def run(V, S, G, L):
         release(V, S, G)
     return run
+
+
+def _nothing(V, S, G):
+    pass

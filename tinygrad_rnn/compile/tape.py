@@ -76,13 +76,14 @@ class SliceGrad:
 
     ``assign``: the pass :func:`join_slices` proved that the slices of the
     parent are disjoint and cover it, so the first writes into an empty array
-    and every slice is assigned rather than added.
+    and every slice is assigned, at ``index``, rather than added.
     """
     node: int
     parent: int
     shape: tuple
     dtype: np.dtype
     assign: bool = False
+    index: object = None
     kind: str = ""
 
 
@@ -131,11 +132,7 @@ def plan_accumulation(tape):
     owned = {}  # slot -> whether G[slot] is an array the replay owns (absent: no share yet)
     for instruction in tape.backward:
         if isinstance(instruction, Backward):
-            kinds = []
-            for _, parent, _ in instruction.routes:
-                kinds.append({None: "set", False: "new", True: "inplace"}[owned.get(parent)])
-                owned[parent] = parent in owned
-            instruction.kinds = tuple(kinds)
+            instruction.kinds = tuple(share_kind(owned, parent) for _, parent, _ in instruction.routes)
         elif isinstance(instruction, SliceGrad):
             state = owned.get(instruction.parent)
             if instruction.assign:
@@ -146,5 +143,12 @@ def plan_accumulation(tape):
         elif hasattr(instruction, "plan"):
             instruction.plan(owned)
     return tape
+
+
+def share_kind(owned, slot):
+    """How the next dense share goes into ``G[slot]``: "set", "new" or "inplace" (and note it)."""
+    kind = {None: "set", False: "new", True: "inplace"}[owned.get(slot)]
+    owned[slot] = slot in owned
+    return kind
 
 
