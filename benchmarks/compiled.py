@@ -36,8 +36,7 @@ def build_steps(cell, weights, x, targets, lr=steps.LEARNING_RATE):
 
 
 def compiled_step(cell, weights, x, targets, lr):
-    """``steps.engine_step`` with its loss function compiled; ``step.first_call_s`` is the
-    time its first call took (trace, passes, the engine's backward)."""
+    """``steps.engine_step`` with its loss function compiled."""
     layer, readout, optimizer, classes = steps.engine_model(cell, weights, x, lr)
     inputs_t, flat_targets = tr.Tensor(x), tr.Tensor(targets.reshape(-1))
 
@@ -48,15 +47,24 @@ def compiled_step(cell, weights, x, targets, lr):
     compiled = tr.compile(loss_fn)
 
     def step():
-        start = time.perf_counter()
         loss = compiled(inputs_t, flat_targets)
         optimizer.step()
         optimizer.zero_grad()
-        if step.first_call_s is None:
-            step.first_call_s = time.perf_counter() - start
         return loss.item()
-    step.first_call_s = None
     return step
+
+
+def first_call_seconds(cell, weights, x, targets, repeats=3):
+    """Median time of the first call of a new compiled step (trace, passes, the engine's
+    backward and the update), over ``repeats`` new steps: one first call alone also pays
+    for what a process does once (a heap that grows, a garbage collection)."""
+    times = []
+    for _ in range(repeats):
+        step = compiled_step(cell, weights, x, targets, steps.LEARNING_RATE)
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return measure.median(times)
 
 
 def matmul_step(cell, weights, x):
