@@ -153,3 +153,40 @@ def test_backward_false_replays_the_forward_only():
         x = tr.Tensor(np.random.default_rng(seed).normal(size=(4, 1, 2)))
         np.testing.assert_allclose(step(x).data, rnn(x)[0].data, rtol=1e-12)
         assert all(p.grad is None for p in rnn.parameters())
+
+
+def test_readme_eager_and_compiled_example():
+    def train(compiled):
+        tr.manual_seed(6)
+        K = 3
+        lstm, readout = nn.LSTM(2, 4), nn.Linear(4, K)
+        opt = optim.SGD(lstm.parameters() + readout.parameters(), lr=0.1)
+        rng = np.random.default_rng(6)
+        batches = [(tr.Tensor(rng.normal(size=(5, 2, 2)).astype(np.float32)),
+                    tr.Tensor(rng.integers(0, K, size=(5, 2)))) for _ in range(3)]
+        losses = []
+        if not compiled:
+            for x, y in batches:
+                loss = nn.cross_entropy(readout(lstm(x)[0]).reshape(-1, K), y.reshape(-1))
+                loss.backward()
+                opt.step()
+                opt.zero_grad()
+                losses.append(loss.item())
+            return losses
+
+        # the README's example, verbatim from here
+        def loss_fn(x, y):
+            output, _ = lstm(x)
+            return nn.cross_entropy(readout(output).reshape(-1, K), y.reshape(-1))
+
+        step = tr.compile(loss_fn)      # nothing runs yet
+        for x, y in batches:            # Tensors of the same shapes and dtypes each time
+            loss = step(x, y)           # = loss_fn(x, y), then loss.backward()
+            opt.step()
+            opt.zero_grad()
+            # to here
+            losses.append(loss.item())
+        assert step.traces == 1
+        return losses
+
+    np.testing.assert_allclose(train(True), train(False), rtol=1e-5)
