@@ -5,7 +5,7 @@ from hypothesis import given, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tinygrad_rnn as tr
-from tinygrad_rnn import nn, tensor
+from tinygrad_rnn import nn, rng, tensor
 from tinygrad_rnn.compile import DEFAULT_PASSES, TraceError, compile
 from compile_helpers import assert_close, assert_compiled_matches, compiled_call, eager_call
 
@@ -197,6 +197,19 @@ def test_a_random_op_gives_the_engine_s_results_for_the_same_draws():
         for (want, want_grads), (got, got_grads) in zip(run(eager_call, 7), compiled):
             assert_close(got, want, "loss")
             assert_close(got_grads, want_grads, "gradient")
+
+
+def test_a_random_op_draws_from_the_generator_that_manual_seed_set_last():
+    def fn(x):
+        return (tensor._apply(Noise, (x @ W.T,), rng=rng.generator()) ** 2).sum()
+
+    step, x = compile(fn), x_of()
+    for seed in [1, 2, 1]:
+        tr.manual_seed(seed)
+        want = fn(x).item()
+        tr.manual_seed(seed)
+        assert step(x).item() == pytest.approx(want, rel=1e-12)
+        W.grad = None
 
 
 # ------------------------------------------------- generated graphs of primitives

@@ -19,7 +19,8 @@ it reads through ``.data``, which Parameters it reaches, and the checks it
 makes on values (such as the range of the class targets). Not frozen: the
 arguments, every leaf from outside ``fn`` (read afresh at each call), and
 random draws (an op whose class says ``draws_random = True`` runs its forward
-at every call, so dropout draws a new mask each step).
+at every call, so dropout draws a new mask each step, from the generator that
+``tr.manual_seed`` set last).
 
 The signature of a call is the structure of its arguments: for each Tensor
 its shape, dtype, ``requires_grad`` and whether it repeats an earlier
@@ -29,6 +30,7 @@ shape, dtype or ``requires_grad`` changed since the trace also re-traces.
 import numpy as np
 
 from .. import autograd
+from ..rng import generator
 from ..tensor import Tensor, _tensor, observing
 from .passes import DEFAULT_PASSES
 from .replay import lower
@@ -104,7 +106,8 @@ class Replay:
         self.forward = lower(tape.forward)
         self.backward = lower(tape.backward) if backward else []
         self.args = [(s.slot, s.arg) for s in tape.inputs if s.arg is not None]
-        self.fixed = [(s.slot, s.leaf, s.array) for s in tape.inputs if s.arg is None]
+        self.fixed = [(s.slot, s.leaf, s.array) for s in tape.inputs if s.arg is None and not s.generator]
+        self.generators = [s.slot for s in tape.inputs if s.generator]
         self.loss_slot = tape.outputs[0]
 
     def leaves_unchanged(self):
@@ -123,6 +126,8 @@ class Replay:
                 V[slot] = array
             else:
                 V[slot], L[slot] = leaf._data, leaf
+        for slot in self.generators:
+            V[slot] = generator()
         with np.errstate(all="ignore"):  # IEEE arithmetic without warnings: see replay.py
             for run in self.forward:
                 run(V, S, G, L)

@@ -32,11 +32,13 @@ from .. import ops
 @dataclass
 class Input:
     """Slot ``slot`` is read at the start of a call: the call's ``arg``-th Tensor argument,
-    an outside ``leaf`` (a Parameter: its ``.data`` now) or a frozen ``array``."""
+    an outside ``leaf`` (a Parameter: its ``.data`` now), a frozen ``array``, or with
+    ``generator`` the random generator of ``tr.manual_seed`` now (a random op's ``rng``)."""
     slot: int
     arg: int = None
     leaf: object = None
     array: np.ndarray = None
+    generator: bool = False
 
 
 @dataclass

@@ -24,6 +24,7 @@ backpropagate into that graph).
 import numpy as np
 
 from .. import autograd, ops, tensor
+from ..rng import generator
 from .tape import Backward, Forward, Input, LeafGrad, SliceGrad, Tape
 
 
@@ -48,6 +49,10 @@ class Tracer:
         for position, t in enumerate(arguments):
             if id(t) not in self.slots:
                 self._new_slot(t, Input(None, arg=position), varies=True)
+        # a param that is the generator of tr.manual_seed is that generator at every call
+        self.array_slots[id(generator())] = len(self.varies)
+        self.inputs.append(Input(len(self.varies), generator=True))
+        self.varies.append(True)
 
     # -------------------------------------------------- told by the engine
     def applied(self, t, params):
@@ -119,12 +124,13 @@ class Tracer:
         return slot
 
     def _bound(self, params):
-        """(key, position, slot) of every param array that is the value of a varying slot."""
+        """(key, position, slot) of every param array (or generator) that is the value of a
+        varying slot."""
         bound = []
         for key, value in params.items():
             parts = value if type(value) is tuple else (value,)
             for position, part in enumerate(parts):
-                if isinstance(part, np.ndarray) and id(part) in self.array_slots:
+                if isinstance(part, (np.ndarray, np.random.Generator)) and id(part) in self.array_slots:
                     bound.append((key, position if type(value) is tuple else None,
                                   self.array_slots[id(part)]))
         return tuple(bound)
