@@ -75,7 +75,8 @@ class Compiled:
         return replay(tensors)
 
     def tape(self, *args):
-        """The optimised tape that a call with ``args`` replays (tracing it if needed)."""
+        """The optimised tape that a call with ``args`` replays (if it is not cached, this
+        makes that call, which traces it and adds its gradients)."""
         tensors, key = signature(args)
         if key not in self._cache:
             self(*args)
