@@ -246,7 +246,8 @@ def test_quick_run_prints_every_column(capsys):
                    "matmuls ms", "compiled/numpy", "compiled/matmuls", "first call / engine step"]:
         assert column in out
     rows = [line.split() for line in out.splitlines()
-            if line.startswith("S ") and line.split()[-1] in ("PASS", "FAIL", "n/a")]
+            if line.startswith("S ") and line.split()[-1] in ("PASS", "FAIL", "n/a")
+            and len(line.split()) >= 11]  # not DeZero's shorter rows
     assert [row[1] for row in rows] == CELLS * 2  # the engine's table, then the compiled one
     work_rows = [line.split() for line in out.splitlines()
                  if line.startswith("S ") and line.split()[3].endswith("%")]
