@@ -22,6 +22,10 @@ random draws (an op whose class says ``draws_random = True`` runs its forward
 at every call, so dropout draws a new mask each step, from the generator that
 ``tr.manual_seed`` set last).
 
+``tr.compile`` is the function below; its modules are imported as
+``from tinygrad_rnn.compile import passes`` (``import tinygrad_rnn.compile.passes
+as p`` finds the function first).
+
 The signature of a call is the structure of its arguments: for each Tensor
 its shape, dtype, ``requires_grad`` and whether it repeats an earlier
 argument; every other argument by value (it must be hashable). A leaf whose
