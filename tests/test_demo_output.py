@@ -28,3 +28,29 @@ def test_progress_bars_are_drawn_on_a_terminal(monkeypatch):
     monkeypatch.setattr(sys, "stderr", terminal)
     common.train(lambda i: 1.0, 5, "steps")
     assert "\r" in terminal.getvalue() and "steps" in terminal.getvalue()
+
+
+@pytest.fixture
+def out_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "OUT", tmp_path / "out")
+    return tmp_path / "out"
+
+
+def test_05_quick_and_resumed_runs_never_overwrite_another_runs_checkpoint(tmp_path, out_dir):
+    text_generation = importlib.import_module("05_text_generation")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("Return the value of the key.\n" * 40)
+    small = ["--text", str(corpus), "--length", "8", "--sample-length", "5", "--hidden", "8",
+             "--embedding", "4", "--batch", "4"]
+    full = text_generation.main(small + ["--steps", "2"])
+    quick = text_generation.main(small + ["--quick", "--steps", "2"])
+    assert Path(full["checkpoint"]) == out_dir / "05_char_lstm.npz"
+    assert Path(quick["checkpoint"]) == out_dir / "05_char_lstm_quick.npz"
+    before = Path(full["checkpoint"]).read_bytes()
+    resumed = text_generation.main(small + ["--steps", "2", "--resume", full["checkpoint"]])
+    assert Path(resumed["checkpoint"]) == out_dir / "05_char_lstm_resumed.npz"
+    assert Path(full["checkpoint"]).read_bytes() == before
+    assert Path(resumed["checkpoint"]).read_bytes() != before
+    chosen = tmp_path / "mine.npz"
+    assert text_generation.main(small + ["--steps", "1", "--checkpoint", str(chosen)])["checkpoint"] == str(chosen)
+    assert chosen.exists()
