@@ -8,8 +8,9 @@ shared weights' gradients.
 Truncated BPTT (the article: backpropagate only k steps, e.g. 10). A layer
 takes and returns its state, so a long sequence is cut into windows of k
 steps; after each window the state is detached, which keeps its value but
-drops the graph behind it, so memory stays that of k steps however long the
-sequence is::
+drops the graph behind it, and the window's output and loss, which hold the
+rest of its graph, are released, so memory stays that of k steps however
+long the sequence is::
 
     state = None
     for start in range(0, T, k):
@@ -19,6 +20,7 @@ sequence is::
         loss.backward()
         opt.step()
         state = tuple(s.detach() for s in state)   # RNN and GRU: state = state.detach()
+        del output, loss                           # else they live on through the next window
 """
 import warnings
 from functools import partial
