@@ -78,11 +78,14 @@ def train(step, steps, desc):
     """Call ``step(i) -> loss`` for i = 0 .. steps-1 under a progress bar; returns the losses.
 
     The bar shows an exponential moving average of the loss, which is
-    steadier to read than the loss of single mini-batches. A loss that is
-    not finite means the run diverged: it ends there, and is not returned.
+    steadier to read than the loss of single mini-batches. It is drawn only
+    where someone watches it (a terminal or a notebook): redrawn with
+    carriage returns, it would fill a log (``make demos > log``) with
+    hundreds of lines. A loss that is not finite means the run diverged: it
+    ends there, and is not returned.
     """
     losses, running = [], None
-    bar = tqdm(range(steps), desc=desc, leave=False, mininterval=0.5)
+    bar = tqdm(range(steps), desc=desc, leave=False, mininterval=0.5, disable=not watched())
     for i in bar:
         loss = float(step(i))
         if not np.isfinite(loss):
@@ -92,6 +95,11 @@ def train(step, steps, desc):
         bar.set_postfix_str(f"loss {running:.4f}", refresh=False)
     bar.close()
     return losses
+
+
+def watched():
+    """Whether progress output reaches a person: stderr is a terminal, or this runs in Jupyter."""
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
 
 
 def fit(model, batch_loss, steps, lr, desc="training"):
