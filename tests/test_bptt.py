@@ -25,7 +25,8 @@ def layer_loss(layer, x, rng):
 
 
 @given(kind=st.sampled_from(KINDS), layers=st.integers(1, 2), bidirectional=st.booleans(),
-       steps=st.integers(1, 5), batch=st.integers(1, 3), sizes=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+       steps=st.integers(1, 5), batch=st.integers(1, 3),
+       sizes=st.tuples(st.integers(1, 4), st.integers(1, 4)),
        seed=st.integers(0, 2 ** 16))
 def test_layer_shares_add_up_to_every_parameters_gradient(kind, layers, bidirectional, steps, batch,
                                                           sizes, seed):

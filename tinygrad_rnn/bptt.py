@@ -157,6 +157,11 @@ class Recording:
         return list(dict.fromkeys(name for place, names in self._steps.items()
                                   if within(step_path(*place), scope) for name in names))
 
+    def steps_of(self, what, scope=None):
+        """The steps k that the queries about ``what`` (a name, or a leaf such as a weight)
+        within ``scope`` return, in order: the x axis of their pictures."""
+        return self._pick(what, scope)[1] if isinstance(what, str) else self._param_steps(what, scope)[1]
+
     def values(self, name, scope=None):
         """(T, *shape): the tensor named ``name`` at each step, in time order."""
         return _stacked(name, [n.value for n in self._named(name, scope)])
@@ -189,9 +194,7 @@ class Recording:
         """
         self._need_backward("weight_grad_by_step")
         shares = self._leaf_shares(param)
-        places = self._places_within(scope)
-        sequence = self._sequence_using(param, shares, places, scope)
-        steps = sorted(t for s, t in places if s == sequence)
+        sequence, steps = self._param_steps(param, scope)
         zeros = np.zeros(param.shape, param.dtype)
         return np.stack([shares.get((sequence, t), zeros) for t in steps])
 
@@ -208,6 +211,11 @@ class Recording:
 
     def _named(self, name, scope):
         """The recorded tensors called ``name`` of the one sequence within ``scope``, in t order."""
+        return self._pick(name, scope)[2]
+
+    def _pick(self, name, scope):
+        """(sequence, its steps within ``scope``, the _Named of ``name`` at each) for the one
+        sequence within ``scope`` that has ``name``; else a ValueError saying what there is."""
         places = self._places_within(scope)
         if not places:
             raise ValueError(f"bptt.record: no recorded step lies within scope {scope!r}; "
@@ -234,7 +242,7 @@ class Recording:
                 f"at {step_path(sequence, repeated[0])}: the block ran that sequence more than "
                 f"once (or a step names two tensors alike); record one run, or run each in "
                 f"its own tr.scope(...)")
-        return [n[0] for n in named]
+        return sequence, steps, [n[0] for n in named]
 
     def _leaf_shares(self, param):
         shares = self._shares.get(param)
@@ -249,21 +257,24 @@ class Recording:
         self._settle()
         return [p for p in self._steps if within(step_path(*p), scope)]
 
-    def _sequence_using(self, param, shares, places, scope):
-        """The one sequence among ``places`` whose steps used ``param``; else the one whose
-        own scope used it (a layer's input projection), else the only sequence there."""
+    def _param_steps(self, param, scope):
+        """(sequence, its steps within ``scope``) for the one sequence there whose steps used
+        ``param``; else the one whose own scope used it (a layer's input projection), else
+        the only sequence there."""
+        shares = self._leaf_shares(param)
+        places = self._places_within(scope)
         candidates = list(dict.fromkeys(s for s, _ in places))
         in_steps = dict.fromkeys(s for s, t in shares if t is not None)
         using = [s for s in candidates if s in in_steps]
         using = using or [s for s in candidates if (s, None) in shares]
         using = using or (candidates if len(candidates) == 1 else [])
         if len(using) == 1:
-            return using[0]
+            return using[0], sorted(t for s, t in places if s == using[0])
         if using:
             raise ValueError(_ambiguous(_describe(param), using))
-        raise ValueError(f"bptt.record: no recorded sequence{'' if scope is None else f' within scope {scope!r}'}"
-                         f" used {_describe(param)} in its steps; recorded sequences: "
-                         f"{_listing(self.sequences)}")
+        where = "" if scope is None else f" within scope {scope!r}"
+        raise ValueError(f"bptt.record: no recorded sequence{where} used {_describe(param)} in "
+                         f"its steps; recorded sequences: {_listing(self.sequences)}")
 
     def _need_backward(self, what):
         self._settle()
