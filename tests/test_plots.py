@@ -29,7 +29,7 @@ def test_state_grads_draws_the_norm_at_each_step_on_a_log_scale(tmp_path):
     viz.plot_state_grads(lstm_rec, names=("h", "c"), ax=fig.axes[0], label="LSTM")
     (ax,) = fig.axes
     assert ax.get_yscale() == "log"
-    assert [line.get_label() for line in ax.lines] == ["tanh RNN: h", "LSTM: h", "LSTM: c"]
+    assert [line.get_label() for line in ax.lines] == ["tanh RNN", "LSTM: h", "LSTM: c"]
     np.testing.assert_array_equal(ax.lines[0].get_xdata(), range(8))
     np.testing.assert_array_equal(ax.lines[0].get_ydata(), rnn_rec.grad_norms("h"))
     np.testing.assert_array_equal(ax.lines[2].get_ydata(), lstm_rec.grad_norms("c"))

@@ -19,35 +19,41 @@ and an LSTM on the same axes.
 import numpy as np
 
 
-def plot_state_grads(rec, names=("h",), scope=None, ax=None, label=None):
+def plot_state_grads(rec, names=("h",), scope=None, ax=None, label=None, **line):
     """||dL/d name_t|| (the norm over batch and units) at each step t, log scale.
 
     ``names``: one name or several (``("h", "c")`` for the LSTM's two states);
-    ``label`` names the network in the legend. A norm of exactly zero has no
-    place on a log scale and is left out.
+    ``label`` names the network in the legend; ``line``: matplotlib line
+    properties (``linestyle="--"``). A norm of exactly zero has no place on a
+    log scale and is left out.
     """
     ax = _axes(ax)
-    for name in (names,) if isinstance(names, str) else names:
-        ax.semilogy(rec.steps_of(name, scope), _positive(rec.grad_norms(name, scope)), marker=".",
-                    label=_label(label, name))
+    names = (names,) if isinstance(names, str) else tuple(names)
+    for name in names:
+        text = name if label is None else label if len(names) == 1 else f"{label}: {name}"
+        ax.semilogy(rec.steps_of(name, scope), _positive(rec.grad_norms(name, scope)),
+                    **{"marker": ".", "label": text, **line})
     ax.set_xlabel("time step t")
-    ax.set_ylabel("||dL/dh(t)||  (log scale)" if names in ("h", ("h",)) else "gradient norm (log scale)")
+    ax.set_ylabel("||dL/dh(t)||  (log scale)" if names == ("h",) else "gradient norm (log scale)")
     ax.set_title("The gradient reaching each step through BPTT")
     ax.legend(fontsize=8)
     return ax.figure
 
 
-def plot_weight_grads(rec, param, scope=None, ax=None, label=None):
+def plot_weight_grads(rec, param, scope=None, ax=None, label=None, **line):
     """||(dL/dW)_t||: the norm of each step's share of ``param``'s gradient, log scale.
 
     The shares add up, with the share used outside the steps, to dL/dW. A
     share of exactly zero is left out: W_hh at t=0, say, where h(-1) = 0.
+    ``label`` names the line (default: the parameter's name); ``line``:
+    matplotlib line properties.
     """
     ax = _axes(ax)
     shares = rec.weight_grad_by_step(param, scope)
     norms = np.linalg.norm(shares.reshape(len(shares), -1), axis=1)
     name = param.name or "W"
-    ax.semilogy(rec.steps_of(param, scope), _positive(norms), marker=".", label=label or name)
+    style = {"marker": ".", "label": label or name, **line}
+    ax.semilogy(rec.steps_of(param, scope), _positive(norms), **style)
     ax.set_xlabel("time step t")
     ax.set_ylabel(f"||(dL/d({name}))_t||  (log scale)")
     ax.set_title(f"Each step's share of dL/d({name})")
@@ -106,6 +112,3 @@ def _positive(values):
     """Zeros as nan, which a log-scale plot leaves out instead of clipping."""
     return np.where(values > 0, values, np.nan)
 
-
-def _label(label, name):
-    return name if label is None else f"{label}: {name}"
