@@ -155,7 +155,10 @@ def test_04_lstm_ends_below_the_tanh_rnn(out_dir):
     mse = result["test_mse"]
     assert mse["LSTM"] < mse["tanh RNN"]
     assert mse["LSTM"] < result["baseline"]
-    assert (out_dir / "04_adding.png").exists()
+    assert (out_dir / "04_adding.png").exists() and (out_dir / "04_gates.png").exists()
+    before, after = result["gates"]["before"], result["gates"]["after"]   # the unit that holds the value
+    assert after["i marked"] - after["i other"] > 0.5 > before["i marked"] - before["i other"]
+    assert after["f"] > 0.9 > before["f"]
 
 
 # ---------------------------------------------------------------------- 05
