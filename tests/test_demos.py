@@ -115,7 +115,10 @@ def test_03_tanh_rnn_gradient_vanishes_faster_than_the_lstm_and_clipping_caps_it
     assert decay["LSTM"] < decay["LSTM, forget-gate bias +2"]
     assert max(decay.values()) > 1   # the large-weight tanh RNN explodes
     assert result["first_norm_before_clipping"] > 1
-    assert (out_dir / "03_gradient_norms.png").exists() and (out_dir / "03_exploding.png").exists()
+    shares = result["share_decay"]   # ||(dL/dC)_1|| / ||(dL/dC)_T-1||, from bptt.record
+    assert shares["tanh RNN"] < 1e-3 < shares["LSTM, forget-gate bias +2"]
+    for picture in ("03_gradient_norms.png", "03_weight_shares.png", "03_exploding.png"):
+        assert (out_dir / picture).exists()
 
 
 def test_03_truncated_bptt_matches_full_bptt_when_the_window_covers_the_sequence():
@@ -152,7 +155,10 @@ def test_04_lstm_ends_below_the_tanh_rnn(out_dir):
     mse = result["test_mse"]
     assert mse["LSTM"] < mse["tanh RNN"]
     assert mse["LSTM"] < result["baseline"]
-    assert (out_dir / "04_adding.png").exists()
+    assert (out_dir / "04_adding.png").exists() and (out_dir / "04_gates.png").exists()
+    before, after = result["gates"]["before"], result["gates"]["after"]   # the unit that holds the value
+    assert after["i marked"] - after["i other"] > 0.5 > before["i marked"] - before["i other"]
+    assert after["f"] > 0.9 > before["f"]
 
 
 # ---------------------------------------------------------------------- 05

@@ -8,6 +8,7 @@ from .gradcheck import GradcheckError, gradcheck
 from .rng import manual_seed
 from .tensor import Tensor, cat, detect_anomaly, is_grad_enabled, linear, no_grad, scope, stack
 from . import nn, optim
+from . import bptt
 from .io import CheckpointError, load, save
 
 __version__ = "0.1.0"

@@ -52,6 +52,7 @@ import subprocess
 import numpy as np
 
 from .nn.module import Parameter
+from .plots import plot_gates, plot_state_grads, plot_weight_grads  # noqa: F401  the bptt.record plots
 from .tensor import Tensor
 
 __all__ = ["to_dot", "draw", "render", "to_text", "GraphvizNotFound"]
