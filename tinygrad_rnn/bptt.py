@@ -144,7 +144,7 @@ class Recording:
     def steps(self):
         """The recorded time steps k (scopes ``t=<k>``) of every sequence, in time order."""
         self._settle()
-        return sorted({t for _, t in self._steps})
+        return sorted(dict.fromkeys(t for _, t in self._steps))
 
     @property
     def sequences(self):
