@@ -43,7 +43,8 @@ clean:
 images: $(VENV)/.demo-installed graphviz
 	$(PY) scripts/make_images.py
 	$(PY) demos/03_vanishing_exploding.py && cp out/03_gradient_norms.png docs/images/demo_gradient_norms.png
-	$(PY) demos/04_long_term.py && cp out/04_adding.png docs/images/demo_adding_problem.png
+	$(PY) demos/04_long_term.py && cp out/04_adding.png docs/images/demo_adding_problem.png \
+		&& cp out/04_gates.png docs/images/bptt_gates.png
 	$(PY) demos/06_time_series.py && cp out/06_forecast.png docs/images/demo_forecast.png
 
 ## make demos: every demo in full

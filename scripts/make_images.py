@@ -10,6 +10,10 @@ gives the same files:
 - grads_30_steps.svg: a tanh RNN and an LSTM (hidden size 8) over 30 steps,
   one node per step, drawn together on one gradient scale: the gradient of
   the loss on the last step fades toward t=0 much faster through the RNN.
+- bptt_state_grads.png, bptt_weight_grads.png: a ``bptt.record`` of a tanh
+  RNN, an LSTM and an LSTM with forget-gate bias +2 over 30 steps (the
+  README's example, :func:`bptt_pictures`). bptt_gates.png is demo 04's
+  picture of the LSTM's gates, copied by ``make images``.
 
     python scripts/make_images.py [--out docs/images] [--png]
 
@@ -21,7 +25,7 @@ import os
 import numpy as np
 
 import tinygrad_rnn as tr
-from tinygrad_rnn import nn, viz
+from tinygrad_rnn import bptt, nn, viz
 from tinygrad_rnn.rng import generator
 
 IMAGES = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "images"))
@@ -49,6 +53,28 @@ def write(out, name, *roots, png=False, **options):
     print(f"wrote {path} ({os.path.getsize(path) // 1024} KB)")
 
 
+def bptt_pictures(out):
+    """The README's ``bptt.record`` example: writes two pictures, returns {name: (layer, recording)}."""
+    from matplotlib.figure import Figure
+
+    tr.manual_seed(0)
+    x = tr.Tensor(np.random.default_rng(0).standard_normal((30, 4, 3)), dtype="float32")
+    layers = {"tanh RNN": nn.RNN(3, 8), "LSTM": nn.LSTM(3, 8), "LSTM, forget-gate bias +2": nn.LSTM(3, 8)}
+    layers["LSTM, forget-gate bias +2"].bias_ih_l0.data[8:16] += 2.0   # f's rows (gates i, f, g, o)
+    states, weights = Figure().subplots(), Figure().subplots()
+    recordings = {}
+    for name, layer in layers.items():
+        with bptt.record() as rec:
+            output, _ = layer(x)
+            output[-1].sum().backward()               # the loss is on the last step only
+        viz.plot_state_grads(rec, ax=states, label=name)                      # ||dL/dh(t)||
+        viz.plot_weight_grads(rec, layer.weight_hh_l0, ax=weights, label=name)  # ||(dL/dC)_t||
+        recordings[name] = layer, rec
+    states.figure.savefig(os.path.join(out, "bptt_state_grads.png"), dpi=90)
+    weights.figure.savefig(os.path.join(out, "bptt_weight_grads.png"), dpi=90)
+    return recordings
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=IMAGES, help="folder to write into (default: docs/images)")
@@ -62,6 +88,11 @@ def main():
     rnn = unrolled_loss("rnn", 30, hidden=8, backward=True)
     lstm = unrolled_loss("lstm", 30, hidden=8, backward=True)
     write(args.out, "grads_30_steps.svg", rnn, lstm, detail="cells", grads=True, png=args.png)
+    for name, (layer, rec) in bptt_pictures(args.out).items():
+        states, shares = rec.grad_norms("h"), rec.weight_grad_by_step(layer.weight_hh_l0)
+        first, last = np.linalg.norm(shares[1]), np.linalg.norm(shares[-1])
+        print(f"bptt.record, {name}: ||dL/dh(0)|| / ||dL/dh(29)|| = {states[0] / states[-1]:.1e}, "
+              f"||(dL/dC)_1|| / ||(dL/dC)_29|| = {first / last:.1e}")
 
 
 if __name__ == "__main__":

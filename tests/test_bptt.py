@@ -182,6 +182,8 @@ def test_scope_is_a_prefix_by_whole_path_parts():
     assert rec.values("h", scope="lstm/l1").shape == (3, 1, 3)
     assert not np.array_equal(rec.values("h", scope="lstm/l1"), rec.values("h", scope="lstm/l1_reverse"))
     assert rec.values("h", scope="lstm/l1/t=2").shape == (1, 1, 3)
+    assert rec.steps_of("h", scope="lstm/l1/t=2") == [2]
+    assert rec.steps_of(lstm.weight_hh_l0) == [0, 1, 2]
     assert rec.weight_grad_by_step(lstm.weight_hh_l1_reverse).shape == (3, 12, 3)
 
 

@@ -87,7 +87,7 @@ class Recording:
 
     def __init__(self):
         self._places = {}      # scope string -> (sequence, t) or None, computed once per scope
-        self._made = []        # (tensor, (sequence, t)) made in a step, not yet looked at for a name
+        self._made = []        # tensors made in a step, perhaps, not yet looked at for a name
         self._steps = {}       # (sequence, t) -> {name: [_Named, ...]}, in the order steps ran
         self._tensors = {}     # named tensor -> its _Named, while the block is open
         self._shares = {}      # leaf -> {(sequence, t) or (scope, None): the gradient its ops added}
@@ -96,9 +96,9 @@ class Recording:
     # ------------------------------------------------------ what the engine tells
 
     def applied(self, t, params):
-        place = self._place(t.scope)
-        if place is not None:
-            self._made.append((t, place))
+        # Kept short: it runs for every op. Names are read later, when backward starts.
+        if "t=" in t.scope:
+            self._made.append(t)
 
     def read(self, t, how):
         """Reading a value out changes nothing in the recording."""
@@ -126,8 +126,9 @@ class Recording:
 
     def _settle(self):
         """File the tensors made in steps under their names; forget the unnamed ones."""
-        for t, place in self._made:
-            if t.name is not None:
+        for t in self._made:
+            place = None if t.name is None else self._place(t.scope)
+            if place is not None:
                 named = _Named(t.data)
                 self._steps.setdefault(place, {}).setdefault(t.name, []).append(named)
                 self._tensors[t] = named
@@ -143,7 +144,7 @@ class Recording:
     def steps(self):
         """The recorded time steps k (scopes ``t=<k>``) of every sequence, in time order."""
         self._settle()
-        return sorted({t for _, t in self._steps})
+        return sorted(dict.fromkeys(t for _, t in self._steps))
 
     @property
     def sequences(self):
