@@ -67,3 +67,17 @@ def test_08_a_window_of_half_the_sequence_needs_about_half_the_memory_of_full_bp
     _, full = truncated.measure(model, x, y, 200, repeats=1)
     # with the previous window's output and loss kept alive, half came to about 0.8 of full
     assert half < 0.6 * full
+
+
+def tour_arguments(name):
+    tour = importlib.import_module("tour")
+    return next(["--quick", *extra] for demo, extra, _ in tour.DEMOS if demo == name)
+
+
+@pytest.mark.slow
+def test_the_tours_run_of_03_is_long_enough_for_every_remedy_to_learn(out_dir):
+    result = importlib.import_module("03_vanishing_exploding").main(tour_arguments("03_vanishing_exploding"))
+    baseline = 1.25  # always predicting 0: the variance of y(t) = x(t) - x(t-1)/2
+    assert result["final_loss"]["SGD"] == float("inf")
+    remedies = {name: loss for name, loss in result["final_loss"].items() if name != "SGD"}
+    assert len(remedies) == 3 and all(loss < baseline / 2 for loss in remedies.values()), remedies
