@@ -15,7 +15,9 @@ DEMOS = [
     # 120 training steps (--quick's) are too few for RMSprop to learn anything: 500, as in the full run
     ("03_vanishing_exploding", ["--train-steps", "500"],
      "Part 2 in a sentence: plain SGD blows up, while clipping, truncated BPTT and RMSprop each\n"
-     "tame the exploding RNN and learn (always predicting 0 would score 1.25, the variance of y)."),
+     "tame the exploding RNN and learn (always predicting 0 would score 1.25, the variance of y).\n"
+     "out/03_weight_shares.png (from bptt.record) is the article's \"the weight updates have\n"
+     "contributions from each timestamp\": each step's share of dL/dC, fading along time."),
     ("04_long_term", [], ""),
     ("05_text_generation", [], ""),
 ]
