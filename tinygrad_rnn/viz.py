@@ -204,20 +204,19 @@ def to_text(*roots, grads=False):
     return "\n".join(lines) + "\n"
 
 
-def layout_seconds(nodes, edges, detail="ops"):
+def layout_seconds(nodes, edges, steps=1, detail="ops"):
     """About how long Graphviz's ``dot`` takes to lay out a picture of this size here.
 
-    dot's crossing minimisation grows faster than the graph: fitted to
-    timings of unrolled LSTM, RNN and GRU pictures on a 2-core machine (see
-    README), seconds ~ a * (edges / 1000) ** p, with its own a and p for the
-    clustered views ("ops", "rolled") and for the rows of "cells".
+    ``steps`` is the number of time steps drawn as boxes. dot's crossing
+    minimisation grows with the nodes, the edges and, in the boxed views, the
+    boxes it has to order: fitted to unrolled LSTM, RNN and GRU pictures on a
+    2-core machine (README, "Seeing the unrolled graph"), seconds ~
+    2e-6 * nodes * edges * steps for "ops" and "rolled", 8e-6 * nodes * edges
+    for the rows of "cells". It errs on the long side.
     """
-    scale, power = _LAYOUT_FIT["cells" if detail == "cells" else "ops"]
-    return scale * (max(edges, nodes) / 1000) ** power
-
-
-# Fitted (a, p) of layout_seconds; the measurements are in README's pictures section.
-_LAYOUT_FIT = {"ops": (1.0, 3.0), "cells": (0.1, 2.0)}
+    if detail == "cells":
+        return 8e-6 * nodes * edges
+    return 2e-6 * nodes * edges * max(steps, 1)
 
 
 # ----------------------------------------------------------------- helpers
@@ -250,7 +249,8 @@ def _graph(caller, roots, group, detail, grads, max_nodes, layout):
         raise ValueError(f"{caller}: the graph has {count} nodes to draw, more than "
                          f"max_nodes={max_nodes}; {_advice(detail)}, or pass a larger max_nodes")
     if layout and max_nodes is not None:
-        seconds = layout_seconds(count, len(graph.edges), detail)
+        steps = len({node.step for node in graph.nodes.values() if node.step is not None})
+        seconds = layout_seconds(count, len(graph.edges), steps, detail)
         if seconds > LAYOUT_LIMIT:
             raise ValueError(f"{caller}: the graph has {count} nodes and {len(graph.edges)} edges to "
                              f"draw, which Graphviz would take about {seconds:.0f} s to lay out; "
