@@ -38,7 +38,7 @@ def test_draw_cells_with_gradients(tmp_path):
     assert main(["draw", "lstm", "--steps", "12", "--hidden", "2", "--detail", "cells", "--grads",
                  "-o", str(path)]) == 0
     text = path.read_text()
-    assert 'xlabel="lstm l0"' in text
+    assert '>lstm l0</font>' in text
     assert [f"t={t}" for t in range(12)] == re.findall(r'label="(t=\d+)\\n', text)
     assert "gradient norm, log scale" in text
     assert "subgraph cluster" not in text

@@ -83,7 +83,7 @@ class Dot:
         a row without a header continues the sequence above it."""
         rows, header = {}, ""
         for keys in self.row_list():
-            match = re.search(r'xlabel="([^"]*)"', self.nodes[keys[0]][1])
+            match = re.search(r'xlabel=<<font [^>]*>([^<]*)</font>>', self.nodes[keys[0]][1])
             header = match[1] if match else header
             rows.setdefault(header, []).extend(keys)
         return rows

@@ -7,6 +7,7 @@ copies them into the SVG, for tests and style sheets. Every node has a
 shape, dtype, the min / mean / max of its value, how many entries are nan or
 inf, and its gradient's norm when it has one.
 """
+import html
 import math
 
 import numpy as np
@@ -318,7 +319,8 @@ def clusters(graph, group, shades):
 
 def rows(graph):
     """Each sequence's cells as rows (``rank="same"``) of at most ROW_LENGTH steps in
-    order of t, each row below the one before; a sequence's first cell carries
+    order of t, as few rows as that takes, of even length, each row below the one
+    before; a sequence's first cell carries
     its scope ("lstm l0") as an outside label.
 
     Graphviz keeps a row in order only outside clusters: inside one it may
@@ -333,8 +335,10 @@ def rows(graph):
         cells = sorted(cells, key=lambda node: time_of(node.step))
         if sequence:
             headed[cells[0].key] = sequence.replace("/", " ")
-        for start in range(0, len(cells), ROW_LENGTH):
-            keys = [node.key for node in cells[start:start + ROW_LENGTH]]
+        count = -(-len(cells) // ROW_LENGTH)
+        length = -(-len(cells) // count)  # rows of even length: 30 steps are two rows of 15
+        for start in range(0, len(cells), length):
+            keys = [node.key for node in cells[start:start + length]]
             lines.append('{rank="same"; ' + "; ".join(keys) + ";}")
             firsts.append(keys[0])
     lines += [f'{above} -> {below} [style="invis"];' for above, below in zip(firsts, firsts[1:])]
@@ -387,7 +391,9 @@ def body(graph, group, shades):
         for node in graph.nodes.values():
             line = _node_line(node, graph, shades, ())
             if node.key in headed:
-                line = line[:-2] + f', xlabel="{escape(headed[node.key])}"];'
+                # HTML-like, for a colour of its own: an xlabel takes the node's font colour
+                header = html.escape(headed[node.key])
+                line = line[:-2] + f', xlabel=<<font color="#333333" point-size="13">{header}</font>>];'
             lines.append(line)
         lines += row_lines + stacked_components(graph)
     lines += [_edge_line(edge, graph.detail) for edge in graph.edges]
