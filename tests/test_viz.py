@@ -367,6 +367,15 @@ def test_hostile_names_render(tmp_path):
 
 
 @needs_dot
+@pytest.mark.parametrize("detail", ["cells", "rolled"])
+def test_hostile_scope_names_render_in_the_cells_and_rolled_views(tmp_path, detail):
+    with tr.scope('<b>&"x"'):
+        loss, _, _ = tanh_rnn(3)
+    svg = viz.render(loss, path=tmp_path / "hostile.svg", detail=detail).read_text()
+    assert "&lt;b&gt;&amp;" in svg
+
+
+@needs_dot
 @given(name=st.text(st.characters(exclude_categories=("Cs",)), max_size=12),
        scope=st.text(st.characters(exclude_categories=("Cs",), exclude_characters="/"), min_size=1,
                      max_size=12))
