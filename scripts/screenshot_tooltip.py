@@ -14,6 +14,7 @@ Needs Graphviz's ``dot`` and Chromium (Debian: ``apt-get install chromium``).
 import argparse
 import html
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -93,8 +94,11 @@ def main():
             file.write(page)
         out = os.path.abspath(args.out)
         os.makedirs(os.path.dirname(out), exist_ok=True)
+        width, height = (int(float(re.search(rf'{side}="([\d.]+)pt"', svg)[1]) * 4 / 3) + 40
+                         for side in ("width", "height"))  # the SVG's size, pt -> px
         subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                        f"--screenshot={out}", "--window-size=2400,900", f"file://{page_path}"],
+                        f"--screenshot={out}", f"--window-size={width},{height + 40}",
+                        f"file://{page_path}"],
                        check=True, capture_output=True, timeout=120)
     print(f"wrote {out}")
 

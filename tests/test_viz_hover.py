@@ -92,6 +92,19 @@ def test_a_nan_in_x_at_t_2_marks_the_input_as_first_nan():
         layer(tr.Tensor(data, name="x"))
 
 
+@pytest.mark.parametrize("detail", ["cells", "rolled"])
+def test_the_cells_and_rolled_views_mark_where_the_nan_began(detail):
+    layer, data = lstm_with_nan_at(2)
+    output, _ = layer(tr.Tensor(data, name="x"))
+    dot = Dot(viz.to_dot(output.sum(), detail=detail))
+    marked = [label.split("\\n")[0] for label, _, _ in dot.nodes.values() if label.endswith("\\nfirst nan")]
+    if detail == "cells":  # x is a leaf outside the steps: marked; the cells of t=2, 3 outlined
+        outlined = [label.split("\\n")[0] for label, attrs, _ in dot.nodes.values()
+                    if 'color="#d62728"' in attrs and 'class="cell"' in attrs]
+        assert outlined == ["t=2", "t=3"]
+    assert marked == ["x"]
+
+
 def test_a_nan_made_inside_a_step_is_labelled_at_the_op_that_made_it():
     x = tr.Tensor(np.array([1.0, 2.0]), requires_grad=True, name="x")
     h = x
@@ -123,6 +136,14 @@ def test_the_100_step_op_level_lstm_is_refused_at_once_with_the_advice(tmp_path)
     assert viz.to_dot(loss).startswith("digraph")  # text alone is fine: no layout
     viz.render(loss, path=tmp_path / "rolled.svg", detail="rolled")
     viz.render(loss, path=tmp_path / "cells.svg", detail="cells")
+
+
+def test_draw_refuses_what_jupyter_could_not_lay_out():
+    pytest.importorskip("graphviz")
+    loss = layer_loss("lstm", steps=100, hidden=4)
+    with pytest.raises(ValueError, match=r"draw: the graph has \d+ nodes and \d+ edges"):
+        viz.draw(loss)
+    assert viz.draw(loss, detail="rolled").source.startswith("digraph")
 
 
 def test_layout_estimate_grows_with_the_picture_and_matches_the_measurements():

@@ -194,7 +194,8 @@ def tooltip(node, graph):
         lines += value_summary(node.tensors)
     norm = graph.norm(node)
     if norm is not None:
-        lines.append(f"gradient norm: {number(norm)}")
+        together = ", all its steps together" if node.kind != "cell" and len(node.tensors) > 1 else ""
+        lines.append(f"gradient norm: {number(norm)}{together}")
     return "\n".join(lines)
 
 
