@@ -6,7 +6,11 @@ gives the same files:
 - rnn_3_steps.svg, lstm_3_steps.svg, gru_3_steps.svg: the unrolled graph of
   each layer over three steps, op by op (what `python -m tinygrad_rnn draw`
   writes).
+- rnn_rolled.svg, lstm_rolled.svg: the same RNN and LSTM, folded: each step
+  drawn once, its state looping back, for the rolled-vs-unrolled pair.
 - rnn_3_steps_grads.svg: the RNN again after backward, shaded by gradient norm.
+- lstm_nan.svg: an LSTM whose input holds a NaN at t=2: the input is labelled
+  "first nan", and only what the NaN reached is outlined in red.
 - grads_30_steps.svg: a tanh RNN and an LSTM (hidden size 8) over 30 steps,
   one node per step, drawn together on one gradient scale: the gradient of
   the loss on the last step fades toward t=0 much faster through the RNN.
@@ -46,6 +50,16 @@ def unrolled_loss(kind, steps, hidden, seed=0, backward=False):
     return loss
 
 
+def nan_at_t2():
+    """A seeded LSTM over 4 steps whose input holds a NaN at t=2; returns the sum of its output."""
+    tr.manual_seed(0)
+    layer = nn.LSTM(3, 2)
+    data = generator().standard_normal((4, 1, 3)).astype(np.float32)
+    data[2, 0, 1] = np.nan
+    output, _ = layer(tr.Tensor(data, name="x"))
+    return output.sum()
+
+
 def write(out, name, *roots, png=False, **options):
     path = viz.render(*roots, path=os.path.join(out, name), **options)
     if png and name.endswith(".svg"):
@@ -83,11 +97,14 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     for kind in LAYERS:
         write(args.out, f"{kind}_3_steps.svg", unrolled_loss(kind, 3, hidden=4), png=args.png)
+    for kind in ("rnn", "lstm"):
+        write(args.out, f"{kind}_rolled.svg", unrolled_loss(kind, 3, hidden=4), detail="rolled", png=args.png)
     write(args.out, "rnn_3_steps_grads.svg", unrolled_loss("rnn", 3, hidden=4, backward=True),
           grads=True, png=args.png)
     rnn = unrolled_loss("rnn", 30, hidden=8, backward=True)
     lstm = unrolled_loss("lstm", 30, hidden=8, backward=True)
     write(args.out, "grads_30_steps.svg", rnn, lstm, detail="cells", grads=True, png=args.png)
+    write(args.out, "lstm_nan.svg", nan_at_t2(), png=args.png)
     for name, (layer, rec) in bptt_pictures(args.out).items():
         states, shares = rec.grad_norms("h"), rec.weight_grad_by_step(layer.weight_hh_l0)
         first, last = np.linalg.norm(shares[1]), np.linalg.norm(shares[-1])
