@@ -32,6 +32,7 @@ import sys
 
 import numpy as np
 
+import compiled
 import dezero_peer
 import fresh_process
 import machine
@@ -106,12 +107,15 @@ def time_training_step(config, cell, reps):
     functions = {impl: steps.build_step(impl, cell, weights, x, targets)
                  for impl in steps.available_implementations()}
     first_losses = {impl: step() for impl, step in functions.items()}
+    functions.update(compiled.build_steps(cell, weights, x, targets))
+    first_losses["compiled"] = functions["compiled"]()
     _check_same_loss(first_losses, config, cell)
+    functions["matmuls"]()
     times = measure.interleaved_times(functions, reps)
     faults = {impl: measure.minor_page_faults(functions[impl]) for impl in ("engine", "numpy")}
     work_per_numpy, work_per_engine = measure.primitive_work(functions["engine"], functions["numpy"], reps)
     medians = {impl: measure.median(ts) for impl, ts in times.items()}
-    ratios = {impl: medians["engine"] / medians[impl] for impl in medians if impl != "engine"}
+    ratios = {impl: medians["engine"] / medians[impl] for impl in IMPLEMENTATIONS[1:] if impl in medians}
     limits = STEP_TARGETS
     return {"config": config.name, "cell": cell, "batch": config.batch, "input": config.input,
             "hidden": config.hidden, "steps": config.steps, "classes": config.classes,
@@ -120,6 +124,7 @@ def time_training_step(config, cell, reps):
             "times_ms": {impl: [t * 1e3 for t in ts] for impl, ts in times.items()},
             "ratios": ratios, "targets": limits, "result": _verdict(ratios, limits),
             "minor_page_faults": faults,
+            "first_call_ms": compiled.first_call_seconds(cell, weights, x, targets) * 1e3,
             "primitive_work": {"per_numpy_step": work_per_numpy, "per_engine_step": work_per_engine}}
 
 
@@ -323,6 +328,9 @@ def main(argv=None):
             records.append(time_training_step(steps.CONFIGS[name], cell, args.reps))
             print(f"  {name} {cell}: done", file=sys.stderr)
     print(table.render(*step_table(records)))
+    print("\nthe compiled step (tr.compile) in the same runs, and the step's matrix products alone "
+          "(the BLAS floor); ratio = compiled / baseline")
+    print(table.render(*compiled.step_table(records, _ms, _ratio, _verdict)))
 
     print("\nthe engine's numpy work alone: its primitives' calls replayed without the graph, "
           "per hand-written numpy step; minor page faults of one step")
@@ -340,6 +348,8 @@ def main(argv=None):
     extras = measure_extras(args.quick, args.reps, "M" if "M" in args.only else args.only[0])
     print("\nper-node cost, long unrolls, memory, no_grad")
     print(table.render(*extras_table(extras)))
+    extras["compiled_memory"] = compiled.peak_memory(extras["memory_config"])
+    print(table.render(*compiled.memory_table(extras["compiled_memory"], _ratio)))
 
     cost = record_cost.record_cost(args.reps, extras["memory_config"])
     print("\nbptt.record: the engine's LSTM step with and without a recording")
@@ -377,6 +387,13 @@ def write_results(results):
     lines += [f"- load average at the end: {results['machine']['load_average_end']}",
               f"- {sizes_line(configs)}"]
     lines += ["", "## Training step (float32)", "", table.markdown(*step_table(results["training_steps"])),
+              "", "## The compiled step", "",
+              "`tr.compile` of the engine's loss function, timed in the same interleaved runs; "
+              "`matmuls` is the hand-written step's matrix products alone, the floor of any step "
+              "on numpy. Ratios are compiled time / baseline time; the first call traces, runs "
+              "the passes and the engine's backward.", "",
+              table.markdown(*compiled.step_table(results["training_steps"], _ms, _ratio, _verdict)), "",
+              table.markdown(*compiled.memory_table(results["extras"]["compiled_memory"], _ratio)),
               "", "## The engine's numpy work alone", "",
               "One engine step's calls of its primitives (forward, backward, gather) replayed "
               "without the graph, timed interleaved with the engine's step and the hand-written "

@@ -100,8 +100,8 @@ def _split(weights):
     return layer, readout
 
 
-def engine_step(cell, weights, x, targets, lr):
-    """tinygrad_rnn: ``nn.RNN/LSTM/GRU`` over the sequence, ``nn.Linear`` on its (T, B, H) output."""
+def engine_model(cell, weights, x, lr):
+    """(layer, readout, optimizer, classes) in tinygrad_rnn, loaded with copies of ``weights``."""
     layer_weights, readout_weights = _split(weights)
     inputs, hidden, classes = x.shape[2], weights["weight_hh_l0"].shape[1], weights["readout.weight"].shape[0]
     layer = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell](inputs, hidden).to(x.dtype)
@@ -109,6 +109,12 @@ def engine_step(cell, weights, x, targets, lr):
     layer.load_state_dict(layer_weights)
     readout.load_state_dict(readout_weights)
     optimizer = optim.SGD(layer.parameters() + readout.parameters(), lr=lr)
+    return layer, readout, optimizer, classes
+
+
+def engine_step(cell, weights, x, targets, lr):
+    """tinygrad_rnn: ``nn.RNN/LSTM/GRU`` over the sequence, ``nn.Linear`` on its (T, B, H) output."""
+    layer, readout, optimizer, classes = engine_model(cell, weights, x, lr)
     inputs_t, flat_targets = tr.Tensor(x), targets.reshape(-1)
 
     def step():

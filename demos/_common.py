@@ -22,7 +22,9 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+import tinygrad_rnn as tr  # noqa: E402
 from tinygrad_rnn import nn, optim, viz  # noqa: E402
+from tinygrad_rnn.rng import generator  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "out"
 
@@ -102,21 +104,52 @@ def watched():
     return sys.stderr.isatty() or "ipykernel" in sys.modules
 
 
-def fit(model, batch_loss, steps, lr, desc="training"):
+def fit(model, batch_loss, steps, lr, desc="training", compiled=False):
     """Train ``model`` with Adam: ``steps`` times, ``batch_loss()`` -> a scalar loss Tensor on a
     fresh batch, backward, clip the gradients at norm 1 (demo 03's remedy), step. Returns the losses.
+
+    ``compiled``: ``batch_loss`` calls a ``tr.compile`` step, which has already added the
+    gradients into the parameters, so there is no backward to call.
     """
     optimizer = optim.Adam(model.parameters(), lr=lr)
 
     def step(i):
-        loss = batch_loss()
         optimizer.zero_grad()
-        loss.backward()
+        loss = batch_loss()
+        if not compiled:
+            loss.backward()
         nn.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         return loss.item()
 
     return train(step, steps, desc)
+
+
+def compiled_loss(model, loss_fn, make_batch):
+    """``batch_loss()`` for :func:`fit` with ``compiled=True``: ``loss_fn(model, x, y)`` traced
+    once by ``tr.compile`` and replayed on each fresh batch ``make_batch()`` -> arrays."""
+    step = tr.compile(lambda *batch: loss_fn(model, *batch))
+    return lambda: step(*[tr.Tensor(array) for array in make_batch()])
+
+
+def eager_and_compiled_differ(make_model, loss_fn, make_batch, steps, lr, seed):
+    """The largest relative difference between two loss curves of ``steps`` Adam steps from the
+    same weights on the same batches: one eager (backward through the graph), one compiled.
+    The random state of the demo is the same after the call as before it."""
+    state, curves = generator().bit_generator.state, []
+    for compiled in (False, True):
+        tr.manual_seed(seed)
+        model = make_model()
+        tr.manual_seed(seed + 1)  # the same batches for both
+        if compiled:
+            batch_loss = compiled_loss(model, loss_fn, make_batch)
+        else:
+            def batch_loss():
+                return loss_fn(model, *[tr.Tensor(array) for array in make_batch()])
+        curves.append(np.array(fit(model, batch_loss, steps, lr, "eager vs compiled", compiled)))
+    tr.manual_seed(seed)
+    generator().bit_generator.state = state
+    return float(np.max(np.abs(curves[1] - curves[0]) / np.abs(curves[0])))
 
 
 def smooth(values, window):

@@ -242,11 +242,12 @@ def test_quick_run_prints_every_column(capsys):
     assert bench.main(["--quick", "--only", "S", "--reps", "2"]) == 0
     out = capsys.readouterr().out
     for column in ["config", "cell", "engine ms", "numpy ms", "torch-cells ms", "torch-fused ms",
-                   "engine/numpy", "engine/cells", "engine/fused", "target", "result"]:
+                   "engine/numpy", "engine/cells", "engine/fused", "target", "result", "compiled ms",
+                   "matmuls ms", "compiled/numpy", "compiled/matmuls", "first call / engine step"]:
         assert column in out
     rows = [line.split() for line in out.splitlines()
             if line.startswith("S ") and line.split()[-1] in ("PASS", "FAIL", "n/a")]
-    assert [row[1] for row in rows] == CELLS
+    assert [row[1] for row in rows] == CELLS * 2  # the engine's table, then the compiled one
     work_rows = [line.split() for line in out.splitlines()
                  if line.startswith("S ") and line.split()[3].endswith("%")]
     assert "primitives alone / numpy step" in out and [row[1] for row in work_rows] == CELLS
@@ -259,7 +260,8 @@ def test_quick_run_prints_every_column(capsys):
                      if line.startswith("S ") and line.split()[-1].endswith("x")]
         assert "engine/dezero" in out and [row[1] for row in peer_rows] == ["rnn", "lstm"]
     for figure in ["per node: tanh (4,4)", "backward, tiny tanh RNN, 1000 vs 100 steps",
-                   "peak memory, S LSTM step", "no_grad inference, S LSTM: graph recorded"]:
+                   "peak memory, S LSTM step", "no_grad inference, S LSTM: graph recorded",
+                   "compiled/numpy  target    result"]:
         assert figure in out
     no_grad_row = next(line for line in out.splitlines() if line.startswith("no_grad inference"))
     assert no_grad_row.split()[-1] == "PASS"

@@ -10,6 +10,7 @@ from .tensor import Tensor, cat, detect_anomaly, is_grad_enabled, linear, no_gra
 from . import nn, optim
 from . import bptt
 from .io import CheckpointError, load, save
+from .compile import compile
 
 __version__ = "0.1.0"
 

@@ -1,0 +1,118 @@
+"""Each pass of tr.compile against the plain replay, and what it changes in the tape."""
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import tinygrad_rnn as tr
+from tinygrad_rnn import nn, tensor
+from tinygrad_rnn.compile import compile, passes
+from tinygrad_rnn.compile.tape import Forward, SliceGrad
+from compile_helpers import assert_close, compiled_call, sgd_nudge
+from test_compile import sequence_problem
+from test_compile_trace import Noise
+
+PASSES = [(passes.batch_weight_grads,), (passes.join_slices,), (passes.free_after_last_use,),
+          (passes.free_after_last_use, passes.reuse_buffers)]
+PROBLEMS = [(nn.LSTM, {}), (nn.GRU, {"reset_after": False, "bidirectional": True}),
+            (nn.RNN, {"num_layers": 2, "batch_first": True})]
+
+
+@pytest.mark.parametrize("optimise", PASSES, ids=[p[-1].__name__ for p in PASSES])
+@pytest.mark.parametrize("layer_class, options", PROBLEMS, ids=[c.__name__ for c, _ in PROBLEMS])
+def test_each_pass_matches_the_plain_replay(optimise, layer_class, options):
+    loss_fn, calls, leaves = sequence_problem(layer_class, options, steps=5)
+    plain, optimised = compile(loss_fn, passes=()), compile(loss_fn, passes=optimise)
+    for args in calls * 2:  # the first call of each is eager; the replays follow
+        want = compiled_call(plain, args, leaves)
+        got = compiled_call(optimised, args, leaves)
+        assert_close(got[0], want[0], "loss")
+        assert_close(got[1], want[1], "gradient")
+        sgd_nudge(leaves)
+
+
+def kinds(tape):
+    return [type(step).__name__ for step in tape.backward]
+
+
+def test_batch_weight_grads_makes_one_product_per_shared_weight():
+    loss_fn, calls, leaves = sequence_problem(nn.LSTM, {}, steps=6)
+    plain = compile(loss_fn, passes=()).tape(*calls[0])
+    batched = compile(loss_fn, passes=(passes.batch_weight_grads,)).tape(*calls[0])
+    # weight_hh and bias_hh are used by 6 linear nodes; weight_ih and the readout by one each
+    assert kinds(batched).count("BatchedWeightGrad") == 1
+    weight_routes = [sum(1 for step in tape.backward if getattr(step, "fn", None) is tr.ops.Linear
+                         for i, _, _ in step.routes if i == 1) for tape in (plain, batched)]
+    assert weight_routes == [8, 2]
+
+
+def test_join_slices_writes_over_exact_covers_only():
+    x = nn.Parameter(np.arange(12.0).reshape(4, 3))
+
+    def covered(x):  # rows 0..3 once each
+        return sum((x[t] * (t + 1)).sum() for t in range(4))
+
+    def overlapping(x):  # row 1 twice
+        return (x[0:2] * x[1:3]).sum()
+
+    for fn, joined in [(covered, True), (overlapping, False)]:
+        tape = compile(fn, passes=(passes.join_slices,)).tape(x)
+        assert {s.assign for s in tape.backward if isinstance(s, SliceGrad)} == {joined}
+        x.grad = None
+        got = compile(fn, passes=(passes.join_slices,))
+        for _ in range(2):
+            x.grad = None
+            got(x)
+        grad = x.grad.copy()
+        x.grad = None
+        fn(x).backward()
+        np.testing.assert_array_equal(grad, x.grad)
+
+
+def test_free_after_last_use_drops_unused_ops_but_keeps_random_ones():
+    rng = np.random.default_rng(0)
+    W = nn.Parameter(np.ones((3, 3)))
+
+    def fn(x):
+        (x * 5).exp()  # nobody reads it
+        tensor._apply(Noise, (x,), rng=rng)  # nobody reads it either, but it draws
+        return (x @ W).sum()
+
+    tape = passes.free_after_last_use(compile(fn, passes=()).tape(tr.Tensor(np.ones((2, 3)))))
+    ops = [step.fn.name for step in tape.forward if isinstance(step, Forward)]
+    assert ops == ["noise", "matmul", "sum"]
+
+
+def peak_of(step, args):
+    step(*args)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        step(*args)
+        return tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+def test_free_after_last_use_lowers_the_peak_memory():
+    tr.manual_seed(0)
+    lstm = nn.LSTM(8, 32).to(np.float64)
+    x = tr.Tensor(np.random.default_rng(0).normal(size=(40, 4, 8)))
+
+    def loss_fn(x):
+        return (lstm(x)[0] ** 2).mean()
+
+    plain = peak_of(compile(loss_fn, passes=()), (x,))
+    freed = peak_of(compile(loss_fn, passes=(passes.free_after_last_use,)), (x,))
+    assert freed < 0.7 * plain
+
+
+def test_reuse_buffers_shares_arrays_between_steps():
+    loss_fn, calls, leaves = sequence_problem(nn.LSTM, {}, steps=6)
+    tape = compile(loss_fn, passes=(passes.free_after_last_use, passes.reuse_buffers)).tape(*calls[0])
+    reusing = [step for step in tape.forward if isinstance(step, passes.ReusingForward)]
+    # x_proj[t] + h W_hh^T, f * c and i * c~ die within each step (c and h are saved by the
+    # next), and so do the last step's c and h and the loss's -picked: 21 ops in 5 arrays
+    assert len(reusing) == 3 * 6 + 3
+    assert len({id(step.buffer) for step in reusing}) == 5

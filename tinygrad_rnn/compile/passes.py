@@ -1,0 +1,285 @@
+"""Passes over a traced tape: each one a function ``tape -> tape``, checked against the plain replay.
+
+The reference engine computes a step the way it reads: one primitive after
+another, each gradient summed where it arrives, every value kept until
+backward ends. Once the whole step is known as a tape, some of that work can
+be done in bulk, as the hand-written numpy step does it:
+
+1. :func:`batch_weight_grads`: a weight shared by T steps receives T products
+   g_t^T x_t; one product of the stacked rows, G^T X, is their sum.
+2. :func:`join_slices`: the T slices x_proj[t] of a projected sequence (and
+   the gate blocks of each step) cover their parent exactly once, so their
+   gradients are written into one new array instead of added into zeros.
+3. :func:`free_after_last_use`: every value, saved tuple and gradient is
+   released right after the last instruction that reads it (and an op whose
+   value nobody reads is not run), so the peak memory is what backward still
+   needs rather than the whole graph.
+4. :func:`reuse_buffers`: an elementwise op whose value dies within the
+   forward (x_proj[t] + h W_hh^T, f * c, i * c~) writes into an array that
+   an earlier op of the same shape no longer needs (``out=``).
+
+``DEFAULT_PASSES`` lists those that pay (see the benchmark), in the order
+they must run: liveness after the passes that add readers, buffer reuse
+after liveness, whose releases it reads.
+"""
+import dataclasses
+
+import numpy as np
+
+from .. import ops
+from .replay import ADD, releaser
+from .tape import Backward, Forward, Free, LeafGrad, SliceGrad, Tape, share_kind
+
+
+# ------------------------------------------------ 1. batched weight gradients
+
+class BatchedWeightGrad:
+    """dL/dW += G^T X and dL/db += the column sums of G, for the ``linear`` nodes sharing W.
+
+    G stacks the rows of every node's output gradient ``G[node]`` (…, out) and
+    X the rows of its input ``V[x]`` (…, in): the sum over steps of
+    g_t^T x_t, as one matrix product. ``bias`` is None when the nodes do not
+    share one bias of shape (out,); each node then sends its own.
+    """
+
+    def __init__(self, nodes, xs, weight, bias):
+        self.nodes, self.xs, self.weight, self.bias = tuple(nodes), tuple(xs), weight, bias
+        self.kinds = ()
+
+    def reads(self):
+        return self.xs, (), self.nodes
+
+    def plan(self, owned):
+        self.kinds = tuple(share_kind(owned, slot) for slot in (self.weight, self.bias) if slot is not None)
+
+    def lower(self, free):
+        nodes, xs, weight, bias = self.nodes, self.xs, self.weight, self.bias
+        add_weight = ADD[self.kinds[0]]
+        add_bias = ADD[self.kinds[1]] if bias is not None else None
+        release = releaser(free) or (lambda V, S, G: None)
+
+        def run(V, S, G, L):
+            g = np.concatenate([G[n].reshape(-1, G[n].shape[-1]) for n in nodes])
+            x = np.concatenate([V[s].reshape(-1, V[s].shape[-1]) for s in xs])
+            add_weight(G, weight, g.T @ x)
+            if add_bias is not None:
+                add_bias(G, bias, g.sum(axis=0))
+            release(V, S, G)
+        return run
+
+
+def batch_weight_grads(tape):
+    """Pass 1: the weight gradients of the ``linear`` nodes that share a weight, in one product.
+
+    Each such node's backward then computes only its input's gradient (and
+    its bias's, unless the nodes share one bias of shape (out,), which is
+    summed in the same instruction). The product runs right after the last of
+    the nodes, before the weight's own turn, so the order of backward holds.
+    """
+    producers = {f.out: f for f in tape.forward if isinstance(f, Forward)}
+    groups = {}
+    for position, step in enumerate(tape.backward):
+        if isinstance(step, Backward) and step.fn is ops.Linear and step.needs[1]:
+            weight = next(parent for i, parent, _ in step.routes if i == 1)
+            groups.setdefault(weight, []).append(position)
+    backward = list(tape.backward)
+    after = {}
+    for weight, positions in groups.items():
+        if len(positions) < 2:
+            continue
+        members = [backward[p] for p in positions]
+        biases = {next((parent for i, parent, _ in m.routes if i == 2), None) for m in members}
+        shapes = {shape for m in members for i, _, shape in m.routes if i == 2}
+        bias = biases.pop() if len(biases) == 1 and len(shapes) == 1 else None
+        if bias is not None and len(shapes.pop()) != 1:  # a bias of another shape is summed by each node
+            bias = None
+        for p, m in zip(positions, members):
+            dropped = (1, 2) if bias is not None else (1,)
+            backward[p] = Backward(m.node, m.fn, (m.needs[0], False) + m.needs[2:],
+                                   tuple(r for r in m.routes if r[0] not in dropped))
+        xs = [producers[m.node].ins[0] for m in members]
+        after[positions[-1]] = BatchedWeightGrad([m.node for m in members], xs, weight, bias)
+    steps = []
+    for position, step in enumerate(backward):
+        steps.append(step)
+        if position in after:
+            steps.append(after[position])
+    return _with(tape, backward=steps)
+
+
+# ------------------------------------------------------------ 2. joined slices
+
+def join_slices(tape):
+    """Pass 2: when a parent's gradient comes only from slices that cover it exactly once
+    (x_proj[t] for every t, or the four gate blocks of a step), the first slice takes a new
+    empty array and each writes its gradient into its place, instead of adding into zeros."""
+    producers = {f.out: f for f in tape.forward if isinstance(f, Forward)}
+    dense = {parent for step in tape.backward if isinstance(step, Backward) for _, parent, _ in step.routes}
+    slices = {}
+    for step in tape.backward:
+        if isinstance(step, SliceGrad) and step.parent not in dense:
+            slices.setdefault(step.parent, []).append(step)
+    joined = set()
+    for parent, steps in slices.items():
+        indices = [producers[s.node].params["index"] for s in steps]
+        if all(not producers[s.node].bound and _is_basic(i) for s, i in zip(steps, indices)):
+            count = np.zeros(steps[0].shape, dtype=np.uint8)
+            for index in indices:
+                count[index] += 1
+            if (count == 1).all():
+                joined.add(parent)
+    backward = [SliceGrad(s.node, s.parent, s.shape, s.dtype, assign=True,
+                          index=producers[s.node].params["index"])
+                if isinstance(s, SliceGrad) and s.parent in joined else s for s in tape.backward]
+    return _with(tape, backward=backward)
+
+
+def _is_basic(index):
+    """Whether an index takes a view (ints, slices, None, Ellipsis): no element twice."""
+    parts = index if type(index) is tuple else (index,)
+    return all(part is None or part is Ellipsis or isinstance(part, (int, np.integer, slice))
+               for part in parts)
+
+
+# -------------------------------------------------------------- 3. liveness
+
+def reads(step):
+    """(value slots, saved slots, gradient slots) that an instruction reads."""
+    if isinstance(step, Forward):
+        return step.ins + tuple(slot for _, _, slot in step.bound), (), ()
+    if isinstance(step, Backward):
+        return (), (step.node,), (step.node,)
+    if isinstance(step, SliceGrad):  # a joined slice knows its index: it needs no saved tuple
+        return (), () if step.assign else (step.node,), (step.node,)
+    if isinstance(step, LeafGrad):
+        return (), (), (step.slot,)
+    return step.reads()
+
+
+def free_after_last_use(tape):
+    """Pass 3: release every value, saved tuple and gradient after the last instruction that
+    reads it, and drop the ops whose value nobody reads (except those that draw at random:
+    the draws of the ops after them must stay those of the engine)."""
+    forward = _live_forward(tape)
+    program = forward + list(tape.backward)
+    last = {}
+    for position, step in enumerate(program):
+        for kind, slots in zip("VSG", reads(step)):
+            for slot in slots:
+                last[kind, slot] = position
+    for slot in tape.outputs:
+        last["V", slot] = len(program)  # returned: never freed
+    frees = {}
+    for (kind, slot), position in last.items():
+        frees.setdefault(position, {"V": [], "S": [], "G": []})[kind].append(slot)
+    steps = ([], [])
+    for position, step in enumerate(program):
+        half = steps[0] if position < len(forward) else steps[1]
+        half.append(step)
+        if position in frees:
+            released = frees[position]
+            half.append(Free(tuple(released["V"]), tuple(released["S"]), tuple(released["G"])))
+    return _with(tape, forward=steps[0], backward=steps[1])
+
+
+def _live_forward(tape):
+    """The forward instructions whose value or saved tuple someone reads, newest first decided."""
+    needed_values = set(tape.outputs)
+    needed_saved = {slot for step in tape.backward for slot in reads(step)[1]}
+    for step in tape.backward:
+        needed_values.update(reads(step)[0])
+    kept = []
+    for step in reversed(tape.forward):
+        if isinstance(step, Forward):
+            if not (step.out in needed_values or step.out in needed_saved
+                    or getattr(step.fn, "draws_random", False)):
+                continue
+            if step.out not in needed_saved:
+                step = dataclasses.replace(step, keep_saved=False)
+            needed_values.update(reads(step)[0])
+        kept.append(step)
+    return kept[::-1]
+
+
+# --------------------------------------------------------- 4. buffer reuse
+
+# The elementwise primitives whose forward is one ufunc, so that it can write into a given
+# array (``out=``), and whose saved tuple is () or their inputs, never their output.
+UFUNCS = {ops.Add: np.add, ops.Sub: np.subtract, ops.Mul: np.multiply}
+# The primitives whose saved tuple holds none of their input arrays.
+SAVES_NO_INPUT = (ops.Add, ops.Sub, ops.Exp, ops.Tanh, ops.Sigmoid, ops.ReLU, ops.Sqrt, ops.Clip,
+                  ops.LogSoftmax, ops.Sum, ops.Reshape, ops.Transpose, ops.GetItem, ops.Cat, ops.Stack)
+# The primitives whose output may be a view of their (first) input.
+VIEWS = (ops.Reshape, ops.Transpose, ops.GetItem)
+
+
+class ReusingForward:
+    """``V[out] = ufunc(*V[ins], out=buffer)``: an elementwise forward into an array kept by the
+    replay across calls, shared with earlier ops of the same shape whose values are dead."""
+
+    def __init__(self, step, buffer):
+        self.step, self.buffer = step, buffer
+
+    def reads(self):
+        return reads(self.step)
+
+    def lower(self, free):
+        ufunc, (a, b), out, buffer = UFUNCS[self.step.fn], self.step.ins, self.step.out, self.buffer
+        keep, released = self.step.keep_saved, free.values
+        saved = (lambda V: (V[a], V[b])) if self.step.fn is ops.Mul else (lambda V: ())
+
+        def run(V, S, G, L):
+            V[out] = ufunc(V[a], V[b], out=buffer)
+            if keep:
+                S[out] = saved(V)
+            for s in released:
+                V[s] = None
+        return run
+
+
+def reuse_buffers(tape):
+    """Pass 4: elementwise ops (add, sub, mul) write into arrays allocated once and reused.
+
+    Runs after :func:`free_after_last_use`, whose releases say when a value is
+    dead. A value gives its array back for a later op of the same shape and
+    dtype once it and every view of it are released, provided that no op
+    saved it (or a view of it) for backward and that it is not returned.
+    The arrays live as long as the compiled step.
+    """
+    root, pinned = {}, set()
+    for step in tape.forward:
+        if isinstance(step, Forward):
+            if step.fn in VIEWS:
+                root[step.out] = root.get(step.ins[0], step.ins[0])
+            if step.keep_saved and not issubclass(step.fn, SAVES_NO_INPUT):
+                pinned.update(root.get(i, i) for i in step.ins)
+    pinned.update(root.get(s, s) for s in tape.outputs)
+    views = {}
+    for slot, base in root.items():
+        views[base] = views.get(base, 0) + 1
+    pool, holding, forward = {}, {}, []
+    for step in tape.forward:
+        if isinstance(step, Forward) and step.fn in UFUNCS and step.out not in pinned:
+            key = (step.shape, step.dtype)
+            buffer = pool[key].pop() if pool.get(key) else np.empty(step.shape, step.dtype)
+            holding[step.out] = [views.get(step.out, 0) + 1, buffer, key]
+            step = ReusingForward(step, buffer)
+        elif isinstance(step, Free):
+            for slot in step.values:
+                entry = holding.get(root.get(slot, slot))
+                if entry is not None:
+                    entry[0] -= 1
+                    if entry[0] == 0:  # the value and all its views are dead: its array is free
+                        pool.setdefault(entry[2], []).append(entry[1])
+        forward.append(step)
+    return _with(tape, forward=forward)
+
+
+def _with(tape, **changes):
+    fields = {"slots": tape.slots, "inputs": tape.inputs, "forward": tape.forward,
+              "backward": tape.backward, "outputs": tape.outputs, "leaves": tape.leaves}
+    fields.update(changes)
+    return Tape(**fields)
+
+
+DEFAULT_PASSES = (batch_weight_grads, join_slices, free_after_last_use, reuse_buffers)
