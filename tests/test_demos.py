@@ -43,6 +43,49 @@ def test_parse_args_picks_quick_or_full_defaults_and_keeps_explicit_values():
     assert explicit.steps == 7 and isinstance(explicit.steps, int)
 
 
+def test_parse_args_reads_the_command_line_in_a_script_and_kernel_argv_in_a_notebook(monkeypatch):
+    sizes = {"steps": (10, 100)}
+    monkeypatch.setattr(sys, "argv", ["demo.py", "--steps", "3"])
+    assert not common.in_kernel()
+    assert common.parse_args(None, "d", sizes).steps == 3
+    monkeypatch.setattr(sys, "argv", ["ipykernel_launcher.py", "-f", "kernel.json"])
+    monkeypatch.setattr(common, "in_kernel", lambda: True)
+    assert common.parse_args(None, "d", sizes).steps == 10
+    monkeypatch.setattr(common, "KERNEL_ARGV", ["--steps", "5"])
+    assert common.parse_args(None, "d", sizes).steps == 5
+
+
+def test_definitions_runs_a_demos_imports_functions_and_constants_but_not_its_story(
+        tmp_path, monkeypatch):
+    (tmp_path / "99_story.py").write_text(textwrap.dedent("""\
+        import math
+        SIZE = 3
+        size = SIZE * 2
+        def double(x):
+            return 2 * x
+        class Box:
+            pass
+        raise RuntimeError("the story ran")
+        """))
+    monkeypatch.setattr(common, "DEMOS", tmp_path)
+    module = common.definitions("99_story")
+    assert (module.double(module.SIZE), module.math.pi) == (6, math.pi)
+    assert isinstance(module.Box(), module.Box) and not hasattr(module, "size")
+    with pytest.raises(RuntimeError, match="the story ran"):
+        common.run("99_story")
+
+
+def test_a_picture_prints_as_its_path_and_shows_as_png_or_svg(tmp_path):
+    png, svg, dot = tmp_path / "a.png", tmp_path / "a.svg", tmp_path / "a.dot"
+    png.write_bytes(b"\x89PNG")
+    svg.write_text("<svg/>")
+    dot.write_text("digraph {}")
+    assert repr(common.Picture(png)) == f"picture: {common.shown(png)}"
+    assert (common.Picture(png)._repr_png_(), common.Picture(png)._repr_svg_()) == (b"\x89PNG", None)
+    assert (common.Picture(svg)._repr_svg_(), common.Picture(svg)._repr_png_()) == ("<svg/>", None)
+    assert (common.Picture(dot)._repr_svg_(), common.Picture(dot)._repr_png_()) == (None, None)
+
+
 def test_train_stops_at_the_first_loss_that_is_not_finite():
     losses = common.train(lambda i: [3.0, 2.0, math.inf, 1.0][i], 4, "t")
     assert losses == [3.0, 2.0]
@@ -59,9 +102,8 @@ def test_smooth_is_a_trailing_moving_average():
 def test_01_rnn_by_hand_passes_gradcheck_and_draws_its_graph(out_dir):
     result = demo("01_rnn_by_hand").main(["--quick"])
     assert result["gradcheck"] is True
-    for path in result["graph"]:
-        assert Path(path).stat().st_size > 0
-    assert [Path(p).suffix for p in result["graph"]] in ([".svg", ".png"], [".dot"])
+    assert result["graph"].path.stat().st_size > 0
+    assert result["graph"].path.suffix in (".svg", ".dot")
 
 
 def test_01_unrolled_rnn_matches_a_numpy_forward():
