@@ -3,29 +3,19 @@
 Each demo is a script of its own (`python demos/NN_name.py`); this file only
 runs the four that tell the story fastest and says where their pictures are.
 """
-import importlib.util
-import pathlib
-import sys
 import time
 
+import _common as common
+
 DEMOS = ["01_rnn_by_hand", "03_vanishing_exploding", "04_long_term", "05_text_generation"]
-HERE = pathlib.Path(__file__).resolve().parent
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def main():
-    sys.path.insert(0, str(HERE))
     start = time.perf_counter()
     for name in DEMOS:
         print(f"\n{'=' * 72}\n{name}  (python demos/{name}.py --quick)\n{'=' * 72}")
-        load(name).main(["--quick"])
-    out = HERE.parent / "out"
+        common.run(name, ["--quick"])
+    out = common.OUT
     pictures = sorted(p.name for p in out.glob("*") if p.suffix in (".png", ".svg"))
     print(f"\nTour finished in {time.perf_counter() - start:.0f} s. "
           f"Pictures in {out}/:\n  " + "\n  ".join(pictures))
