@@ -11,7 +11,6 @@ pictures are written to out/ and, where they end a cell, shown inline.
 import argparse
 import ast
 import functools
-import importlib
 import os
 import runpy
 import shutil
@@ -72,13 +71,6 @@ def parse_args(argv=None, description=None, sizes=None, options=()):
     return args
 
 
-def load_demo(name):
-    """Import another demo by its file name (``"01_rnn_by_hand"``), which is not an identifier."""
-    if str(DEMOS) not in sys.path:
-        sys.path.insert(0, str(DEMOS))
-    return importlib.import_module(name)
-
-
 def run(name, argv=()):
     """Run demo ``name`` (``"01_rnn_by_hand"``) as ``python demos/<name>.py *argv`` does, in this
     process; returns the variables it ends with.
@@ -101,8 +93,8 @@ def definitions(name):
     """
     path = DEMOS / f"{name}.py"
     tree = ast.parse(path.read_text(), str(path))
+    module = types.ModuleType(name, ast.get_docstring(tree, clean=False))
     tree.body = [node for node in tree.body if _is_definition(node)]
-    module = types.ModuleType(name)
     module.__file__ = str(path)
     exec(compile(tree, str(path), "exec"), module.__dict__)
     return module
