@@ -114,12 +114,13 @@ def out_path(name):
 
 
 def shown(path):
-    """A path as the user should read it: relative to the working directory when inside it."""
-    path = Path(path).resolve()
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+    """A path as the user should read it: relative to the working directory when both are in
+    this repository (a notebook's kernel works in demos/: ``../out/...``), else absolute.
+    """
+    path, root = Path(path).resolve(), DEMOS.parent
+    if path.is_relative_to(root) and Path.cwd().resolve().is_relative_to(root):
+        return os.path.relpath(path)
+    return str(path)
 
 
 def train(step, steps, desc):

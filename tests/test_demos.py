@@ -78,6 +78,17 @@ def test_definitions_runs_a_demos_imports_functions_and_constants_but_not_its_st
         common.run("99_story")
 
 
+def test_shown_paths_are_relative_inside_the_repository_and_absolute_outside(tmp_path, monkeypatch):
+    picture = common.DEMOS.parent / "out" / "a.png"
+    monkeypatch.chdir(common.DEMOS)
+    assert common.shown(picture) == str(Path("..", "out", "a.png"))
+    assert common.shown(tmp_path / "a.png") == str(tmp_path / "a.png")
+    monkeypatch.chdir(common.DEMOS.parent)
+    assert common.shown(picture) == str(Path("out", "a.png"))
+    monkeypatch.chdir(tmp_path)
+    assert common.shown(picture) == str(picture)
+
+
 def test_a_picture_prints_as_its_path_and_shows_as_png_or_svg(tmp_path):
     png, svg, dot = tmp_path / "a.png", tmp_path / "a.svg", tmp_path / "a.dot"
     png.write_bytes(b"\x89PNG")
@@ -246,13 +257,6 @@ def test_06_windows_are_relative_to_their_last_value():
     np.testing.assert_allclose(y[:, 0], [(16 - 9) / 2, (49 - 36) / 2])
 
 
-def test_06_gru_beats_the_naive_forecast_on_the_sine(out_dir):
-    result = demo("06_time_series").main(["--quick", "--length", "800", "--steps", "80"])
-    sine = result["mse"]["noisy sine"]
-    assert sine["gru"] <= sine["naive"]
-    assert (out_dir / "06_forecast.png").exists()
-
-
 # ---------------------------------------------------------------------- 07
 
 @pytest.mark.parametrize("day, words", [(1, "first"), (2, "second"), (12, "twelfth"),
@@ -278,12 +282,6 @@ def test_07_generated_dates_are_valid_and_encode_back():
     targets = translation.encode_targets(dates[:2])
     assert [translation.decode_text(t) for t in targets.T] == \
         [translation.target_text(*d) for d in dates[:2]]
-
-
-def test_07_translation_beats_chance(out_dir):
-    result = demo("07_translation").main(["--quick", "--steps", "150", "--test-size", "100"])
-    assert result["exact_match"] > result["chance"]
-    assert result["char_accuracy"] > 1 / 11
 
 
 # ---------------------------------------------------------------------- 08

@@ -58,7 +58,24 @@ def test_02_in_a_kernel_hand_written_bptt_equals_autograd_to_1e_10(tmp_path):
     assert sorted(values["differences"]) == ["A", "B", "C"]
 
 
-@pytest.mark.parametrize("name", ["01_rnn_by_hand", "02_bptt_by_hand"])
+def test_06_in_a_kernel_the_gru_beats_the_naive_forecast_on_the_sine(tmp_path):
+    shown, values = run_in_kernel("06_time_series", ["--quick", "--length", "800", "--steps", "80"],
+                                  tmp_path, ["mse"])
+    assert shown == {"image/png": 2}
+    sine = values["mse"]["noisy sine"]
+    assert sine["gru"] <= sine["naive"]
+    assert (tmp_path / "06_forecast.png").exists()
+
+
+def test_07_in_a_kernel_translation_beats_chance(tmp_path):
+    shown, values = run_in_kernel("07_translation", ["--quick", "--steps", "150", "--test-size", "100"],
+                                  tmp_path, ["exact_match", "chance", "char_accuracy"])
+    assert shown == {"image/png": 1}
+    assert values["exact_match"] > values["chance"]
+    assert values["char_accuracy"] > 1 / 11
+
+
+@pytest.mark.parametrize("name", ["01_rnn_by_hand", "02_bptt_by_hand", "06_time_series", "07_translation"])
 def test_docs_notebook_has_the_cells_of_its_demo_and_shows_a_picture(name):
     path = make_notebooks.NOTEBOOKS / f"{name}.ipynb"
     assert path.exists(), f"{path.relative_to(ROOT)} is missing: run make notebooks"
