@@ -25,6 +25,13 @@ spec.loader.exec_module(make_notebooks)
 IMAGES = ("image/svg+xml", "image/png")
 
 
+def pictures(cells):
+    """The pictures that ``cells`` show, as a Counter of their MIME types."""
+    return collections.Counter(mime for cell in cells if cell.cell_type == "code"
+                               for output in cell.outputs for mime in output.get("data", {})
+                               if mime in IMAGES)
+
+
 def run_in_kernel(name, argv, out_dir, names):
     """Run demo ``name`` as a notebook with ``argv``, its pictures written to ``out_dir``.
 
@@ -37,10 +44,7 @@ def run_in_kernel(name, argv, out_dir, names):
               "default=lambda v: v.tolist() if hasattr(v, 'tolist') else str(v)))" % (names,))
     nb.cells = [nbformat.v4.new_code_cell(setup), *nb.cells, nbformat.v4.new_code_cell(report)]
     make_notebooks.execute(nb, timeout=300)
-    shown = collections.Counter(mime for cell in nb.cells[1:-1] if cell.cell_type == "code"
-                                for output in cell.outputs for mime in output.get("data", {})
-                                if mime in IMAGES)
-    return shown, json.loads(nb.cells[-1].outputs[-1].text)
+    return pictures(nb.cells[1:-1]), json.loads(nb.cells[-1].outputs[-1].text)
 
 
 def test_01_in_a_kernel_shows_the_unrolled_graph_and_passes_gradcheck(tmp_path):
@@ -82,7 +86,6 @@ def test_docs_notebook_has_the_cells_of_its_demo_and_shows_a_picture(name):
     committed = nbformat.read(path, as_version=4)
     cells = [(cell.cell_type, cell.source) for cell in committed.cells]
     source = [(cell.cell_type, cell.source) for cell in make_notebooks.notebook(name).cells]
-    assert cells == source, f"{path.relative_to(ROOT)} is out of step with demos/{name}.py: run make notebooks"
-    pictures = [mime for cell in committed.cells if cell.cell_type == "code"
-                for output in cell.outputs for mime in output.get("data", {}) if mime in IMAGES]
-    assert pictures, f"{path.relative_to(ROOT)} shows no picture"
+    assert cells == source, \
+        f"{path.relative_to(ROOT)} is out of step with demos/{name}.py: run make notebooks"
+    assert pictures(committed.cells), f"{path.relative_to(ROOT)} shows no picture"
