@@ -35,12 +35,19 @@ def notebook(name):
 def execute(nb, timeout=600):
     """Run every cell of ``nb`` in a new kernel started in demos/, so ``import _common`` works;
     the outputs go into ``nb``. A cell that raises stops the run with its traceback.
+
+    A cell's printed lines are kept as one text per stream, as a reader sees them: a progress
+    bar, redrawn with carriage returns and erased at its end, leaves nothing.
     """
     # numpy in the kernel gets one BLAS thread, as in the demos' scripts.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
-                            resources={"metadata": {"path": str(DEMOS)}})
+                            coalesce_streams=True, resources={"metadata": {"path": str(DEMOS)}})
     client.execute()
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [output for output in cell.outputs
+                            if output.output_type != "stream" or output.text.strip()]
     return nb
 
 
