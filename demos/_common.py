@@ -179,8 +179,8 @@ def figure(ncols=1, width=6.4, height=4.2):
 
 
 class Picture:
-    """A picture written to a file. Printed, it is its path; at the end of a notebook cell, or
-    passed to ``show``, the picture itself (PNG or SVG; a .dot file stays its path).
+    """A picture written to a file. Printed, it is its path; at the end of a notebook cell, the
+    picture itself (PNG or SVG; a .dot file stays its path).
     """
 
     def __init__(self, path):
@@ -194,13 +194,6 @@ class Picture:
 
     def _repr_svg_(self):
         return self.path.read_text() if self.path.suffix == ".svg" else None
-
-
-def show(picture):
-    """Show ``picture`` in the notebook now (one that does not end its cell); nothing in a script."""
-    if in_kernel():
-        from IPython.display import display
-        display(picture)
 
 
 def save_figure(fig, name):
