@@ -4,10 +4,9 @@ Each demo is a script of its own (`python demos/NN_name.py`); this file only
 runs the four that tell the story fastest, says what to read in their output
 where the numbers alone do not, and says where their pictures are.
 """
-import importlib.util
-import pathlib
-import sys
 import time
+
+import _common as common
 
 # (demo, arguments after --quick, what its output shows)
 DEMOS = [
@@ -21,26 +20,17 @@ DEMOS = [
     ("04_long_term", [], ""),
     ("05_text_generation", [], ""),
 ]
-HERE = pathlib.Path(__file__).resolve().parent
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def main():
-    sys.path.insert(0, str(HERE))
     start = time.perf_counter()
     for name, extra, note in DEMOS:
         argv = ["--quick", *extra]
         print(f"\n{'=' * 72}\n{name}  (python demos/{name}.py {' '.join(argv)})\n{'=' * 72}")
-        load(name).main(argv)
+        common.run(name, argv)
         if note:
             print(f"\n{note}")
-    out = HERE.parent / "out"
+    out = common.OUT
     pictures = sorted(p.name for p in out.glob("*") if p.suffix in (".png", ".svg"))
     print(f"\nTour finished in {time.perf_counter() - start:.0f} s. "
           f"Pictures in {out}/:\n  " + "\n  ".join(pictures))
