@@ -150,7 +150,7 @@ def train(step, steps, desc):
 
 def watched():
     """Whether progress output reaches a person: stderr is a terminal, or this runs in Jupyter."""
-    return sys.stderr.isatty() or "ipykernel" in sys.modules
+    return sys.stderr.isatty() or in_kernel()
 
 
 def fit(model, batch_loss, steps, lr, desc="training", compiled=False):

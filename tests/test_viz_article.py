@@ -134,7 +134,7 @@ def test_rolled_is_much_smaller_than_unrolled():
 
 def demo_01():
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "demos"))
-    return importlib.import_module("01_rnn_by_hand")
+    return importlib.import_module("_common").definitions("01_rnn_by_hand")
 
 
 def test_in_demo_01_only_the_hidden_state_is_recurrent_not_the_running_loss_sum():
