@@ -209,15 +209,16 @@ def layout_seconds(nodes, edges, steps=1, detail="ops"):
     """About how long Graphviz's ``dot`` takes to lay out a picture of this size here.
 
     ``steps`` is the number of time steps drawn as boxes. dot's crossing
-    minimisation grows with the nodes, the edges and, in the boxed views, the
-    boxes it has to order: fitted to unrolled LSTM, RNN and GRU pictures on a
-    2-core machine (README, "Seeing the unrolled graph"), seconds ~
-    2e-6 * nodes * edges * steps for "ops" and "rolled", 8e-6 * nodes * edges
-    for the rows of "cells". It errs on the long side.
+    minimisation and its placement of the long edges (a weight's edge into
+    every step) grow much faster than the graph. Fitted, on the long side, to
+    unrolled LSTM, RNN and GRU pictures timed on a 2-core machine (README,
+    "Seeing the unrolled graph"): seconds ~ 5e-6 * nodes * edges * steps for
+    "ops" and "rolled", and 5e-8 * (nodes * edges) ** 1.5 for the rows of
+    "cells".
     """
     if detail == "cells":
-        return 8e-6 * nodes * edges
-    return 2e-6 * nodes * edges * max(steps, 1)
+        return 5e-8 * (nodes * edges) ** 1.5
+    return 5e-6 * nodes * edges * max(steps, 1)
 
 
 # ----------------------------------------------------------------- helpers
