@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: test test-long demo demos bench images graphviz torch clean
+.PHONY: test test-long demo demos notebooks bench images graphviz torch clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,12 +43,18 @@ clean:
 images: $(VENV)/.demo-installed graphviz
 	$(PY) scripts/make_images.py
 	$(PY) demos/03_vanishing_exploding.py && cp out/03_gradient_norms.png docs/images/demo_gradient_norms.png
-	$(PY) demos/04_long_term.py && cp out/04_adding.png docs/images/demo_adding_problem.png
+	$(PY) demos/04_long_term.py && cp out/04_adding.png docs/images/demo_adding_problem.png \
+		&& cp out/04_gates.png docs/images/bptt_gates.png
 	$(PY) demos/06_time_series.py && cp out/06_forecast.png docs/images/demo_forecast.png
 
 ## make demos: every demo in full
 demos: $(VENV)/.demo-installed graphviz
 	for demo in demos/[0-9][0-9]_*.py; do $(PY) $$demo || exit 1; done
+
+## make notebooks: run every demo as a notebook (its --quick settings) in a Jupyter kernel and
+## write it, outputs and pictures included, into docs/notebooks/
+notebooks: $(VENV)/.demo-installed graphviz
+	$(PY) scripts/make_notebooks.py
 
 $(VENV)/.bench-installed: setup.cfg pyproject.toml $(VENV)/.demo-installed
 	$(PIP) install --quiet -e '.[demo,bench]'

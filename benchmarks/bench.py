@@ -37,6 +37,7 @@ import dezero_peer
 import fresh_process
 import machine
 import measure
+import record_cost
 import steps
 import table
 import tinygrad_rnn as tr
@@ -350,6 +351,10 @@ def main(argv=None):
     extras["compiled_memory"] = compiled.peak_memory(extras["memory_config"])
     print(table.render(*compiled.memory_table(extras["compiled_memory"], _ratio)))
 
+    cost = record_cost.record_cost(args.reps, extras["memory_config"])
+    print("\nbptt.record: the engine's LSTM step with and without a recording")
+    print(table.render(*record_cost.table_rows(cost)))
+
     peers = None
     if dezero_peer.dezero is not None:
         small = [name for name in args.only if name in ("S", "M")] or args.only[:1]
@@ -364,7 +369,7 @@ def main(argv=None):
     print(f"\nload average at the end: {info['load_average_end']}")
     if args.save:
         results = {"command": command, "reps": args.reps, "machine": info,
-                   "training_steps": records, "extras": extras, "dezero": peers}
+                   "training_steps": records, "extras": extras, "record_cost": cost, "dezero": peers}
         write_results(results)
         print(f"\nwrote {os.path.join(HERE, 'results.json')} and results.md")
     return 0
@@ -403,7 +408,8 @@ def write_results(results):
               "process sees.", "",
               table.markdown(*own_process_table(results["training_steps"])),
               "", "## Per-node cost, long unrolls, memory, no_grad", "",
-              table.markdown(*extras_table(results["extras"])), ""]
+              table.markdown(*extras_table(results["extras"])), "",
+              "## bptt.record", "", table.markdown(*record_cost.table_rows(results["record_cost"])), ""]
     if results["dezero"] is not None:
         lines += ["## DeZero, the other teaching engine on numpy", "",
                   table.markdown(*dezero_table(results["dezero"])), ""]

@@ -10,22 +10,29 @@ the product shrinks (vanishes) or grows (explodes) geometrically with the
 distance T-1-t, depending on C's size. The LSTM's cell state adds a path
 c(t) = f_t * c(t-1) + ... whose factor is the forget gate f_t itself: with
 f_t near 1 the gradient rides the "conveyor belt" almost undamped. The demo
-measures ||dL/dh(t)|| (via retain_grad on every h(t)) for a tanh RNN, a ReLU
-RNN, an LSTM and a GRU on the same data, plus an LSTM whose forget gate
-starts open and a tanh RNN with large recurrent weights (exploding).
+records ||dL/dh(t)|| with ``bptt.record`` for a tanh RNN, a ReLU RNN, an
+LSTM and a GRU on the same data, plus an LSTM whose forget gate starts open
+and a tanh RNN with large recurrent weights (exploding).
+
+The same recording splits the gradient of the shared weight C = weight_hh
+into each step's share, dL/dC = sum over t of (dL/dC)_t: the article's "the
+weight updates have contributions from each timestamp". Where dL/dh(t)
+vanishes, so does step t's share: the update of C hardly hears the early
+steps, which is why a tanh RNN cannot learn a long dependency.
 
 Part 2. That exploding RNN is trained on a short-memory task with plain SGD,
 and with the remedies: gradient clipping (nn.clip_grad_norm_), truncated
 BPTT (backpropagate only k steps) and RMSprop (adapts the step size).
 
-    python demos/03_vanishing_exploding.py    # out/03_gradient_norms.png, out/03_exploding.png
+    python demos/03_vanishing_exploding.py    # out/03_gradient_norms.png, 03_weight_shares.png,
+                                              # 03_exploding.png
 """
 import _common as common  # first: it sets numpy's thread count before numpy loads
 
 import numpy as np
 
 import tinygrad_rnn as tr
-from tinygrad_rnn import nn, optim
+from tinygrad_rnn import bptt, nn, optim, viz
 from tinygrad_rnn.rng import generator
 
 LARGE_GAIN = 3.0      # C ~ N(0, gain^2 / H): a tanh RNN in its chaotic, exploding regime
@@ -61,30 +68,39 @@ def make_cells(input_size, hidden_size):
     }
 
 
-def gradient_norms(cell, xs, target):
-    """||dL/dh(t)|| for t = 0 .. T-1, for xs (T, B, I), target (B, 1), L on h(T-1) only.
+def record_bptt(cell, xs, target):
+    """A ``bptt.record`` of one backward of L on h(T-1) only, for xs (T, B, I), target (B, 1).
 
     In float64: after 100 steps the vanishing gradients are near 1e-30, and
     in float32 their squares (inside the norm) underflow to 0.
     """
     cell.to(np.float64)
     readout = nn.Linear(cell.hidden_size, 1).to(np.float64)
-    hs, _ = nn.unroll(cell, xs)
-    for h in hs:
-        h.retain_grad()
-    nn.mse_loss(readout(hs[-1]), target).backward()
-    return np.array([np.linalg.norm(h.grad) for h in hs])
+    with bptt.record() as rec:
+        hs, _ = nn.unroll(cell, xs)
+        nn.mse_loss(readout(hs[-1]), target).backward()
+    return rec
 
 
-def plot_gradient_norms(norms):
+def plot_gradient_norms(recordings):
     fig, ax = common.figure()
-    for name, values in norms.items():
-        ax.semilogy(values, label=name, linestyle="--" if "," in name else "-")
+    for name, (_, rec) in recordings.items():
+        viz.plot_state_grads(rec, ax=ax, label=name, linestyle="--" if "," in name else "-", marker=None)
     ax.set_xlabel("time step t (the loss is on the last step)")
-    ax.set_ylabel("||dL/dh(t)||  (log scale)")
     ax.set_title("Gradient reaching h(t) through BPTT, at initialisation")
-    ax.legend(fontsize=8)
     return common.save_figure(fig, "03_gradient_norms.png")
+
+
+def plot_weight_shares(recordings, names):
+    fig, ax = common.figure()
+    for name in names:
+        cell, rec = recordings[name]
+        viz.plot_weight_grads(rec, cell.weight_hh, ax=ax, label=name,
+                              linestyle="--" if "," in name else "-", marker=None)
+    ax.set_xlabel("time step t (the loss is on the last step)")
+    ax.set_ylabel("||(dL/dC)_t||, step t's share of dL/dC  (log scale)")
+    ax.set_title("Each step's share of the update of C = weight_hh, at initialisation")
+    return common.save_figure(fig, "03_weight_shares.png")
 
 
 # ----------------------------------------------------------- part 2: training
@@ -183,23 +199,38 @@ def plot_training(runs, steps):
 
 
 def part_1_gradient_norms(args):
-    """Print, plot and return ||dL/dh(0)|| / ||dL/dh(T-1)|| of every network."""
+    """Print and plot ||dL/dh(t)|| and each step's share of dL/dC for every network;
+    returns ||dL/dh(0)|| / ||dL/dh(T-1)|| and ||(dL/dC)_1|| / ||(dL/dC)_T-1|| of each."""
     print(f"Part 1: ||dL/dh(t)|| at initialisation, T = {args.length}, H = {args.hidden}, "
           f"B = {args.batch}, the same inputs for every network\n")
     tr.manual_seed(args.seed)
     xs = tr.Tensor(generator().standard_normal((args.length, args.batch, 1)))
     target = tr.Tensor(generator().standard_normal((args.batch, 1)))
-    norms = {}
+    recordings = {}
     for name, make_cell in make_cells(1, args.hidden).items():
         tr.manual_seed(args.seed + 1)
-        norms[name] = gradient_norms(make_cell(), xs, target)
+        cell = make_cell()
+        recordings[name] = cell, record_bptt(cell, xs, target)
+    norms = {name: rec.grad_norms("h") for name, (_, rec) in recordings.items()}
     decay = {name: float(values[0] / values[-1]) for name, values in norms.items()}
     print(f"{'network':32}{'t = T-1':>10}{'t = T/2':>10}{'t = 0':>10}   ||dL/dh(0)|| / ||dL/dh(T-1)||")
     for name, values in norms.items():
         print(f"{name:32}{values[-1]:>10.1e}{values[len(values) // 2]:>10.1e}{values[0]:>10.1e}"
               f"   {decay[name]:.1e}")
-    plot_gradient_norms(norms)
-    return decay
+    plot_gradient_norms(recordings)
+
+    # h(-1) = 0, so step 0 adds nothing to dL/dC: the earliest share is step 1's.
+    print("\nEach step's share of dL/dC, C = weight_hh: ||(dL/dC)_t|| (bptt.record's weight_grad_by_step)")
+    print(f"{'network':32}{'t = T-1':>10}{'t = T/2':>10}{'t = 1':>10}   ||(dL/dC)_1|| / ||(dL/dC)_T-1||")
+    share_decay = {}
+    for name, (cell, rec) in recordings.items():
+        shares = rec.weight_grad_by_step(cell.weight_hh)
+        size = np.linalg.norm(shares.reshape(len(shares), -1), axis=1)
+        share_decay[name] = float(size[1] / size[-1])
+        print(f"{name:32}{size[-1]:>10.1e}{size[len(size) // 2]:>10.1e}{size[1]:>10.1e}"
+              f"   {share_decay[name]:.1e}")
+    plot_weight_shares(recordings, ["tanh RNN", "LSTM", "LSTM, forget-gate bias +2"])
+    return decay, share_decay
 
 
 def part_2_remedies(args):
@@ -238,11 +269,11 @@ def main(argv=None):
                              sizes={"length": (50, 100), "hidden": (32, 32), "batch": (16, 16),
                                     "train_steps": (120, 500), "lr": (0.2, 0.2),
                                     "rmsprop_lr": (0.01, 0.01)})
-    decay = part_1_gradient_norms(args)
+    decay, share_decay = part_1_gradient_norms(args)
     runs = part_2_remedies(args)
     final_loss = {name: float(np.mean(losses[-10:])) if len(losses) == args.train_steps
                   else float("inf") for name, (losses, _) in runs.items()}
-    return {"decay": decay, "final_loss": final_loss,
+    return {"decay": decay, "share_decay": share_decay, "final_loss": final_loss,
             "first_norm_before_clipping": float(runs["SGD + clipping"][1][0])}
 
 

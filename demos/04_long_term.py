@@ -10,15 +10,21 @@ Always answering 1 (the mean of the sum) scores MSE = Var(u1 + u2) = 2/12
 about T/2 steps, which BPTT through a tanh RNN cannot teach (its gradient
 vanishes, demo 03); the LSTM's and the GRU's gated paths can.
 
-    python demos/04_long_term.py            # T = 50, out/04_adding.png
+How the LSTM holds the value shows in its gates, recorded by ``bptt.record``
+on one batch before and after training (out/04_gates.png): the input gate i
+lets the marked values onto the cell state, c_t = f_t * c_{t-1} + i_t * c~_t,
+and the forget gate f, near 1, keeps them there until the readout.
+
+    python demos/04_long_term.py            # T = 50, out/04_adding.png, out/04_gates.png
     python demos/04_long_term.py --quick    # the first 500 of the 1500 training steps
 """
 import _common as common  # first: it sets numpy's thread count before numpy loads
 
 import numpy as np
+from matplotlib.figure import Figure
 
 import tinygrad_rnn as tr
-from tinygrad_rnn import nn
+from tinygrad_rnn import bptt, nn, viz
 from tinygrad_rnn.rng import generator
 
 BASELINE = 2 / 12   # MSE of always predicting 1
@@ -85,6 +91,45 @@ def plot(curves, length):
     return common.save_figure(fig, "04_adding.png")
 
 
+def record_gates(model, x):
+    """A ``bptt.record`` of one forward pass of ``model`` on x (T, B, 2): the gates at each step."""
+    with tr.no_grad(), bptt.record() as rec:
+        model(tr.Tensor(x))
+    return rec
+
+
+def holding_unit(rec, markers):
+    """The unit whose input gate opens most at the marked steps, compared with the others."""
+    i, marked = rec.values("i"), markers.astype(bool)
+    return int(np.argmax(i[marked].mean(axis=0) - i[~marked].mean(axis=0)))
+
+
+def unit_gates(rec, markers, unit):
+    """One unit's mean i at the marked steps and at the others, and its mean f, over the batch."""
+    i, f, marked = rec.values("i")[..., unit], rec.values("f")[..., unit], markers.astype(bool)
+    return {"i marked": float(i[marked].mean()), "i other": float(i[~marked].mean()),
+            "f": float(f.mean())}
+
+
+def plot_gates(before, after, markers):
+    """The LSTM's forget and input gates on sequence 0, before and after training."""
+    fig = Figure(figsize=(13, 9), layout="constrained")
+    panels = fig.subfigures(2, 2)
+    for column, (when, rec) in enumerate([("before training", before), ("after training", after)]):
+        for row, (name, gate) in enumerate([("f", "forget gate"), ("i", "input gate")]):
+            panel = panels[row][column]
+            viz.plot_gates(rec, name, fig=panel)
+            marked = np.flatnonzero(markers[:, 0])
+            heatmap = panel.axes[0]
+            heatmap.scatter(marked, [heatmap.get_ylim()[1]] * len(marked), marker="v", s=60,
+                            color="red", clip_on=False, zorder=3)
+            panel.suptitle(f"LSTM {gate} {name}, {when} (red: the two marked steps)")
+    path = common.out_path("04_gates.png")
+    fig.savefig(path, dpi=90)
+    print(f"picture: {common.shown(path)}")
+    return path
+
+
 def main(argv=None):
     args = common.parse_args(argv, __doc__.splitlines()[0],
                              sizes={"length": (50, 50), "steps": (500, 1500), "hidden": (32, 32),
@@ -98,18 +143,35 @@ def main(argv=None):
     tr.manual_seed(args.seed)
     x_test, y_test = adding_batch(1000, args.length)
 
+    x_gates, _ = adding_batch(8, args.length)
     curves, results = {}, {}
     for name, make_model in make_models(args.hidden).items():
         tr.manual_seed(args.seed + 1)
         model = make_model()
+        if name == "LSTM":
+            gates_before = record_gates(model, x_gates)
         with common.Stopwatch() as clock:
             curves[name] = train(name, model, args)
         results[name] = test_mse(model, x_test, y_test)
         print(f"  {name:10} test MSE {results[name]:.4f}  "
               f"({results[name] / BASELINE:.1%} of the baseline)  {clock.seconds:.0f} s")
+        if name == "LSTM":
+            gates_after = record_gates(model, x_gates)
     print(f"  baseline   test MSE {BASELINE:.4f}  (always predict 1)")
     plot(curves, args.length)
-    return {"test_mse": results, "baseline": BASELINE, "eager_vs_compiled": difference}
+
+    markers = x_gates[..., 1]
+    unit = holding_unit(gates_after, markers)
+    gates = {when: unit_gates(rec, markers, unit)
+             for when, rec in [("before", gates_before), ("after", gates_after)]}
+    print(f"\nThe LSTM unit whose input gate opens most at the marked steps after training: "
+          f"unit {unit}\n(bptt.record on 8 sequences; means over them)")
+    print(f"  {'':18}{'i at marked steps':>18}{'i elsewhere':>13}{'f':>8}")
+    for when, means in gates.items():
+        print(f"  {when + ' training':18}{means['i marked']:>18.3f}{means['i other']:>13.3f}"
+              f"{means['f']:>8.3f}")
+    plot_gates(gates_before, gates_after, markers)
+    return {"test_mse": results, "baseline": BASELINE, "gates": gates, "eager_vs_compiled": difference}
 
 
 if __name__ == "__main__":

@@ -12,10 +12,14 @@ classes and functions of the modules below, in a fixed order); ``--text
 FILE`` trains on your own. Sampling draws each character from
 softmax(B h(t) / temperature): low temperatures play safe, high ones invent.
 The model is saved with tr.save (a checkpoint of arrays, no pickle) and
-``--resume PATH`` continues from one, with a fresh optimizer.
+``--resume PATH`` continues from one, with a fresh optimizer. No run writes
+over another's checkpoint unless told to with ``--checkpoint``: a quick run
+saves to its own file, and a resumed run beside the one it resumed from.
 
     python demos/05_text_generation.py                 # out/05_char_lstm.npz
+    python demos/05_text_generation.py --quick         # out/05_char_lstm_quick.npz
     python demos/05_text_generation.py --resume out/05_char_lstm.npz --steps 500
+                                                       # out/05_char_lstm_resumed.npz
 """
 import importlib
 import inspect
@@ -156,6 +160,17 @@ def load_checkpoint(path):
     return model, vocab
 
 
+def checkpoint_path(args):
+    """``--checkpoint`` if given; else beside a resumed checkpoint with ``_resumed`` added to its
+    name; else ``out/05_char_lstm.npz``, or ``out/05_char_lstm_quick.npz`` for ``--quick``."""
+    if args.checkpoint:
+        return args.checkpoint
+    if args.resume:
+        resumed = Path(args.resume)
+        return str(resumed.with_name(resumed.stem + "_resumed" + resumed.suffix))
+    return str(common.out_path("05_char_lstm_quick.npz" if args.quick else "05_char_lstm.npz"))
+
+
 def read_text(path):
     if path is None:
         text = stdlib_docstrings()
@@ -174,8 +189,9 @@ def main(argv=None):
                "length": (32, 64), "batch": (16, 32), "lr": (0.005, 0.003), "sample_length": (120, 300)},
         options=[("--text", dict(help="train on this UTF-8 text file instead of the docstrings")),
                  ("--resume", dict(help="continue from a checkpoint written by this demo")),
-                 ("--checkpoint", dict(default=str(common.out_path("05_char_lstm.npz")),
-                                       help="where to save the model (default out/05_char_lstm.npz)"))])
+                 ("--checkpoint", dict(help="where to save the model (default out/05_char_lstm.npz; "
+                                            "_quick.npz with --quick; beside --resume PATH, "
+                                            "with _resumed added to its name)"))])
     tr.manual_seed(args.seed)
     text = read_text(args.text)
     if args.resume:
@@ -200,14 +216,15 @@ def main(argv=None):
     if losses:
         print(f"{args.steps} steps of {args.batch} x {args.length} characters in {clock.seconds:.0f} s: "
               f"cross-entropy {np.mean(losses[:10]):.3f} -> {np.mean(losses[-10:]):.3f} nats")
-    save_checkpoint(model, vocab, args.checkpoint)
+    checkpoint = checkpoint_path(args)
+    save_checkpoint(model, vocab, checkpoint)
 
     tr.manual_seed(args.seed)  # samples depend on the model and the seed only
     samples = {}
     for temperature in TEMPERATURES:
         samples[temperature] = sample(model, vocab, PROMPT, args.sample_length, temperature)
         print(f"\n--- sample, temperature {temperature} ---\n{samples[temperature]}")
-    return {"losses": losses, "samples": samples, "checkpoint": args.checkpoint}
+    return {"losses": losses, "samples": samples, "checkpoint": checkpoint}
 
 
 if __name__ == "__main__":

@@ -1,20 +1,27 @@
-"""Demo 06: forecasting a noisy sine and a random walk ("stock prices") with a GRU.
+# %% [markdown]
+# # Demo 06: forecasting a noisy sine and a random walk ("stock prices") with a GRU
+#
+# Stock-market prediction is one of the article's applications of recurrent
+# networks. The network reads the last W values of a series, one per time
+# step, and its hidden state sums up what it has seen; from the last state a
+# linear readout forecasts the next value:
+#
+#     h(t) = GRU(x(t), h(t-1))  over the window,   forecast = last + s * (B h(last))
+#
+# The window enters relative to its last value and in units s of the series'
+# typical step (x = (value - last) / s), so a level or a scale the model never
+# saw in training does not matter. The baseline every forecast must beat is
+# the naive one: tomorrow = today.
+#
+# A noisy sine has structure to learn; its forecasts beat the naive ones. A
+# random walk has none: its next step is independent of the past, the naive
+# forecast is already the best possible, and the GRU can at most match it.
+#
+# Run it as a script, `python demos/06_time_series.py [--quick]` (the pictures
+# go to out/06_series.png and out/06_forecast.png), or cell by cell as a
+# notebook.
 
-From the last W values of a series the model forecasts the next one:
-
-    h(t) = GRU(x(t), h(t-1))  over the window,   forecast = last + s * (B h(last))
-
-where the window enters relative to its last value and in units s of the
-series' typical step (x = (value - last) / s), so a level or a scale the
-model never saw in training does not matter. The baseline every forecast
-must beat is the naive one: tomorrow = today.
-
-A noisy sine has structure to learn; its forecasts beat the naive ones. A
-random walk has none: its next step is independent of the past, the naive
-forecast is already the best possible, and the GRU can at most match it.
-
-    python demos/06_time_series.py          # out/06_forecast.png
-"""
+# %%
 import _common as common  # first: it sets numpy's thread count before numpy loads
 
 import numpy as np
@@ -25,7 +32,13 @@ from tinygrad_rnn.rng import generator
 
 SHOWN = 150   # test points drawn in the picture
 
+# %% [markdown]
+# ## Two series
+#
+# A sine of period 40 with noise, and a random walk: a price whose daily
+# log-return is a fresh N(0, 0.01^2) draw, the simplest model of a stock.
 
+# %%
 def noisy_sine(length, period=40, noise=0.1):
     t = np.arange(length)
     return np.sin(2 * np.pi * t / period + generator().uniform(0, 2 * np.pi)) \
@@ -37,6 +50,21 @@ def random_walk(length, volatility=0.01):
     return 100 * np.exp(np.cumsum(volatility * generator().standard_normal(length)))
 
 
+# %% [markdown]
+# ## The model: a GRU and a readout
+#
+# The GRU is the article's gated cell with two gates and no separate cell
+# state. At each step the reset gate r decides how much of h(t-1) enters the
+# candidate n(t), and the update gate z how much of h(t-1) is kept as it is:
+#
+#     r(t) = sigmoid(W_r x(t) + U_r h(t-1) + b_r),   z(t) = sigmoid(W_z x(t) + U_z h(t-1) + b_z)
+#     n(t) = tanh(W_n x(t) + b_in + r(t) * (U_n h(t-1) + b_hn))
+#     h(t) = (1 - z(t)) * n(t) + z(t) * h(t-1)
+#
+# A z near 1 carries the state through a step unchanged, and so carries the
+# gradient back through it unchanged too.
+
+# %%
 class Forecaster(nn.Module):
     """GRU over the window, then a readout of its last hidden state."""
 
@@ -50,6 +78,13 @@ class Forecaster(nn.Module):
         return self.readout(output[-1])
 
 
+# %% [markdown]
+# ## Windows, training and forecasts
+#
+# Training draws random windows that end before the split point; the
+# forecasts are made on every window after it, values the model never saw.
+
+# %%
 def windows(series, starts, width, scale):
     """Windows relative to their last value, in units of ``scale``: x (W, B, 1), y (B, 1), last (B,)."""
     frames = np.stack([series[s:s + width + 1] for s in starts])
@@ -82,6 +117,59 @@ def forecast(model, series, split, width, scale):
     return series[starts + width], predicted, last
 
 
+# %% [markdown]
+# ## The data
+#
+# The settings come from the command line (see `--help`); in a notebook the
+# demo runs as with `--quick`, and `argv=[...]` in the call below changes
+# that. The first three quarters of each series are for training, the rest
+# for testing.
+
+# %%
+args = common.parse_args(description="Demo 06: forecasting a noisy sine and a random walk "
+                         "with a GRU",
+                         sizes={"length": (1500, 3000), "window": (30, 40), "steps": (150, 600),
+                                "hidden": (16, 32), "batch": (32, 32), "lr": (0.01, 0.005)})
+tr.manual_seed(args.seed)
+series = {"noisy sine": noisy_sine(args.length), "random walk (a stock price)": random_walk(args.length)}
+split = int(0.75 * args.length)
+print(f"{args.length} values per series, the first {split} for training; windows of "
+      f"{args.window}; GRU with H = {args.hidden}, {args.steps} Adam steps of {args.batch} windows")
+
+fig, axes = common.figure(ncols=len(series), height=3.2)
+for ax, (name, values) in zip(axes, series.items()):
+    ax.plot(values, color="0.4", linewidth=0.7)
+    ax.axvline(split, color="tab:red", linestyle=":", label="train | test")
+    ax.set_xlabel("time step")
+    ax.set_title(name)
+    ax.legend(fontsize=8)
+common.save_figure(fig, "06_series.png")
+
+# %% [markdown]
+# ## Training, then one-step-ahead forecasts on the held-out part
+#
+# One model per series, trained with Adam on the mean squared error of its
+# forecasts, with the gradient clipped at norm 1.
+
+# %%
+results, mse = {}, {}
+for name, values in series.items():
+    model, scale = fit(name, values, split, args)
+    results[name] = forecast(model, values, split, args.window, scale)
+    truth, predicted, naive = results[name]
+    mse[name] = {"gru": float(np.mean((predicted - truth) ** 2)),
+                 "naive": float(np.mean((naive - truth) ** 2))}
+    print(f"{name:28} test MSE: GRU {mse[name]['gru']:.4g}, naive {mse[name]['naive']:.4g} "
+          f"(GRU / naive = {mse[name]['gru'] / mse[name]['naive']:.2f})")
+
+# %% [markdown]
+# ## The forecasts
+#
+# On the sine, the GRU's forecast (blue) follows the truth more closely than
+# "tomorrow = today" (orange), which always lags one step behind. On the
+# random walk the two nearly coincide: there is nothing to learn.
+
+# %%
 def plot(results):
     fig, axes = common.figure(ncols=len(results))
     for ax, (name, (truth, predicted, naive)) in zip(axes, results.items()):
@@ -97,28 +185,4 @@ def plot(results):
     return common.save_figure(fig, "06_forecast.png")
 
 
-def main(argv=None):
-    args = common.parse_args(argv, __doc__.splitlines()[0],
-                             sizes={"length": (1500, 3000), "window": (30, 40), "steps": (150, 600),
-                                    "hidden": (16, 32), "batch": (32, 32), "lr": (0.01, 0.005)})
-    tr.manual_seed(args.seed)
-    series = {"noisy sine": noisy_sine(args.length), "random walk (a stock price)": random_walk(args.length)}
-    split = int(0.75 * args.length)
-    print(f"{args.length} values per series, the first {split} for training; windows of "
-          f"{args.window}; GRU with H = {args.hidden}, {args.steps} Adam steps of {args.batch} windows\n")
-
-    results, mse = {}, {}
-    for name, values in series.items():
-        model, scale = fit(name, values, split, args)
-        results[name] = forecast(model, values, split, args.window, scale)
-        truth, predicted, naive = results[name]
-        mse[name] = {"gru": float(np.mean((predicted - truth) ** 2)),
-                     "naive": float(np.mean((naive - truth) ** 2))}
-        print(f"{name:28} test MSE: GRU {mse[name]['gru']:.4g}, naive {mse[name]['naive']:.4g} "
-              f"(GRU / naive = {mse[name]['gru'] / mse[name]['naive']:.2f})")
-    plot(results)
-    return {"mse": mse}
-
-
-if __name__ == "__main__":
-    main()
+plot(results)

@@ -9,13 +9,17 @@ next window but drops the graph behind it:
     state = None
     for each window x[s : s+k]:
         output, state = lstm(x[s : s+k], state)
-        loss(output).backward()                  # k steps back, no further
+        loss = loss_of(output)
+        loss.backward()                          # k steps back, no further
         state = (h.detach(), c.detach())
+        del output, loss                         # free this window's graph now
 
 Peak memory then grows with k, not with T, while the time per pass stays
 about the same (the same T steps are computed whatever k): the price of a
 short window is only the gradient it ignores, dependencies longer than k
-steps.
+steps. The ``del`` matters: ``output`` and ``loss`` hold the window's whole
+graph (every step's values), and without it they stay alive while the next
+window runs, so the peak would hold two windows' values.
 
 Memory is measured with tracemalloc (numpy reports its arrays to it), in a
 separate pass from the timing, since tracing slows allocation down.
@@ -51,6 +55,7 @@ def one_pass(model, x, y, window):
         loss.backward()
         total += loss.item()
         state = tuple(s.detach() for s in state)
+        del output, loss  # the graph of this window goes now, not when the next one replaces it
     return total
 
 

@@ -38,10 +38,19 @@ def test_draw_cells_with_gradients(tmp_path):
     assert main(["draw", "lstm", "--steps", "12", "--hidden", "2", "--detail", "cells", "--grads",
                  "-o", str(path)]) == 0
     text = path.read_text()
-    assert 'label="lstm l0"' in text
+    assert '>lstm l0</font>' in text
     assert [f"t={t}" for t in range(12)] == re.findall(r'label="(t=\d+)\\n', text)
     assert "gradient norm, log scale" in text
     assert "subgraph cluster" not in text
+
+
+def test_draw_rolled_draws_each_step_once(tmp_path):
+    path = tmp_path / "rolled.dot"
+    assert main(["draw", "gru", "--steps", "100", "--layers", "2", "--detail", "rolled",
+                 "-o", str(path)]) == 0
+    text = path.read_text()
+    assert re.findall(r'label="(t=[^"]*)"', text) == ["t=0 ... 99: one step, ran 100 times"] * 2
+    assert text.count("label=\"h = add") == 2
 
 
 def test_draw_options_shape_the_layer(tmp_path):
@@ -77,10 +86,10 @@ def test_bad_arguments_exit_with_usage(capsys, argv, message):
 
 
 def test_errors_while_drawing_are_reported_without_traceback(tmp_path, capsys):
-    assert main(["draw", "lstm", "--max-nodes", "50", "-o", str(tmp_path / "big.dot")]) == 1
+    assert main(["draw", "lstm", "--max-nodes", "20", "-o", str(tmp_path / "big.dot")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("python -m tinygrad_rnn draw: error: render: the graph has ")
-    assert "more than max_nodes=50; use detail='cells'" in err
+    assert "more than max_nodes=20; use detail='cells'" in err
     assert main(["draw", "rnn", "-o", str(tmp_path / "graph.jpg")]) == 1
     assert "cannot tell the format of" in capsys.readouterr().err
 
@@ -97,4 +106,4 @@ def test_module_runs_as_a_program():
                               capture_output=True, text=True, check=False)
     assert finished.returncode == 0
     assert "usage: python -m tinygrad_rnn draw" in finished.stdout
-    assert "--detail {ops,cells}" in finished.stdout
+    assert "--detail {ops,cells,rolled}" in finished.stdout

@@ -172,10 +172,27 @@ def test_a_pickle_file_is_never_run(tmp_path):
     assert not target.exists()
 
 
-def test_a_pytorch_checkpoint_is_refused(tmp_path):
+TORCH_RECIPE = (r"Convert it once in PyTorch: sd = torch.load\(path, weights_only=True\); "
+                r"tr.save\(\{k: v.detach\(\).numpy\(\) for k, v in sd.items\(\)\}, 'model.npz'\)")
+
+
+def test_a_zip_laid_out_as_torch_save_writes_it_is_refused_with_the_conversion_recipe(tmp_path):
+    target = tmp_path / "pwned"
+    with zipfile.ZipFile(tmp_path / "model.pt", "w") as archive:  # today's torch.save layout
+        archive.writestr("model/data.pkl", pickle.dumps({"w": TouchOnUnpickle(target)}))
+        archive.writestr("model/byteorder", "little")
+        archive.writestr("model/data/0", b"\0" * 8)
+        archive.writestr("model/version", "3\n")
+    with pytest.raises(tr.CheckpointError, match="is a PyTorch checkpoint .* never loaded.* " + TORCH_RECIPE):
+        tr.load(tmp_path / "model.pt")
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_a_pytorch_checkpoint_is_refused_with_the_conversion_recipe(tmp_path, zip_format):
     torch = pytest.importorskip("torch")
-    torch.save({"w": torch.zeros(2)}, tmp_path / "model.pt")
-    with pytest.raises(tr.CheckpointError, match="is not an .npy array .*PyTorch"):
+    torch.save({"w": torch.zeros(2)}, tmp_path / "model.pt", _use_new_zipfile_serialization=zip_format)
+    with pytest.raises(tr.CheckpointError, match=TORCH_RECIPE):
         tr.load(tmp_path / "model.pt")
 
 
@@ -208,7 +225,7 @@ def npy_bytes(descr, shape, payload, version=(1, 0)):
     ([("x.npy", npy_bytes("<f8", (1,), b"\0" * 8, version=(2, 0))), ("x.npy", b"")], "'x' appears twice"),
     ([("x.npy", b"\x93NUMPY\x03\x00" + b"\0" * 20)], r"format \(3, 0\)"),
     ([("x.npy", b"not an array at all")], "corrupt or truncated"),
-    ([("archive/data.pkl", b"\x80\x02}q\x00.")], "'archive/data.pkl' is not an .npy array"),
+    ([("notes.txt", b"hello")], "'notes.txt' is not an .npy array"),
 ])
 def test_crafted_archives_are_refused_before_allocating(tmp_path, members, message):
     write_zip(tmp_path / "crafted.npz", members)

@@ -197,3 +197,26 @@ def test_parameter_requires_grad_and_rejects_integer_data():
 def test_repr_shows_nested_children():
     text = repr(Model())
     assert text.splitlines()[:2] == ["Model(", "  (first): Pair()"]
+
+
+@pytest.mark.parametrize("value", [tr.Tensor(np.zeros((16, 4), np.float32), requires_grad=True),
+                                   np.zeros((16, 4), np.float32), None])
+def test_assigning_a_non_parameter_over_a_parameter_is_refused_and_changes_nothing(value):
+    lstm = nn.LSTM(3, 4)
+    before = lstm.weight_hh_l0
+    with pytest.raises(TypeError, match=r"LSTM: cannot assign a \w+ to 'weight_hh_l0', which holds a "
+                                        r"Parameter: it would drop out of parameters\(\) and state_dict\(\)"):
+        lstm.weight_hh_l0 = value
+    assert lstm.weight_hh_l0 is before
+    assert len(lstm.parameters()) == 4 and "weight_hh_l0" in lstm.state_dict()
+
+
+def test_a_parameter_can_replace_a_parameter_and_data_can_change_in_place():
+    lstm = nn.LSTM(3, 4)
+    replacement = nn.Parameter(np.ones((16, 4), np.float32))
+    lstm.weight_hh_l0 = replacement
+    assert lstm.parameters()[1] is replacement
+    lstm.weight_hh_l0.data = np.zeros((16, 4), np.float32)
+    np.testing.assert_array_equal(lstm.state_dict()["weight_hh_l0"], 0.0)
+    lstm.note = tr.Tensor([1.0])  # a new name may hold anything
+    assert len(lstm.parameters()) == 4

@@ -245,3 +245,50 @@ def test_ten_steps_agree_with_torch_optim_in_float64(name, kwargs):
     for key, value in reference.state_dict().items():
         np.testing.assert_allclose(model.state_dict()[key], value.numpy(), rtol=1e-10, atol=1e-12,
                                    err_msg=key)
+
+
+def diverging_run(make_optimizer, steps=8):
+    """A small LSTM regression trained with a far too large learning rate, as a new user might."""
+    tr.manual_seed(0)
+    lstm, head = nn.LSTM(3, 8), nn.Linear(8, 1)
+    params = lstm.parameters() + head.parameters()
+    optimizer = make_optimizer(params)
+    rng = np.random.default_rng(0)
+    x = tr.Tensor(rng.standard_normal((10, 4, 3)), dtype="float32")
+    y = tr.Tensor(rng.standard_normal((10, 4, 1)), dtype="float32")
+    losses = []
+    for _ in range(steps):
+        loss = nn.mse_loss(head(lstm(x)[0]), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+DIVERGED = (r"this step left params\[\d+\] \(shape .*\) holding nan or inf.*learning rate far too "
+            r"large.*nn.clip_grad_norm_ .*tr.detect_anomaly\(\)")
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_a_learning_rate_far_too_large_warns_once_when_a_parameter_becomes_non_finite(momentum):
+    with pytest.warns(RuntimeWarning, match="SGD: " + DIVERGED) as caught:
+        losses = diverging_run(lambda ps: optim.SGD(ps, lr=1e4, momentum=momentum))
+    assert len(caught) == 1 and caught[0].filename == __file__
+    assert math.isnan(losses[-1])
+
+
+@pytest.mark.parametrize("make_optimizer", [optim.SGD, optim.RMSprop, optim.Adam])
+def test_every_optimizer_warns_when_a_step_writes_nan_into_a_parameter(make_optimizer):
+    params = [nn.Parameter(np.ones(3)), nn.Parameter(np.ones((2, 2)))]
+    optimizer = make_optimizer(params, lr=0.1)
+    params[0].grad, params[1].grad = np.ones(3), np.array([[1.0, np.nan], [1.0, 1.0]])
+    with pytest.warns(RuntimeWarning, match=r"params\[1\] \(shape \(2, 2\)\)") as caught:
+        optimizer.step()
+        optimizer.step()
+    assert len(caught) == 1 and caught[0].filename == __file__
+
+
+def test_a_run_that_stays_finite_does_not_warn():
+    losses = diverging_run(lambda ps: optim.Adam(ps, lr=1e-2))  # warnings are errors in the tests
+    assert all(math.isfinite(loss) for loss in losses) and losses[-1] < losses[0]

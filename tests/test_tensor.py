@@ -279,6 +279,15 @@ def test_manual_seed_repeats_the_generator():
     assert not np.array_equal(rng.generator().standard_normal(3), first)
 
 
+def test_manual_seed_reseeds_the_generator_that_others_already_hold():
+    held = rng.generator()
+    tr.manual_seed(7)
+    first = held.standard_normal(3)
+    tr.manual_seed(7)
+    assert rng.generator() is held
+    np.testing.assert_array_equal(held.standard_normal(3), first)
+
+
 def test_detect_anomaly_is_off_by_default_and_scoped():
     nan = tr.Tensor([0.0]) / 0.0
     assert np.isnan(nan.data).all()

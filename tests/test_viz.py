@@ -74,13 +74,18 @@ class Dot:
     def cluster_of(self, node):
         return self.nodes[node][2]
 
+    def row_list(self):
+        """The cells view's rows, top to bottom, each a list of cell ids left to right."""
+        return [keys.split("; ") for keys in re.findall(r'\{rank="same"; (.*);\}', self.text)]
+
     def rows(self):
-        """The cells view's rows, left to right: {header label or "": [cell ids]}."""
-        rows = {}
-        for keys in re.findall(r'\{rank="same"; (.*);\}', self.text):
-            keys = keys.split("; ")
-            header = self.nodes[keys.pop(0)][0] if keys[0].startswith("row") else ""
-            rows[header] = keys
+        """The cells view's sequences: {header (the first cell's xlabel) or "": [cell ids]};
+        a row without a header continues the sequence above it."""
+        rows, header = {}, ""
+        for keys in self.row_list():
+            match = re.search(r'xlabel=<<font [^>]*>([^<]*)</font>>', self.nodes[keys[0]][1])
+            header = match[1] if match else header
+            rows.setdefault(header, []).extend(keys)
         return rows
 
     def recurrent(self):
@@ -227,7 +232,7 @@ def test_to_text_and_to_dot_walk_deep_graphs_without_recursion():
     for _ in range(20_000):
         y = y.tanh()
     assert viz.to_text(y).count("tanh(") == 20_000
-    assert viz.to_dot(y, max_nodes=None).count("tanh") == 20_000
+    assert viz.to_dot(y, max_nodes=None).count('label="tanh') == 20_000
 
 
 # ------------------------------------------------------------------ cells view
@@ -276,7 +281,7 @@ def test_separate_graphs_drawn_together_are_stacked_and_share_one_scale():
     first.backward(retain_grads=True)
     second.backward(retain_grads=True)
     dot = Dot(viz.to_dot(first, second, detail="cells", grads=True))
-    assert dot.text.count("legend [") == 1
+    assert dot.text.count("gradient norm, log scale") == 1
     assert list(dot.rows()) == ["first", "second"]
     first_loss, _ = dot.ids("loss = · * 0.5")
     starts = [dot.ids(name)[1] for name in ("x", "weight_ih", "weight_hh", "h0", "bias")]
@@ -306,7 +311,7 @@ def test_grads_shade_the_fading_gradient_of_a_tanh_rnn():
     assert all(a < b for a, b in zip(norms, norms[1:]))  # the gradient vanishes going back
     lightness = [luminance(c) for c in fills]
     assert all(a < b for a, b in zip(lightness, lightness[1:]))
-    legend = re.search(r"legend \[.*\];", dot.text)[0]
+    legend = re.search(r"graph \[label=<<table.*\];", dot.text)[0]
     low = float(re.search(r'align="left">([^<]*)<', legend)[1])
     high = float(re.search(r'align="right">([^<]*)<', legend)[1])
     assert low <= min(norms) * 1.01 and high >= max(np.linalg.norm(p.grad) for p in params) * 0.99
@@ -362,6 +367,15 @@ def test_hostile_names_render(tmp_path):
 
 
 @needs_dot
+@pytest.mark.parametrize("detail", ["cells", "rolled"])
+def test_hostile_scope_names_render_in_the_cells_and_rolled_views(tmp_path, detail):
+    with tr.scope('<b>&"x"'):
+        loss, _, _ = tanh_rnn(3)
+    svg = viz.render(loss, path=tmp_path / "hostile.svg", detail=detail).read_text()
+    assert "&lt;b&gt;&amp;" in svg
+
+
+@needs_dot
 @given(name=st.text(st.characters(exclude_categories=("Cs",)), max_size=12),
        scope=st.text(st.characters(exclude_categories=("Cs",), exclude_characters="/"), min_size=1,
                      max_size=12))
@@ -413,7 +427,7 @@ def test_too_many_nodes_is_refused_with_advice():
 
 @pytest.mark.parametrize("call, error, message", [
     (lambda y: viz.to_dot(y, group="layer"), ValueError, "group must be 'scope' or None"),
-    (lambda y: viz.to_dot(y, detail="steps"), ValueError, "detail must be 'ops' or 'cells'"),
+    (lambda y: viz.to_dot(y, detail="steps"), ValueError, "detail must be 'ops', 'cells' or 'rolled'"),
     (lambda y: viz.to_dot(y, grads="yes"), TypeError, "grads must be True or False"),
     (lambda y: viz.to_dot(y, max_nodes=0), ValueError, "max_nodes must be a positive int"),
     (lambda y: viz.to_dot(y, 3.0), TypeError, "roots must be Tensors .* got float"),

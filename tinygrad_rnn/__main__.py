@@ -2,8 +2,10 @@
 
 ``draw`` builds a small sequence layer (RNN, LSTM or GRU) with seeded
 weights, runs it for T steps on seeded data, takes loss = sum of the last
-output h(T-1) and renders the unrolled graph. With ``--grads`` it first runs
-``loss.backward(retain_grads=True)`` and shades the picture by gradient norm.
+output h(T-1) and renders the unrolled graph (``--detail rolled``: each
+layer's step drawn once, its state looping back; ``cells``: a node per step).
+With ``--grads`` it first runs ``loss.backward(retain_grads=True)`` and shades
+the picture by gradient norm.
 """
 import argparse
 import sys
@@ -39,6 +41,7 @@ def build_parser():
                     "graph to FILE (.svg, .png, .pdf need Graphviz's dot; .dot does not).",
         epilog="examples:\n"
                f"  {PROG} draw lstm --steps 3 -o lstm.svg\n"
+               f"  {PROG} draw lstm --steps 100 --detail rolled -o lstm_rolled.svg\n"
                f"  {PROG} draw rnn --steps 30 --detail cells --grads -o rnn_grads.png")
     draw.add_argument("layer", choices=list(LAYERS), help="the kind of recurrent layer")
     draw.add_argument("--steps", type=_positive_int, default=3, metavar="T",
@@ -53,13 +56,16 @@ def build_parser():
                       help="stacked layers (default: 1)")
     draw.add_argument("--bidirectional", action="store_true",
                       help="also run each layer backward in time")
-    draw.add_argument("--detail", choices=("ops", "cells"), default="ops",
-                      help="one node per op, or one per time step (default: ops)")
+    draw.add_argument("--detail", choices=("ops", "cells", "rolled"), default="ops",
+                      help="one node per op, one per time step, or each layer's step "
+                           "drawn once (default: ops)")
     draw.add_argument("--grads", action="store_true",
                       help="backpropagate the loss and shade by gradient norm")
     draw.add_argument("--seed", type=int, default=0, help="seed of weights and data (default: 0)")
     draw.add_argument("--max-nodes", type=_positive_int, default=2000, metavar="N",
                       help="refuse to draw more nodes than this (default: 2000)")
+    draw.add_argument("--timeout", type=_positive_int, default=60, metavar="S",
+                      help="stop Graphviz's dot after S seconds (default: 60)")
     draw.add_argument("-o", "--output", required=True, metavar="FILE",
                       help="where to write the picture: .svg, .png, .pdf or .dot")
     draw.set_defaults(run=run_draw)
@@ -79,7 +85,7 @@ def run_draw(args):
     if args.grads:
         loss.backward(retain_grads=True)
     return viz.render(loss, path=args.output, detail=args.detail, grads=args.grads,
-                      max_nodes=args.max_nodes)
+                      max_nodes=args.max_nodes, timeout=args.timeout)
 
 
 def main(argv=None):

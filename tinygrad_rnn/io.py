@@ -36,6 +36,8 @@ _NPY_MAX_HEADER = 10000
 # Deflate cannot expand data by more than about 1032 times; a larger declared
 # size is a lie that would make us allocate memory the data cannot fill.
 _DEFLATE_MAX_RATIO = 1032
+_TORCH_RECIPE = ("Convert it once in PyTorch: sd = torch.load(path, weights_only=True); "
+                 "tr.save({k: v.detach().numpy() for k, v in sd.items()}, 'model.npz')")
 
 
 class CheckpointError(ValueError):
@@ -131,7 +133,7 @@ def load(path):
     if data.startswith(_PICKLE_PROTOCOL_MARK):
         raise CheckpointError(f"{where} is a pickle file (e.g. from torch.save or pickle.dump); "
                               "it is never loaded, because unpickling can run arbitrary code. "
-                              "Convert it to arrays and save it with tr.save")
+                              + _TORCH_RECIPE)
     if _looks_like_safetensors(data):
         return _read_safetensors(data, where)
     detail = "is empty" if not data else "is neither an .npz archive nor a .safetensors file"
@@ -142,6 +144,10 @@ def _read_npz(data, where):
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = archive.infolist()
+            if any(info.filename.split("/")[-1] == "data.pkl" for info in members):
+                raise CheckpointError(f"{where} is a PyTorch checkpoint (the zip that torch.save "
+                                      "writes, around a pickle); it is never loaded, because "
+                                      "unpickling can run arbitrary code. " + _TORCH_RECIPE)
             declared = _declared_member_count(data, where)
             if len(members) != declared:
                 raise CheckpointError(f"{where}: the archive declares {declared} members but its "
@@ -150,7 +156,7 @@ def _read_npz(data, where):
             for info in members:
                 if not info.filename.endswith(".npy"):
                     raise CheckpointError(f"{where}: member '{info.filename}' is not an .npy array "
-                                          "(a PyTorch .pt file, or not a tr.save checkpoint)")
+                                          "(not a checkpoint of tr.save or numpy.savez)")
                 key = info.filename[:-len(".npy")]
                 if key in arrays:
                     raise CheckpointError(f"{where}: the name '{key}' appears twice")

@@ -467,3 +467,26 @@ class Stack:
     def backward(saved, g, needs):
         axis = saved[0]
         return tuple(np.moveaxis(g, axis, 0))
+
+
+# -------------------------------------------------------------------- random
+
+class Dropout:
+    """out = a * mask, mask = (u >= p) / (1 - p) for u ~ U[0, 1) drawn from ``rng``;  d/da = mask.
+
+    Each element is zeroed with probability p and the survivors are scaled
+    by 1 / (1 - p), so E[out] = a. ``rng`` is a ``numpy.random.Generator``;
+    the mask is drawn afresh at every forward (``draws_random``) and saved
+    for backward.
+    """
+    name = "dropout"
+    draws_random = True
+
+    @staticmethod
+    def forward(a, p, rng):
+        mask = ((rng.random(a.shape) >= p) / (1 - p)).astype(a.dtype)
+        return a * mask, (mask,)
+
+    @staticmethod
+    def backward(saved, g, needs):
+        return (g * saved[0],)

@@ -5,6 +5,10 @@ parameter θ in place; parameters whose ``.grad`` is None are skipped, and
 their running averages are left as they are. In the formulas, t counts the
 steps taken, η is ``lr`` and λ is ``weight_decay``.
 
+A step that leaves a parameter holding nan or inf (the updates diverged,
+usually from a learning rate far too large) gives one RuntimeWarning per
+optimizer: from then on every loss is nan.
+
     opt = optim.Adam(model.parameters(), lr=1e-3)
     for x, y in batches:
         opt.zero_grad()
@@ -13,6 +17,7 @@ steps taken, η is ``lr`` and λ is ``weight_decay``.
         opt.step()
 """
 import math
+import warnings
 
 import numpy as np
 
@@ -64,11 +69,27 @@ class Optimizer:
                 raise ValueError(f"{name}: params[{i}] (shape {p.shape}) is the same parameter as "
                                  f"params[{seen[id(p)]}]; list each parameter once")
             seen[id(p)] = i
+        self._warned = False
 
     def zero_grad(self):
         """Forget every parameter's gradient (``.grad = None``) before the next backward."""
         for p in self.params:
             p.grad = None
+
+    def _warn_if_diverged(self):
+        """The RuntimeWarning, once, when a step has left a parameter holding nan or inf."""
+        if self._warned:
+            return
+        for i, p in enumerate(self.params):
+            if not np.isfinite(p.data).all():
+                self._warned = True
+                warnings.warn(
+                    f"{type(self).__name__}: this step left params[{i}] (shape {p.shape}) holding "
+                    f"nan or inf, so every loss from here is nan; a learning rate far too large "
+                    f"(lr={self.lr:g}) does this. nn.clip_grad_norm_ returns the gradient norm "
+                    f"before clipping (watch it grow), and tr.detect_anomaly() names the op where "
+                    f"the first inf or nan appears", RuntimeWarning, stacklevel=3)
+                return
 
     def _grad(self, p, weight_decay):
         """g, plus λ θ when weight decay is on (a new array: p.grad is never changed)."""
@@ -104,6 +125,7 @@ class SGD(Optimizer):
                     self.buffers[i] += g
                 g = self.buffers[i]
             p.data -= self.lr * g
+        self._warn_if_diverged()
 
 
 class RMSprop(Optimizer):
@@ -145,6 +167,7 @@ class RMSprop(Optimizer):
                 self.buffers[i] += scaled
                 scaled = self.buffers[i]
             p.data -= self.lr * scaled
+        self._warn_if_diverged()
 
 
 class Adam(Optimizer):
@@ -191,3 +214,4 @@ class Adam(Optimizer):
             denom /= math.sqrt(1 - beta2 ** t)
             denom += self.eps
             p.data -= (self.lr / (1 - beta1 ** t)) * m / denom
+        self._warn_if_diverged()

@@ -207,6 +207,7 @@ class Tensor:
     def abs(self): return _apply(ops.Abs, (self,))
     def log_softmax(self, axis=-1): return _apply(ops.LogSoftmax, (self,), axis=axis)
     def softmax(self, axis=-1): return self.log_softmax(axis).exp()
+    def dropout(self, p, rng): return _apply(ops.Dropout, (self,), p=p, rng=rng)
 
     def clip(self, lo, hi):
         """Elementwise min(max(x, lo), hi); the gradient flows where lo <= x <= hi."""

@@ -45,7 +45,24 @@ class Parameter(Tensor):
 
 
 class Module:
-    """Base class of layers and models; ``model(x)`` calls ``model.forward(x)``."""
+    """Base class of layers and models; ``model(x)`` calls ``model.forward(x)``.
+
+    ``training`` is True until :meth:`eval` (dropout acts only in training).
+    An attribute that holds a Parameter takes only a Parameter: assigning a
+    plain Tensor, an array or None there raises, because the weight would
+    silently drop out of :meth:`parameters` and :meth:`state_dict`.
+    """
+    training = True
+
+    def __setattr__(self, name, value):
+        held = vars(self).get(name)
+        if isinstance(held, Parameter) and not isinstance(value, Parameter):
+            owner = type(self).__name__
+            raise TypeError(
+                f"{owner}: cannot assign a {type(value).__name__} to '{name}', which holds a "
+                f"Parameter: it would drop out of parameters() and state_dict(). Assign "
+                f"nn.Parameter(array), or change the values in place with .data = array")
+        object.__setattr__(self, name, value)
 
     def __call__(self, *args, **kwargs):
         forward = getattr(self, "forward", None)
@@ -53,6 +70,30 @@ class Module:
             raise TypeError(f"{type(self).__name__} has no forward() method; "
                             "a Module subclass defines forward(...) to be callable")
         return forward(*args, **kwargs)
+
+    def train(self, mode=True):
+        """Set ``training`` to ``mode`` on this module and every sub-module; returns self."""
+        if not isinstance(mode, bool):
+            raise TypeError(f"train: mode must be True or False, got {mode!r}")
+        for module in self.modules():
+            module.training = mode
+        return self
+
+    def eval(self):
+        """Evaluation mode, ``train(False)``: dropout becomes the identity; returns self."""
+        return self.train(False)
+
+    def modules(self):
+        """This module and every sub-module below it, each once, depth first in assignment order."""
+        found, seen, pending = [], {}, [self]
+        while pending:
+            module = pending.pop()
+            if id(module) in seen:
+                continue
+            seen[id(module)] = True
+            found.append(module)
+            pending += [child for _, child in reversed(module.named_children())]
+        return found
 
     def named_children(self):
         """(name, module) of direct sub-modules, in assignment order; list items as ``name.i``,

@@ -8,8 +8,9 @@ shared weights' gradients.
 Truncated BPTT (the article: backpropagate only k steps, e.g. 10). A layer
 takes and returns its state, so a long sequence is cut into windows of k
 steps; after each window the state is detached, which keeps its value but
-drops the graph behind it, so memory stays that of k steps however long the
-sequence is::
+drops the graph behind it, and the window's output and loss, which hold the
+rest of its graph, are released, so memory stays that of k steps however
+long the sequence is::
 
     state = None
     for start in range(0, T, k):
@@ -19,7 +20,9 @@ sequence is::
         loss.backward()
         opt.step()
         state = tuple(s.detach() for s in state)   # RNN and GRU: state = state.detach()
+        del output, loss                           # else they live on through the next window
 """
+import warnings
 from functools import partial
 
 import numpy as np
@@ -28,6 +31,7 @@ from ..anomaly import describe_nonfinite, user_frame, where
 from ..autograd import is_anomaly_enabled
 from ..tensor import Tensor, cat, scope, stack
 from .cells import as_tensor, describe, gru_step, lstm_step, project, rnn_step, uniform_parameter, zeros
+from .dropout import check_probability, dropout
 from .module import Module, check_size
 
 
@@ -84,18 +88,26 @@ class _SequenceLayer(Module):
     Layer k reads the (T, B, D*H) output of layer k-1 (layer 0 reads x). For
     each layer and direction the input's share of every gate is computed for
     all T steps in one matmul, then :func:`unroll` runs the step function,
-    one h matmul per step. Parameters carry PyTorch's names and order.
+    one h matmul per step. Parameters carry PyTorch's names and order. With
+    ``dropout=p``, in training mode, the output of every layer but the last
+    goes through dropout before the next layer reads it (PyTorch's rule;
+    h_n holds the states before dropout).
     """
     gate_blocks = 1
     scope_name = "rnn"
     state_names = ("h0",)
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 bidirectional=False):
+    def __init__(self, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional):
         name = type(self).__name__
         self.input_size = check_size(name, "input_size", input_size)
         self.hidden_size = check_size(name, "hidden_size", hidden_size)
         self.num_layers = check_size(name, "num_layers", num_layers)
+        self.dropout = check_probability(name, dropout)
+        if self.dropout > 0 and self.num_layers == 1:
+            # PyTorch's warning, word for word: dropout=p never acts on a single layer
+            warnings.warn("dropout option adds dropout after all but last recurrent layer, so "
+                          "non-zero dropout expects num_layers greater than 1, but got "
+                          f"dropout={dropout} and num_layers={num_layers}", UserWarning, stacklevel=3)
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
         self.bidirectional = bool(bidirectional)
@@ -150,6 +162,8 @@ class _SequenceLayer(Module):
                         directions.append(stack(outputs))
                     finals.append(final)
                 x = directions[0] if len(directions) == 1 else cat(directions, axis=-1)
+                if k < self.num_layers - 1:
+                    x = dropout(x, self.dropout, self.training)
             if batched and self.batch_first:
                 x = x.transpose(1, 0, 2)
             return x, self._final_state(finals)
@@ -209,6 +223,7 @@ class _SequenceLayer(Module):
         text += f", num_layers={self.num_layers}" if self.num_layers != 1 else ""
         text += "" if self.bias else ", bias=False"
         text += ", batch_first=True" if self.batch_first else ""
+        text += f", dropout={self.dropout}" if self.dropout else ""
         text += ", bidirectional=True" if self.bidirectional else ""
         return text
 
@@ -217,15 +232,15 @@ class RNN(_SequenceLayer):
     """Multi-layer vanilla RNN, h(t) = f(A x(t) + C h(t-1)) per layer (see ``rnn_step``).
 
     ``RNN(input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-    bidirectional=False, nonlinearity="tanh")``; ``rnn(x, h0=None)`` ->
-    (output, h_n). weight_ih_l{k} (H, I_k), weight_hh_l{k} (H, H).
+    dropout=0.0, bidirectional=False, nonlinearity="tanh")``; ``rnn(x, h0=None)``
+    -> (output, h_n). weight_ih_l{k} (H, I_k), weight_hh_l{k} (H, H).
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 bidirectional=False, nonlinearity="tanh"):
+                 dropout=0.0, bidirectional=False, nonlinearity="tanh"):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, bidirectional)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
         self.nonlinearity = nonlinearity
 
     def _step(self, weight_hh, bias_hh):
@@ -238,12 +253,18 @@ class RNN(_SequenceLayer):
 class LSTM(_SequenceLayer):
     """Multi-layer LSTM (see ``lstm_step``); ``lstm(x, (h0, c0)=None)`` -> (output, (h_n, c_n)).
 
-    weight_ih_l{k} (4H, I_k), weight_hh_l{k} (4H, H), biases (4H,), row
-    blocks i, f, g (= c~), o; h0, c0, h_n, c_n (D*num_layers, B, H).
+    ``LSTM(input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+    dropout=0.0, bidirectional=False)``. weight_ih_l{k} (4H, I_k),
+    weight_hh_l{k} (4H, H), biases (4H,), row blocks i, f, g (= c~), o; h0,
+    c0, h_n, c_n (D*num_layers, B, H).
     """
     gate_blocks = 4
     scope_name = "lstm"
     state_names = ("h0", "c0")
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
 
     def _step(self, weight_hh, bias_hh):
         return partial(lstm_step, weight_hh=weight_hh, bias_hh=bias_hh)
@@ -252,15 +273,17 @@ class LSTM(_SequenceLayer):
 class GRU(_SequenceLayer):
     """Multi-layer GRU (see ``gru_step``); ``gru(x, h0=None)`` -> (output, h_n).
 
-    weight_ih_l{k} (3H, I_k), weight_hh_l{k} (3H, H), biases (3H,), blocks
-    r, z, n. reset_after=True is PyTorch's form, False the article's.
+    ``GRU(input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+    dropout=0.0, bidirectional=False, reset_after=True)``. weight_ih_l{k}
+    (3H, I_k), weight_hh_l{k} (3H, H), biases (3H,), blocks r, z, n.
+    reset_after=True is PyTorch's form, False the article's.
     """
     gate_blocks = 3
     scope_name = "gru"
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 bidirectional=False, reset_after=True):
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, bidirectional)
+                 dropout=0.0, bidirectional=False, reset_after=True):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
         self.reset_after = bool(reset_after)
 
     def _step(self, weight_hh, bias_hh):
