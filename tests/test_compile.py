@@ -19,7 +19,8 @@ PASS_SETS = {"plain": (), "all": DEFAULT_PASSES}
 
 
 def sequence_problem(layer_class, options, steps=4, batch=3, inputs=2, hidden=3, classes=4, seed=0):
-    """(loss_fn, [(x, y)] for three calls, leaves): a float64 layer with a readout, cross-entropy."""
+    """(loss_fn, [(x, y)] for three calls, leaves): a float64 layer (``loss_fn.layer``) with a
+    readout and the cross-entropy."""
     tr.manual_seed(seed)
     layer = layer_class(inputs, hidden, **options).to(np.float64)
     directions = 2 if options.get("bidirectional") else 1
@@ -33,6 +34,7 @@ def sequence_problem(layer_class, options, steps=4, batch=3, inputs=2, hidden=3,
 
     calls = [(tr.Tensor(rng.normal(size=(*first, inputs))), tr.Tensor(rng.integers(0, classes, size=first)))
              for _ in range(3)]
+    loss_fn.layer = layer
     return loss_fn, calls, layer.parameters() + readout.parameters()
 
 
@@ -43,6 +45,26 @@ def test_sequence_layers_match_the_engine(layer_class, options, passes):
     loss_fn, calls, leaves = sequence_problem(layer_class, options)
     step = assert_compiled_matches(loss_fn, calls, leaves, passes, update=sgd_nudge)
     assert step.traces == 1
+
+
+@pytest.mark.parametrize("passes", PASS_SETS.values(), ids=PASS_SETS.keys())
+@pytest.mark.parametrize("layer_class", [nn.RNN, nn.LSTM, nn.GRU])
+def test_dropout_between_layers_in_eval_and_in_training_mode(layer_class, passes):
+    loss_fn, calls, leaves = sequence_problem(layer_class, {"num_layers": 2, "dropout": 0.5})
+    loss_fn.layer.eval()
+    assert_compiled_matches(loss_fn, calls, leaves, passes, update=sgd_nudge)
+    loss_fn.layer.train()  # a new step: the mode is frozen in a trace
+    step = compile(loss_fn, passes=passes)
+    losses = []
+    for seed, args in zip([1, 2, 1], calls[:1] * 3):
+        tr.manual_seed(seed)
+        want = eager_call(loss_fn, args, leaves)
+        tr.manual_seed(seed)
+        got = compiled_call(step, args, leaves)
+        assert_close(got[0], want[0], "loss")
+        assert_close(got[1], want[1], "gradient")
+        losses.append(got[0][0].item())
+    assert losses[0] != losses[1] and losses[0] == pytest.approx(losses[2], rel=1e-12)
 
 
 def test_the_plain_replay_adds_the_same_bits_as_backward():
