@@ -13,7 +13,8 @@ from test_compile import sequence_problem
 from test_compile_trace import Noise
 
 PASSES = [(passes.batch_weight_grads,), (passes.join_slices,), (passes.free_after_last_use,),
-          (passes.free_after_last_use, passes.reuse_buffers)]
+          (passes.free_after_last_use, passes.reuse_buffers),
+          (passes.batch_weight_grads, passes.join_slices, passes.place_slices)]
 PROBLEMS = [(nn.LSTM, {}), (nn.GRU, {"reset_after": False, "bidirectional": True}),
             (nn.RNN, {"num_layers": 2, "batch_first": True})]
 
@@ -138,3 +139,17 @@ def test_the_optimised_replay_s_gradients_match_finite_differences():
             leaf.data[index] = saved
             numeric[index] = (up - down) / (2 * eps)
         np.testing.assert_allclose(leaf.grad, numeric, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("layer_class, blocks, rows", [(nn.LSTM, 4, True), (nn.GRU, 3, False)])
+def test_place_slices_makes_each_step_s_gradient_in_place(layer_class, blocks, rows):
+    loss_fn, calls, leaves = sequence_problem(layer_class, {}, steps=6)
+    joined = (passes.batch_weight_grads, passes.join_slices)
+    before = compile(loss_fn, passes=joined).tape(*calls[0])
+    after = compile(loss_fn, passes=joined + (passes.place_slices,)).tape(*calls[0])
+    slices = [s for s in after.backward if isinstance(s, SliceGrad)]
+    # the gate blocks of the 6 steps write into x_proj's gradient; the 6 copies of x_proj[t] are gone
+    assert sum(s.host is not None for s in slices) == blocks * 6
+    assert len(slices) == len([s for s in before.backward if isinstance(s, SliceGrad)]) - 6
+    batched = [s for s in after.backward if isinstance(s, passes.BatchedWeightGrad)]
+    assert [s.rows is not None for s in batched] == [rows]  # the LSTM's W_hh reads those rows

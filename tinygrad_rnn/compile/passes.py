@@ -9,7 +9,9 @@ be done in bulk, as the hand-written numpy step does it:
    g_t^T x_t; one product of the stacked rows, G^T X, is their sum.
 2. :func:`join_slices`: the T slices x_proj[t] of a projected sequence (and
    the gate blocks of each step) cover their parent exactly once, so their
-   gradients are written into one new array instead of added into zeros.
+   gradients are written into one new array instead of added into zeros;
+   :func:`place_slices` then makes each step's gate gradient as its place in
+   x_proj's, preallocated, so nothing is copied there at all.
 3. :func:`free_after_last_use`: every value, saved tuple and gradient is
    released right after the last instruction that reads it (and an op whose
    value nobody reads is not run), so the peak memory is what backward still
@@ -42,11 +44,14 @@ class BatchedWeightGrad:
     share one bias of shape (out,); each node then sends its own.
     """
 
-    def __init__(self, nodes, xs, weight, bias):
+    def __init__(self, nodes, xs, weight, bias, rows=None):
         self.nodes, self.xs, self.weight, self.bias = tuple(nodes), tuple(xs), weight, bias
+        self.rows = rows  # (slot, xs in its order): the nodes' gradients are that slot's rows
         self.kinds = ()
 
     def reads(self):
+        if self.rows is not None:
+            return self.rows[1], (), (self.rows[0],)
         return self.xs, (), self.nodes
 
     def plan(self, owned):
@@ -54,12 +59,16 @@ class BatchedWeightGrad:
 
     def lower(self, free):
         nodes, xs, weight, bias = self.nodes, self.xs, self.weight, self.bias
+        whole, xs = self.rows if self.rows is not None else (None, xs)
         add_weight = ADD[self.kinds[0]]
         add_bias = ADD[self.kinds[1]] if bias is not None else None
         release = releaser(free) or (lambda V, S, G: None)
 
         def run(V, S, G, L):
-            g = np.concatenate([G[n].reshape(-1, G[n].shape[-1]) for n in nodes])
+            if whole is None:
+                g = np.concatenate([G[n].reshape(-1, G[n].shape[-1]) for n in nodes])
+            else:  # already side by side (place_slices)
+                g = G[whole].reshape(-1, G[whole].shape[-1])
             x = np.concatenate([V[s].reshape(-1, V[s].shape[-1]) for s in xs])
             add_weight(G, weight, g.T @ x)
             if add_bias is not None:
@@ -132,6 +141,86 @@ def join_slices(tape):
                           index=producers[s.node].params["index"])
                 if isinstance(s, SliceGrad) and s.parent in joined else s for s in tape.backward]
     return _with(tape, backward=backward)
+
+
+def place_slices(tape):
+    """Pass 2b, after :func:`join_slices`: the gradient of each step's gate sum
+    ``a_t = x_proj[t] + h W_hh^T`` is made as its place in the gradient of
+    x_proj, so the slice x_proj[t] has nothing left to copy, and the batched
+    product of :func:`batch_weight_grads` reads the T steps' gradients as the
+    rows of that one array.
+
+    It applies when a joined slice N = P[index] has its gradient made by
+    joined slices (the GRU's gate blocks of x_proj[t]), or gets it whole as
+    the one share of an ``add`` whose gradient joined slices make (the
+    LSTM's a_t, cut into its four gate blocks).
+    """
+    producers = {f.out: f for f in tape.forward if isinstance(f, Forward)}
+    shares, slices = {}, {}
+    for step in tape.backward:
+        if isinstance(step, Backward):
+            for i, parent, _ in step.routes:
+                shares.setdefault(parent, []).append((step, i))
+        elif isinstance(step, SliceGrad):
+            slices.setdefault(step.parent, []).append(step)
+    hosts, dropped = {}, set()
+    for parent, steps in slices.items():
+        placed = [_placement(step, shares, slices, producers) for step in steps]
+        if all(s.assign for s in steps) and all(a is not None for a in placed):
+            for step, a in zip(steps, placed):
+                hosts[a] = (parent, step.shape, step.dtype, step.index)
+                dropped.add(id(step))
+    backward = []
+    for step in tape.backward:
+        if isinstance(step, SliceGrad) and step.parent in hosts:
+            step = dataclasses.replace(step, host=hosts[step.parent])
+        elif isinstance(step, BatchedWeightGrad):
+            step = _rows_of(step, shares, hosts)
+        if id(step) not in dropped:
+            backward.append(step)
+    return _with(tape, backward=backward)
+
+
+def _placement(step, shares, slices, producers):
+    """The node whose gradient can be made as the place of slice ``step`` (the slice itself,
+    when joined slices make its gradient, or the ``add`` whose one share it is), or None."""
+    if type(step.index) is not int:
+        return None
+    if step.node in slices:
+        return step.node if _made_by_joined_slices(step.node, shares, slices) else None
+    given = shares.get(step.node, [])
+    if len(given) != 1:
+        return None
+    source, _ = given[0]
+    a = source.node
+    if source.fn is not ops.Add or not _made_by_joined_slices(a, shares, slices):
+        return None
+    return a if producers[a].shape == producers[step.node].shape else None
+
+
+def _made_by_joined_slices(node, shares, slices):
+    return node in slices and node not in shares and all(s.assign for s in slices[node])
+
+
+def _rows_of(batched, shares, hosts):
+    """``batched`` reading its nodes' gradients as the rows of one hosting gradient, if they are
+    all its places (the T steps, in order, once each)."""
+    places = []
+    for node, x in zip(batched.nodes, batched.xs):
+        given = shares.get(node, [])
+        if len(given) != 1 or given[0][0].fn is not ops.Add or given[0][0].node not in hosts:
+            return batched
+        source, i = given[0]
+        host = hosts[source.node]
+        if source.routes[[r[0] for r in source.routes].index(i)][2] != host[1][1:]:
+            return batched  # summed back to another shape: a new array, not the place
+        places.append((host, x))
+    wholes = {host[0] for host, _ in places}
+    indices = sorted(host[3] for host, _ in places)
+    if len(wholes) != 1 or indices != list(range(places[0][0][1][0])):
+        return batched
+    xs = tuple(x for _, x in sorted(places, key=lambda place: place[0][3]))
+    return BatchedWeightGrad(batched.nodes, batched.xs, batched.weight, batched.bias, (wholes.pop(), xs))
 
 
 def _is_basic(index):
@@ -282,4 +371,4 @@ def _with(tape, **changes):
     return Tape(**fields)
 
 
-DEFAULT_PASSES = (batch_weight_grads, join_slices, free_after_last_use, reuse_buffers)
+DEFAULT_PASSES = (batch_weight_grads, join_slices, place_slices, free_after_last_use, reuse_buffers)

@@ -149,11 +149,16 @@ def _slice_grad(step, free):
     node, parent, shape, dtype = step.node, step.parent, step.shape, step.dtype
     kind, index, add_into = step.kind, step.index, ops.GetItem.add_into
     release = releaser(free)
+    host, host_shape, host_dtype, host_index = step.host or (None, None, None, None)
     if step.assign:  # a joined slice (passes.join_slices): its place in the parent, written over
         def run(V, S, G, L):
             g = G[node]
-            if kind == "empty":
+            if kind == "empty" and host is None:
                 G[parent] = np.empty(shape, np.result_type(dtype, g.dtype))
+            elif kind == "empty":  # the parent's gradient is a place in a larger one (place_slices)
+                if G[host] is None:
+                    G[host] = np.empty(host_shape, np.result_type(host_dtype, g.dtype))
+                G[parent] = G[host][host_index]
             G[parent][index] = g
             if release is not None:
                 release(V, S, G)

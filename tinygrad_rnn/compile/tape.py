@@ -78,7 +78,9 @@ class SliceGrad:
 
     ``assign``: the pass :func:`join_slices` proved that the slices of the
     parent are disjoint and cover it, so the first writes into an empty array
-    and every slice is assigned, at ``index``, rather than added.
+    and every slice is assigned, at ``index``, rather than added. ``host``
+    (from :func:`place_slices`): that empty array is the place ``index`` of
+    a larger gradient, ``(slot, shape, dtype, index)``, made first if needed.
     """
     node: int
     parent: int
@@ -86,6 +88,7 @@ class SliceGrad:
     dtype: np.dtype
     assign: bool = False
     index: object = None
+    host: tuple = None
     kind: str = ""
 
 
