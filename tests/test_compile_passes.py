@@ -8,7 +8,7 @@ import tinygrad_rnn as tr
 from tinygrad_rnn import nn, tensor
 from tinygrad_rnn.compile import compile, passes
 from tinygrad_rnn.compile.tape import Forward, SliceGrad
-from compile_helpers import assert_close, compiled_call, sgd_nudge
+from compile_helpers import assert_close, assert_compiled_matches, compiled_call, sgd_nudge
 from test_compile import sequence_problem
 from test_compile_trace import Noise
 
@@ -153,3 +153,16 @@ def test_place_slices_makes_each_step_s_gradient_in_place(layer_class, blocks, r
     assert len(slices) == len([s for s in before.backward if isinstance(s, SliceGrad)]) - 6
     batched = [s for s in after.backward if isinstance(s, passes.BatchedWeightGrad)]
     assert [s.rows is not None for s in batched] == [rows]  # the LSTM's W_hh reads those rows
+
+
+def test_place_slices_of_slices_match_the_engine():
+    big = nn.Parameter(np.random.default_rng(3).normal(size=(1, 3, 4)))
+
+    def fn(x):  # big[0] is cut into rows, each row into halves: slices of slices, all joined
+        top = big[0]
+        rows = [top[t] for t in range(3)]
+        return sum(((row[:2] * x).sum() + (row[2:] ** 2).sum()) * (t + 1) for t, row in enumerate(rows))
+
+    calls = [(tr.Tensor(np.random.default_rng(s).normal(size=2)),) for s in range(3)]
+    for optimise in [(), passes.DEFAULT_PASSES]:
+        assert_compiled_matches(fn, calls, [big], optimise)

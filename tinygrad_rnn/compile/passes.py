@@ -163,21 +163,28 @@ def place_slices(tape):
                 shares.setdefault(parent, []).append((step, i))
         elif isinstance(step, SliceGrad):
             slices.setdefault(step.parent, []).append(step)
-    hosts, dropped = {}, set()
+    candidates = {}
     for parent, steps in slices.items():
         placed = [_placement(step, shares, slices, producers) for step in steps]
         if all(s.assign for s in steps) and all(a is not None for a in placed):
-            for step, a in zip(steps, placed):
-                hosts[a] = (parent, step.shape, step.dtype, step.index)
-                dropped.add(id(step))
+            candidates[parent] = list(zip(steps, placed))
+    placed_nodes = {a for pairs in candidates.values() for _, a in pairs}
+    hosts, dropped = {}, set()
+    for parent, pairs in candidates.items():
+        if parent in placed_nodes:  # its own gradient is a place elsewhere: one level only
+            continue
+        for step, a in pairs:
+            hosts[a] = (parent, step.shape, step.dtype, step.index)
+            dropped.add(id(step))
     backward = []
     for step in tape.backward:
+        if id(step) in dropped:
+            continue
         if isinstance(step, SliceGrad) and step.parent in hosts:
             step = dataclasses.replace(step, host=hosts[step.parent])
         elif isinstance(step, BatchedWeightGrad):
             step = _rows_of(step, shares, hosts)
-        if id(step) not in dropped:
-            backward.append(step)
+        backward.append(step)
     return _with(tape, backward=backward)
 
 
@@ -212,7 +219,7 @@ def _rows_of(batched, shares, hosts):
             return batched
         source, i = given[0]
         host = hosts[source.node]
-        if source.routes[[r[0] for r in source.routes].index(i)][2] != host[1][1:]:
+        if next(shape for j, _, shape in source.routes if j == i) != host[1][1:]:
             return batched  # summed back to another shape: a new array, not the place
         places.append((host, x))
     wholes = {host[0] for host, _ in places}
