@@ -216,7 +216,17 @@ def test_a_random_op_draws_from_the_generator_that_manual_seed_set_last():
 
 UNARY = [lambda a: a.tanh(), lambda a: a.sigmoid(), lambda a: a.exp() * 0.1, lambda a: (a * a + 1).log(),
          lambda a: a.relu(), lambda a: (a * a + 1).sqrt(), lambda a: a.abs(), lambda a: a.clip(-0.5, 0.5),
-         lambda a: a.softmax(-1), lambda a: a.log_softmax(0 if a.ndim else -1)]
+         lambda a: a.softmax(-1), lambda a: a.log_softmax(0 if a.ndim else -1),
+         lambda a: rows_cut_in_two(a, 0.0), lambda a: rows_cut_in_two(a, 0.5)]
+
+
+def rows_cut_in_two(a, shift):
+    """a's rows a[t], each (plus ``shift``, an add) cut into two slices along its last axis and
+    put back together: slices of slices that cover their parents, as in a recurrent layer."""
+    if a.ndim < 2 or a.shape[-1] < 2:
+        return a * 2
+    rows = [row + shift if shift else row for row in a]
+    return tr.stack([tr.cat([row[..., :1] * 2, row[..., 1:].tanh()], axis=-1) for row in rows])
 BINARY = [lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a * b, lambda a, b: a / (b * b + 1),
           lambda a, b: tr.stack([a + b, a * b]).max(axis=0),
           lambda a, b: tr.cat([a + b, a - b], axis=-1)[..., ::2],
