@@ -1,4 +1,5 @@
 """The command line: python -m tinygrad_rnn draw ..."""
+import os
 import re
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ def test_draw_writes_the_unrolled_layer(tmp_path, capsys, layer, scope):
     assert main(["draw", layer, "--steps", "3", "-o", str(path)]) == 0
     text = path.read_text()
     assert clusters(text) == [scope, "l0", "t=0", "t=1", "t=2"]
-    assert f'label="weight_hh_l0\\n' in text
+    assert 'label="weight_hh_l0\\n' in text
     assert 'label="loss = sum\\n()"' in text
     assert capsys.readouterr().out == f"wrote {path}\n"
 
@@ -88,10 +89,47 @@ def test_bad_arguments_exit_with_usage(capsys, argv, message):
 def test_errors_while_drawing_are_reported_without_traceback(tmp_path, capsys):
     assert main(["draw", "lstm", "--max-nodes", "20", "-o", str(tmp_path / "big.dot")]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("python -m tinygrad_rnn draw: error: render: the graph has ")
-    assert "more than max_nodes=20; use detail='cells'" in err
+    assert err.startswith("python -m tinygrad_rnn draw: error: the graph has ")
+    # the advice in this command's flags, not in Python keywords
+    assert ("more than --max-nodes 20; use --detail cells (one node per time step) or --detail rolled "
+            "(one step drawn once), or unroll fewer --steps, or pass a larger --max-nodes") in err
+    assert "max_nodes" not in err and "detail=" not in err
     assert main(["draw", "rnn", "-o", str(tmp_path / "graph.jpg")]) == 1
     assert "cannot tell the format of" in capsys.readouterr().err
+
+
+def test_a_picture_dot_could_not_lay_out_is_refused_with_the_flags_to_use(tmp_path, capsys):
+    big = tmp_path / "big.svg"
+    assert main(["draw", "lstm", "--steps", "100", "-o", str(big)]) == 1
+    err = capsys.readouterr().err
+    assert "to lay out; use --detail cells" in err and err.endswith("or pass --no-limit to try anyway\n")
+    assert "max_nodes" not in err and not big.exists()
+    assert main(["draw", "rnn", "--steps", "3", "--detail", "rolled", "--max-nodes", "5",
+                 "-o", str(tmp_path / "rolled.dot")]) == 1
+    assert "; unroll fewer --steps, or pass a larger --max-nodes" in capsys.readouterr().err
+
+
+def test_no_limit_draws_past_max_nodes(tmp_path, capsys):
+    path = tmp_path / "long.dot"
+    assert main(["draw", "lstm", "--steps", "200", "-o", str(path)]) == 1
+    assert "more than --max-nodes 2000" in capsys.readouterr().err
+    assert main(["draw", "lstm", "--steps", "200", "--no-limit", "-o", str(path)]) == 0
+    assert path.read_text().count('label="t=') == 200
+    with pytest.raises(SystemExit):
+        main(["draw", "rnn", "--max-nodes", "5", "--no-limit", "-o", str(path)])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_a_stopped_dot_says_which_flag_gives_it_longer(tmp_path, monkeypatch, capsys):
+    fake = tmp_path / "bin" / "dot"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nexec sleep 30\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(fake.parent) + os.pathsep + os.environ.get("PATH", ""))
+    assert main(["draw", "rnn", "--steps", "2", "--timeout", "1", "-o", str(tmp_path / "graph.svg")]) == 1
+    err = capsys.readouterr().err
+    assert "after 1 s and was stopped; use --detail cells" in err
+    assert err.endswith("pass a larger --timeout\n")
 
 
 def test_without_dot_an_image_fails_with_the_install_hint(tmp_path, monkeypatch, capsys):

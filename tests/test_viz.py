@@ -78,7 +78,8 @@ class Dot:
         self.pieces, self.edges = self.edges, self._joined(self.edges)
 
     def _joined(self, pieces):
-        onward = {a: (b, attrs) for a, b, attrs in pieces if a in self.points and 'style="invis"' not in attrs}
+        onward = {a: (b, attrs) for a, b, attrs in pieces
+                  if a in self.points and 'style="invis"' not in attrs}
         joined = []
         for a, b, attrs in pieces:
             if a in self.points or (b in self.points and 'style="invis"' in attrs):

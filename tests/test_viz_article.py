@@ -193,8 +193,8 @@ def test_c_and_h_each_keep_one_lane_from_step_to_step():
 
 def test_the_state_edge_from_step_to_step_is_drawn_through_points_inside_the_boxes():
     dot = Dot(viz.to_dot(layer_loss("lstm", steps=3)))
-    (c1,) = [b for a, b, attrs in dot.edges if 'class="recurrent"' in attrs and dot.cluster_of(b) == "lstm/l0/t=1"
-             and dot.nodes[b][0].startswith("mul")]
+    (c1,) = [b for a, b, attrs in dot.edges if 'class="recurrent"' in attrs
+             and dot.cluster_of(b) == "lstm/l0/t=1" and dot.nodes[b][0].startswith("mul")]
     pieces = [(a, b, attrs) for a, b, attrs in dot.pieces if 'class="recurrent"' in attrs
               and (b == c1 or b in dot.points) and "c (1, 2)" in attrs]
     into = {b: a for a, b, _ in pieces}
@@ -203,7 +203,8 @@ def test_the_state_edge_from_step_to_step_is_drawn_through_points_inside_the_box
     assert dot.points[exit_point][1] == "lstm/l0/t=0" and dot.points[entry_point][1] == "lstm/l0/t=1"
     assert dot.nodes[into[exit_point]][0].startswith("c = add")
     # one arrowhead, at the end; the points are dots of the line's colour where it passes
-    assert [attrs.count('arrowhead="none"') for a, b, attrs in pieces if b in (exit_point, entry_point, c1)] == [1, 1, 0]
+    ends = [attrs.count('arrowhead="none"') for a, b, attrs in pieces if b in (exit_point, entry_point, c1)]
+    assert ends == [1, 1, 0]
     assert all('class="lane"' in dot.points[p][0] and "#d62728" in dot.points[p][0]
                and 'tooltip="c (1, 2)"' in dot.points[p][0] for p in (exit_point, entry_point))
 
@@ -211,7 +212,8 @@ def test_the_state_edge_from_step_to_step_is_drawn_through_points_inside_the_box
 def plain_heights(text):
     """{node id: y} of dot's layout of ``text`` (-Tplain: inches, y grows upwards)."""
     out = subprocess.run(["dot", "-Tplain"], input=text.encode(), capture_output=True, check=True).stdout
-    return {words[1]: float(words[3]) for words in map(str.split, out.decode().splitlines()) if words[0] == "node"}
+    lines = map(str.split, out.decode().splitlines())
+    return {words[1]: float(words[3]) for words in lines if words[0] == "node"}
 
 
 @needs_dot
@@ -222,8 +224,9 @@ def test_c_runs_straight_along_the_top_of_every_step_above_h(steps, num_layers):
     for layer in range(num_layers):
         sequence, belt = f"lstm/l{layer}", []
         for t in range(steps):
-            on = {lane: [(dot.nodes[k][0].split("\\n")[0], height[k]) for k, (_, attrs, path) in dot.nodes.items()
-                         if path == f"{sequence}/t={t}" and f'group="{sequence}:{lane}"' in attrs] for lane in "ch"}
+            on = {lane: [(label.split("\\n")[0], height[k]) for k, (label, attrs, path) in dot.nodes.items()
+                         if path == f"{sequence}/t={t}" and f'group="{sequence}:{lane}"' in attrs]
+                  for lane in "ch"}
             assert {"mul", "c = add"} <= {head for head, _ in on["c"]}
             assert {"o = sigmoid", "h = mul"} <= {head for head, _ in on["h"]}
             assert min(y for _, y in on["c"]) > max(y for _, y in on["h"]), (sequence, t, on)

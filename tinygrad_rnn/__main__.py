@@ -5,7 +5,8 @@ weights, runs it for T steps on seeded data, takes loss = sum of the last
 output h(T-1) and renders the unrolled graph (``--detail rolled``: each
 layer's step drawn once, its state looping back; ``cells``: a node per step).
 With ``--grads`` it first runs ``loss.backward(retain_grads=True)`` and shades
-the picture by gradient norm.
+the picture by gradient norm. A picture too big to draw is refused with advice
+in this command's flags (``--detail cells``, fewer ``--steps``, ``--no-limit``).
 """
 import argparse
 import sys
@@ -62,8 +63,12 @@ def build_parser():
     draw.add_argument("--grads", action="store_true",
                       help="backpropagate the loss and shade by gradient norm")
     draw.add_argument("--seed", type=int, default=0, help="seed of weights and data (default: 0)")
-    draw.add_argument("--max-nodes", type=_positive_int, default=2000, metavar="N",
-                      help="refuse to draw more nodes than this (default: 2000)")
+    limits = draw.add_mutually_exclusive_group()
+    limits.add_argument("--max-nodes", type=_positive_int, default=2000, metavar="N",
+                        help="refuse to draw more nodes than this (default: 2000)")
+    limits.add_argument("--no-limit", action="store_true",
+                        help="draw however many nodes, and run dot even where its layout "
+                             "is estimated past about 30 s")
     draw.add_argument("--timeout", type=_positive_int, default=60, metavar="S",
                       help="stop Graphviz's dot after S seconds (default: 60)")
     draw.add_argument("-o", "--output", required=True, metavar="FILE",
@@ -85,7 +90,7 @@ def run_draw(args):
     if args.grads:
         loss.backward(retain_grads=True)
     return viz.render(loss, path=args.output, detail=args.detail, grads=args.grads,
-                      max_nodes=args.max_nodes, timeout=args.timeout)
+                      max_nodes=None if args.no_limit else args.max_nodes, timeout=args.timeout)
 
 
 def main(argv=None):
@@ -94,6 +99,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         path = args.run(args)
+    except (viz.PictureTooBig, viz.LayoutTimeout) as error:  # advice in this command's flags
+        print(f"{PROG} {args.command}: error: {error.explain('cli')}", file=sys.stderr)
+        return 1
     except (ValueError, OSError, RuntimeError) as error:
         print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
         return 1

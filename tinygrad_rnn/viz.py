@@ -61,11 +61,62 @@ from .plots import plot_gates, plot_state_grads, plot_weight_grads  # noqa: F401
 from .viz_dot import Shades, body, constant_text, shape_text
 from .viz_graph import Graph, flatten_roots, norm, walk
 
-__all__ = ["to_dot", "draw", "render", "to_text", "layout_seconds", "GraphvizNotFound"]
+__all__ = ["to_dot", "draw", "render", "to_text", "layout_seconds", "GraphvizNotFound",
+           "PictureTooBig", "LayoutTimeout"]
 
 
 class GraphvizNotFound(RuntimeError):
     """Graphviz's ``dot`` executable, needed to render images, is not on PATH."""
+
+
+# The advice of a refusal, in the terms of the caller: Python keywords, or the
+# command line's flags (python -m tinygrad_rnn draw).
+_TERMS = {
+    "python": {"cells": "detail='cells'", "rolled": "detail='rolled'", "steps": "steps",
+               "max_nodes": "max_nodes={}", "larger max_nodes": "pass a larger max_nodes",
+               "no limit": "pass max_nodes=None to try anyway", "larger timeout": "pass a larger timeout"},
+    "cli": {"cells": "--detail cells", "rolled": "--detail rolled", "steps": "--steps",
+            "max_nodes": "--max-nodes {}", "larger max_nodes": "pass a larger --max-nodes",
+            "no limit": "pass --no-limit to try anyway", "larger timeout": "pass a larger --timeout"},
+}
+
+
+class _Refusal:
+    """What a refused or stopped picture says: ``what`` went wrong (a template that
+    may name ``{max_nodes}``, the limit ``max_nodes`` in the caller's terms), then
+    what to do for ``detail``, then ``lift`` (a key of the terms: how to lift the
+    limit that stopped it)."""
+
+    def _explained(self, caller, what, detail, lift, max_nodes=None):
+        self.caller, self.what, self.detail, self.lift, self.max_nodes = caller, what, detail, lift, max_nodes
+        return self.explain()
+
+    def explain(self, terms="python"):
+        """The message in ``terms``: "python" (with the caller, "render: ...") or "cli"."""
+        words = _TERMS[terms]
+        todo = f"unroll fewer {words['steps']}"
+        if self.detail == "ops":
+            todo = (f"use {words['cells']} (one node per time step) or {words['rolled']} "
+                    f"(one step drawn once), or {todo}")
+        what = self.what.format(max_nodes=words["max_nodes"].format(self.max_nodes))
+        text = f"{what}; {todo}, or {words[self.lift]}"
+        return f"{self.caller}: {text}" if terms == "python" else text
+
+
+class PictureTooBig(_Refusal, ValueError):
+    """A picture refused before ``dot`` runs: more nodes than ``max_nodes``, or a layout
+    :func:`layout_seconds` puts past about 30 s. ``explain("cli")``: the advice in
+    the command line's flags."""
+
+    def __init__(self, caller, what, detail, lift, max_nodes=None):
+        super().__init__(self._explained(caller, what, detail, lift, max_nodes))
+
+
+class LayoutTimeout(_Refusal, TimeoutError):
+    """``render`` stopped ``dot`` after its ``timeout``; ``explain("cli")`` as :class:`PictureTooBig`."""
+
+    def __init__(self, caller, what, detail):
+        super().__init__(self._explained(caller, what, detail, "larger timeout"))
 
 
 _INSTALL_HINT = (
@@ -91,7 +142,8 @@ def to_dot(*roots, group="scope", detail="ops", grads=False, max_nodes=2000):
     ``detail``: "ops" (a node per op), "cells" (a node per time step) or
     "rolled" (each sequence's step drawn once, its state looping back).
     ``grads``: shade by gradient norm (run ``backward(retain_grads=True)`` first).
-    ``max_nodes``: a graph with more nodes to draw raises ValueError; None: no limit.
+    ``max_nodes``: a graph with more nodes to draw raises :class:`PictureTooBig` (a
+    ValueError); None: no limit.
 
     Boxes and time steps are told apart by their scope path: to draw two runs
     side by side, make each inside its own ``tr.scope`` ("rnn", "lstm" for
@@ -123,8 +175,9 @@ def render(*roots, path=None, group="scope", detail="ops", grads=False, max_node
     The extension gives the format: .svg, .png, .pdf (made by Graphviz's
     ``dot``; without it :class:`GraphvizNotFound`) or .dot (the DOT text).
     A graph whose layout :func:`layout_seconds` puts past about 30 s is
-    refused before ``dot`` runs (``max_nodes=None`` lifts that too), and
-    ``dot`` is stopped after ``timeout`` seconds with a ``TimeoutError``.
+    refused before ``dot`` runs (:class:`PictureTooBig`; ``max_nodes=None``
+    lifts that too), and ``dot`` is stopped after ``timeout`` seconds with a
+    :class:`LayoutTimeout` (a ``TimeoutError``).
     """
     if path is None or any(isinstance(root, (str, os.PathLike)) for root in roots):
         raise TypeError("render: the file to write goes in path=..., "
@@ -154,9 +207,8 @@ def render(*roots, path=None, group="scope", detail="ops", grads=False, max_node
     except subprocess.TimeoutExpired:
         if os.path.exists(filename):
             os.remove(filename)
-        raise TimeoutError(f"render: Graphviz's dot had not laid out the {len(graph.nodes)} nodes "
-                           f"after {timeout} s and was stopped; {_advice(detail)}, or pass a "
-                           "larger timeout") from None
+        raise LayoutTimeout("render", f"Graphviz's dot had not laid out the {len(graph.nodes)} nodes "
+                            f"after {timeout} s and was stopped", detail) from None
     if finished.returncode != 0:
         message = finished.stderr.decode("utf-8", "replace").strip()
         raise RuntimeError(f"render: Graphviz's dot could not write {filename!r}: {message}")
@@ -235,12 +287,6 @@ def _check_options(caller, group, detail, grads, max_nodes):
         raise ValueError(f"{caller}: max_nodes must be a positive int or None, got {max_nodes!r}")
 
 
-def _advice(detail):
-    if detail == "ops":
-        return "use detail='cells' (one node per time step) or detail='rolled' (one step drawn once), or unroll fewer steps"
-    return "unroll fewer steps"
-
-
 def _graph(caller, roots, group, detail, grads, max_nodes, layout):
     """The Graph to draw, after the checks: options, max_nodes, and (``layout``:
     dot will run) the layout time."""
@@ -248,15 +294,15 @@ def _graph(caller, roots, group, detail, grads, max_nodes, layout):
     graph = Graph(flatten_roots(caller, roots), detail)
     count = len(graph.nodes)
     if max_nodes is not None and count > max_nodes:
-        raise ValueError(f"{caller}: the graph has {count} nodes to draw, more than "
-                         f"max_nodes={max_nodes}; {_advice(detail)}, or pass a larger max_nodes")
+        raise PictureTooBig(caller, f"the graph has {count} nodes to draw, more than {{max_nodes}}",
+                            detail, "larger max_nodes", max_nodes)
     if layout and max_nodes is not None:
         steps = len({node.step for node in graph.nodes.values() if node.step is not None})
         seconds = layout_seconds(count, len(graph.edges), steps, detail)
         if seconds > LAYOUT_LIMIT:
-            raise ValueError(f"{caller}: the graph has {count} nodes and {len(graph.edges)} edges to "
-                             f"draw, which Graphviz would take about {seconds:.0f} s to lay out; "
-                             f"{_advice(detail)}, or pass max_nodes=None to try anyway")
+            raise PictureTooBig(caller, f"the graph has {count} nodes and {len(graph.edges)} edges to "
+                                f"draw, which Graphviz would take about {seconds:.0f} s to lay out",
+                                detail, "no limit")
     if grads:
         _warn_without_grads(caller, graph.tensors, stacklevel=4)
     return graph

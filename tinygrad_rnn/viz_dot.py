@@ -344,9 +344,10 @@ def clusters(graph, group, shades, lanes):
         ordered = sorted(members[path], key=lambda node: rank.get(node.lane, len(rank)))
         if group == "scope" and path in lanes.points:
             for nodes, points in _lane_boxes(ordered, lanes.points[path], order):
-                lines += [f"{indent}subgraph cluster_{count} {{", f'{indent}  graph [label="", style="invis"];']
-                lines += [f"{indent}  {_node_line(node, graph, shades, order)}" for node in nodes]
-                lines += [f"{indent}  {_point_line(key, lane, lanes.carries.get(key))}" for key, lane in points]
+                inner = indent + "  "
+                lines += [f"{indent}subgraph cluster_{count} {{", f'{inner}graph [label="", style="invis"];']
+                lines += [inner + _node_line(node, graph, shades, order) for node in nodes]
+                lines += [inner + _point_line(key, lane, lanes.carries.get(key)) for key, lane in points]
                 lines.append(indent + "}")
                 count += 1
         else:
