@@ -11,7 +11,8 @@ be done in bulk, as the hand-written numpy step does it:
    the gate blocks of each step) cover their parent exactly once, so their
    gradients are written into one new array instead of added into zeros;
    :func:`place_slices` then makes each step's gate gradient as its place in
-   x_proj's, preallocated, so nothing is copied there at all.
+   x_proj's, preallocated, so nothing is copied there, and pass 1's product
+   reads the T steps' gradients as the rows of that one array.
 3. :func:`free_after_last_use`: every value, saved tuple and gradient is
    released right after the last instruction that reads it (and an op whose
    value nobody reads is not run), so the peak memory is what backward still
