@@ -154,7 +154,9 @@ def place_slices(tape):
     It applies when a joined slice N = P[index] has its gradient made by
     joined slices (the GRU's gate blocks of x_proj[t]), or gets it whole as
     the one share of an ``add`` whose gradient joined slices make (the
-    LSTM's a_t, cut into its four gate blocks).
+    LSTM's a_t, cut into its four gate blocks). The gradients of the GRU's
+    h W_hh^T, made by joined slices too, are placed side by side in a new
+    array for the batched product.
     """
     producers = {f.out: f for f in tape.forward if isinstance(f, Forward)}
     shares, slices = {}, {}
@@ -177,6 +179,18 @@ def place_slices(tape):
         for step, a in pairs:
             hosts[a] = (parent, step.shape, step.dtype, step.index)
             dropped.add(id(step))
+    slots, fresh = tape.slots, {}
+    for step in tape.backward:  # the GRU's h W_hh^T: gradients made by joined slices, in a new array
+        if isinstance(step, BatchedWeightGrad) and all(
+                _made_by_joined_slices(n, shares, slices) and n not in hosts and n not in placed_nodes
+                for n in step.nodes):
+            kinds = {(producers[n].shape, producers[n].dtype) for n in step.nodes}
+            if len(kinds) == 1:
+                shape, dtype = kinds.pop()
+                for k, node in enumerate(step.nodes):
+                    hosts[node] = (slots, (len(step.nodes), *shape), dtype, k)
+                fresh[id(step)] = (slots, step.xs)
+                slots += 1
     copies = {step.node: step for step in tape.backward  # slices that copy x_proj[t] into place
               if isinstance(step, SliceGrad) and step.assign and id(step) not in dropped
               and type(step.index) is int and step.parent not in hosts}
@@ -186,6 +200,8 @@ def place_slices(tape):
             continue
         if isinstance(step, SliceGrad) and step.parent in hosts:
             step = dataclasses.replace(step, host=hosts[step.parent])
+        elif isinstance(step, BatchedWeightGrad) and id(step) in fresh:
+            step = BatchedWeightGrad(step.nodes, step.xs, step.weight, step.bias, fresh[id(step)])
         elif isinstance(step, BatchedWeightGrad):
             step, last = _rows_of(step, shares, hosts, copies, order)
             if last is not None:  # it reads rows that are copied later: it runs after them
@@ -193,7 +209,7 @@ def place_slices(tape):
                 continue
         backward.append(step)
         backward += waiting.pop(id(step), [])
-    return _with(tape, backward=backward)
+    return _with(tape, backward=backward, slots=slots)
 
 
 def _placement(step, shares, slices, producers):
