@@ -45,13 +45,19 @@ def lstm(steps, hidden=2, seed=0):
 # ------------------------------------------------------------ reading DOT text
 
 class Dot:
-    """The nodes, edges and clusters of DOT text written by viz (one statement a line)."""
+    """The nodes, edges and clusters of DOT text written by viz (one statement a line).
+
+    A cluster without a label (the borderless boxes that hold a state's lane
+    above the rest of a step) adds nothing to its nodes' cluster path. An edge
+    drawn in pieces through a lane's points is one edge in ``edges`` (with
+    its last piece's attributes); ``pieces`` holds the statements as written."""
 
     def __init__(self, text):
         self.text = text
         self.nodes = {}      # id -> (label, attribute text, cluster path)
         self.edges = []      # (source id, target id, attribute text)
         self.clusters = []   # (path, attribute text), in order
+        self.points = {}     # id -> (attribute text, cluster path) of a lane's point
         path = []
         for line in text.splitlines()[1:-1]:
             line = line.strip()
@@ -61,11 +67,26 @@ class Dot:
                 path.pop()
             elif m := re.fullmatch(r'graph \[label="((?:[^"\\]|\\.)*)"(.*)\];', line):
                 path[-1] = m[1]
-                self.clusters.append(("/".join(path), m[2]))
+                if m[1]:
+                    self.clusters.append(("/".join(p for p in path if p), m[2]))
             elif m := re.fullmatch(r"(\w+) -> (\w+)(?: \[(.*)\])?;", line):
                 self.edges.append((m[1], m[2], m[3] or ""))
             elif m := re.fullmatch(r'(\w+) \[label="((?:[^"\\]|\\.)*)"(.*)\];', line):
-                self.nodes[m[1]] = (m[2], m[3], "/".join(path))
+                self.nodes[m[1]] = (m[2], m[3], "/".join(p for p in path if p))
+            elif m := re.fullmatch(r'(\w+) \[(shape="point".*)\];', line):
+                self.points[m[1]] = (m[2], "/".join(p for p in path if p))
+        self.pieces, self.edges = self.edges, self._joined(self.edges)
+
+    def _joined(self, pieces):
+        onward = {a: (b, attrs) for a, b, attrs in pieces if a in self.points and 'style="invis"' not in attrs}
+        joined = []
+        for a, b, attrs in pieces:
+            if a in self.points or (b in self.points and 'style="invis"' in attrs):
+                continue
+            while b in self.points:
+                b, attrs = onward[b]
+            joined.append((a, b, attrs))
+        return joined
 
     def ids(self, head):
         """Ids of the nodes whose label's first line is ``head``."""

@@ -1,6 +1,7 @@
 """viz: pictures that read as the article: named gates, the folded loop, the state's lanes."""
 import importlib
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -183,17 +184,48 @@ def test_c_and_h_each_keep_one_lane_from_step_to_step():
         if match:
             groups.setdefault(match[1], []).append(label.split("\\n")[0])
     assert set(groups) == {"lstm/l0:c", "lstm/l0:h"}
-    # every step's h, and the c of every step but the last (which passes no c on)
-    assert groups["lstm/l0:c"].count("c = add") == 3 and "c0" in groups["lstm/l0:c"]
+    # every step's c and h, the last step's too, and the initial states
+    assert groups["lstm/l0:c"].count("c = add") == 4 and "c0" in groups["lstm/l0:c"]
     assert groups["lstm/l0:h"].count("h = mul") == 4 and "h0" in groups["lstm/l0:h"]
     lane_edges = [attrs for a, b, attrs in dot.edges if 'weight="8"' in attrs]
     assert len(lane_edges) >= 12
 
 
+def test_the_state_edge_from_step_to_step_is_drawn_through_points_inside_the_boxes():
+    dot = Dot(viz.to_dot(layer_loss("lstm", steps=3)))
+    (c1,) = [b for a, b, attrs in dot.edges if 'class="recurrent"' in attrs and dot.cluster_of(b) == "lstm/l0/t=1"
+             and dot.nodes[b][0].startswith("mul")]
+    pieces = [(a, b, attrs) for a, b, attrs in dot.pieces if 'class="recurrent"' in attrs
+              and (b == c1 or b in dot.points) and "c (1, 2)" in attrs]
+    into = {b: a for a, b, _ in pieces}
+    exit_point = into[into[c1]]
+    entry_point = into[c1]
+    assert dot.points[exit_point][1] == "lstm/l0/t=0" and dot.points[entry_point][1] == "lstm/l0/t=1"
+    assert dot.nodes[into[exit_point]][0].startswith("c = add")
+    # one arrowhead, at the end; the points are dots of the line's colour where it passes
+    assert [attrs.count('arrowhead="none"') for a, b, attrs in pieces if b in (exit_point, entry_point, c1)] == [1, 1, 0]
+    assert all('class="lane"' in dot.points[p][0] and "#d62728" in dot.points[p][0]
+               and 'tooltip="c (1, 2)"' in dot.points[p][0] for p in (exit_point, entry_point))
+
+
+def plain_heights(text):
+    """{node id: y} of dot's layout of ``text`` (-Tplain: inches, y grows upwards)."""
+    out = subprocess.run(["dot", "-Tplain"], input=text.encode(), capture_output=True, check=True).stdout
+    return {words[1]: float(words[3]) for words in map(str.split, out.decode().splitlines()) if words[0] == "node"}
+
+
 @needs_dot
-def test_the_cell_state_runs_above_h_in_the_rendered_picture(tmp_path):
-    svg = viz.render(layer_loss("lstm", steps=3), path=tmp_path / "lstm.svg").read_text()
-    c_rows = [float(y) for y, text in re.findall(r'<text[^>]* y="([-\d.]+)"[^>]*>(c = add)</text>', svg)]
-    h_rows = [float(y) for y, text in re.findall(r'<text[^>]* y="([-\d.]+)"[^>]*>(h = mul)</text>', svg)]
-    # in SVG y grows downwards: the c of the steps that pass c on lies above their h
-    assert all(c < h for c, h in zip(c_rows[:2], h_rows[:2]))
+@pytest.mark.parametrize("steps, num_layers", [(3, 1), (5, 1), (3, 2), (5, 2)])
+def test_c_runs_straight_along_the_top_of_every_step_above_h(steps, num_layers):
+    text = viz.to_dot(layer_loss("lstm", steps=steps, num_layers=num_layers))
+    dot, height = Dot(text), plain_heights(text)
+    for layer in range(num_layers):
+        sequence, belt = f"lstm/l{layer}", []
+        for t in range(steps):
+            on = {lane: [(dot.nodes[k][0].split("\\n")[0], height[k]) for k, (_, attrs, path) in dot.nodes.items()
+                         if path == f"{sequence}/t={t}" and f'group="{sequence}:{lane}"' in attrs] for lane in "ch"}
+            assert {"mul", "c = add"} <= {head for head, _ in on["c"]}
+            assert {"o = sigmoid", "h = mul"} <= {head for head, _ in on["h"]}
+            assert min(y for _, y in on["c"]) > max(y for _, y in on["h"]), (sequence, t, on)
+            belt += [y for _, y in on["c"]]
+        assert max(belt) - min(belt) < 0.05, (sequence, belt)  # inches: one straight line

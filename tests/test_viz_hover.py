@@ -18,11 +18,13 @@ FIELDS = ("op: ", "name: ", "scope: ", "shape: ", "dtype: ", "min ", "mean ", "m
 
 
 def tooltips(svg_text):
-    """{node id (n5, c2): its tooltip text} of every node in an SVG written by dot."""
+    """{node id (n5, c2): its tooltip text} of every node in an SVG written by dot (not
+    the dots where a state's line passes a lane's point: they carry the edge's tooltip)."""
     root = ElementTree.fromstring(svg_text)
     found = {}
     for group in root.iter(SVG + "g"):
-        if "node" in group.get("class", "").split():
+        classes = group.get("class", "").split()
+        if "node" in classes and "lane" not in classes:
             title = group.find(SVG + "title").text
             links = [a.get(XLINK + "title") for a in group.iter(SVG + "a")]
             found[title] = links[0] if links else None

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from .viz_graph import is_constant, is_step, nonfinite_count, norm, step_of, time_of
+from .viz_lanes import MCLIMIT, Lanes, lane_order
 
 _SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
 
@@ -214,25 +215,21 @@ def _node_line(node, graph, shades, lanes):
     return f"{node.key} {_attributes(attrs)};"
 
 
-def lane_order(graph):
-    """The states (lanes) in the order their tensors are made in a step: for the LSTM
-    c before h, so that c's line is drawn on top."""
-    first = {}
-    for edge in graph.edges:
-        if edge.kind == "recurrent" and edge.source.lane is not None:
-            lane = edge.source.lane
-            first[lane] = min(first.get(lane, edge.tensor._number), edge.tensor._number)
-    return sorted(first, key=first.get)
-
-
 # ------------------------------------------------------------ edges
 
-def _edge_line(edge, detail):
+def _edge_tooltip(edge):
+    carried = edge.tensor
+    return escape(f"{carried.name or carried.op or 'input'} {shape_text(carried)}"
+                  + (", a slice of it" if edge.sliced else ""))
+
+
+def _edge_lines(edge, detail, through=()):
+    """The edge's DOT statements: one, or the pieces through the points ``through``
+    (:class:`~tinygrad_rnn.viz_lanes.Lanes`), the arrowhead on the last piece only."""
     source, target, kind = edge.source, edge.target, edge.kind
     style = {"class": _EDGE_CLASS[kind], **_EDGE_STYLE[kind]}
     carried = edge.tensor
-    style["tooltip"] = escape(f"{carried.name or carried.op or 'input'} {shape_text(carried)}"
-                              + (", a slice of it" if edge.sliced else ""))
+    style["tooltip"] = _edge_tooltip(edge)
     if detail != "cells" and kind in ("feed", "param"):
         # These edges feed every step from one source (x, a weight). At their
         # default weight dot pulls each step's input ops left, next to the source,
@@ -250,7 +247,17 @@ def _edge_line(edge, detail):
         # arrow still points at the step computed next) so that t reads left to right.
         source, target = target, source
         style["dir"] = "back"
-    return f"{source.key} -> {target.key} {_attributes(style)};"
+    if not through:
+        return [f"{source.key} -> {target.key} {_attributes(style)};"]
+    keys = [source.key, *through, target.key]
+    pieces = []
+    for k, (tail, head) in enumerate(zip(keys, keys[1:])):
+        # the pieces meet at the points' centres, so that the line runs on unbroken
+        piece = {**style, "tailclip": "false"} if k > 0 else dict(style)
+        if k < len(keys) - 2:
+            piece.update(arrowhead="none", headclip="false")
+        pieces.append(f"{tail} -> {head} {_attributes(piece)};")
+    return pieces
 
 
 # ------------------------------------------------------------ clusters
@@ -278,13 +285,37 @@ def _cluster_attributes(path, graph, shades):
     return attrs
 
 
-def clusters(graph, group, shades):
+def _point_line(key, lane, edge):
+    """A point of a lane: where a state's edge passes, a dot of the edge's colour and
+    width that closes the gap between its pieces (class "lane", the edge's tooltip);
+    elsewhere invisible."""
+    attrs = {"shape": "point", "width": "0", "height": "0", "style": "invis", "group": escape(lane)}
+    if edge is not None:
+        style = _EDGE_STYLE[edge.kind]
+        size = f"{float(style.get('penwidth', 1)) / 72:.3f}"  # inches
+        attrs.update({"class": "lane", "width": size, "height": size, "style": "filled",
+                      "color": style.get("color", "black"), "tooltip": _edge_tooltip(edge)})
+    return f"{key} {_attributes(attrs)};"
+
+
+def _lane_boxes(nodes, points, order):
+    """A step's nodes and its (point key, lane) ``points`` as the borderless boxes of
+    :mod:`tinygrad_rnn.viz_lanes`: [(nodes, points)], one per upper lane in ``order``,
+    then one for the rest of the step."""
+    upper = [lane for lane in order if any(on == lane for _, on in points)]
+    boxes = [([node for node in nodes if node.lane == lane], [point for point in points if point[1] == lane])
+             for lane in upper]
+    return boxes + [([node for node in nodes if node.lane not in upper], [])]
+
+
+def clusters(graph, group, shades, lanes):
     """The node statements, nested in one cluster per scope (layer -> direction -> step).
 
-    In a step, the nodes on a state's lane come first, in :func:`lane_order`,
-    so that dot starts from c above h and keeps the order it can.
+    In a step, the nodes on a state's lane come first, in :func:`lane_order`;
+    a step with upper lanes (the LSTM's c) puts them, and their points, in
+    borderless boxes above the rest (:mod:`tinygrad_rnn.viz_lanes`).
     """
-    lanes = lane_order(graph)
+    order = lane_order(graph)
     members, children = {"": []}, {"": []}
     for node in graph.nodes.values():
         path = node.scope if group == "scope" else ""
@@ -296,7 +327,7 @@ def clusters(graph, group, shades):
                     members[prefix], children[prefix] = [], []
                     children["/".join(parts[:k - 1])].append(prefix)
         members[path].append(node)
-    rank = {lane: k for k, lane in enumerate(lanes)}
+    rank = {lane: k for k, lane in enumerate(order)}
     lines, count = [], 0
     stack = [("", 0, False)]
     while stack:
@@ -311,7 +342,18 @@ def clusters(graph, group, shades):
             count += 1
             stack.append((path, depth, True))
         ordered = sorted(members[path], key=lambda node: rank.get(node.lane, len(rank)))
-        lines += [indent + _node_line(node, graph, shades, lanes) for node in ordered]
+        if group == "scope" and path in lanes.points:
+            for nodes, points in _lane_boxes(ordered, lanes.points[path], order):
+                lines += [f"{indent}subgraph cluster_{count} {{", f'{indent}  graph [label="", style="invis"];']
+                lines += [f"{indent}  {_node_line(node, graph, shades, order)}" for node in nodes]
+                lines += [f"{indent}  {_point_line(key, lane, lanes.carries.get(key))}" for key, lane in points]
+                lines.append(indent + "}")
+                count += 1
+        else:
+            lines += [indent + _node_line(node, graph, shades, order) for node in ordered]
+            if not path and group != "scope":
+                lines += [_point_line(key, lane, lanes.carries.get(key))
+                          for points in lanes.points.values() for key, lane in points]
         stack += [(child, depth + 1, False) for child in reversed(children[path])]
     return lines
 
@@ -381,12 +423,16 @@ def body(graph, group, shades):
     # cells: the steps of a sequence form rows, inputs and weights above them.
     cells = graph.detail == "cells"
     rankdir, ranksep = ("TB", "0.7") if cells else ("LR", "0.25")
+    lanes = Lanes(graph)
+    held = f', mclimit="{MCLIMIT}"' if lanes.upper else ""
     lines = [f'graph [rankdir="{rankdir}", newrank="true", fontname="{FONT}", fontsize="12", '
-             f'nodesep="0.2", ranksep="{ranksep}"];',
+             f'nodesep="0.2", ranksep="{ranksep}"{held}];',
              f'node [fontname="{FONT}", fontsize="11", height="0.3", margin="0.05,0.02"];',
              f'edge [arrowsize="0.7", fontname="{FONT}", fontsize="10"];']
     if not cells:
-        lines += clusters(graph, group, shades)
+        lines += clusters(graph, group, shades, lanes)
+        lines += ['{rank="same"; ' + "; ".join(keys) + ";}" for keys in lanes.ranks]
+        lines += [f'{tail} -> {head} [style="invis", weight="8"];' for tail, head in lanes.ties]
     else:
         row_lines, headed = rows(graph)
         for node in graph.nodes.values():
@@ -397,7 +443,8 @@ def body(graph, group, shades):
                 line = line[:-2] + f', xlabel=<<font color="#333333" point-size="13">{header}</font>>];'
             lines.append(line)
         lines += row_lines + stacked_components(graph)
-    lines += [_edge_line(edge, graph.detail) for edge in graph.edges]
+    for edge in graph.edges:
+        lines += _edge_lines(edge, graph.detail, lanes.through(edge))
     if shades is not None:  # last, so that no cluster inherits it
         lines.append(f'graph [label={shades.legend()}, labelloc="b"];')
     return lines

@@ -376,7 +376,8 @@ class Graph:
     def _mark_lanes(self):
         """Put each state's path from step to step on a lane ("c", "h", ...): the state
         tensors and, in each step, the shortest path from the incoming state to the
-        outgoing one of the same name, so that the picture can draw it straight."""
+        outgoing one of the same name (in the last step, which passes nothing on, to
+        the state of that name it computes), so that the picture can draw it straight."""
         if self.detail == "cells":
             return
         by_step, sequences = self._runs()
@@ -388,6 +389,8 @@ class Graph:
             lane = f"{sequence_of(step)}:{name or 'state'}"
             edge.source.lane = edge.source.lane or lane
             ends = [t for t in self.step_outputs.get(step, []) if t.name == name]
+            if not ends and name is not None:
+                ends = [t for t in by_step[step] if t.name == name]
             for node in self._path(edge.tensor, ends, step):
                 node.lane = node.lane or lane
         self._mark_first_lanes(by_step, sequences)
