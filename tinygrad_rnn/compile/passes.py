@@ -11,7 +11,8 @@ be done in bulk, as the hand-written numpy step does it:
    the gate blocks of each step) cover their parent exactly once, so their
    gradients are written into one new array instead of added into zeros;
    :func:`place_slices` then makes each step's gate gradient as its place in
-   x_proj's, preallocated, so nothing is copied there at all.
+   x_proj's, preallocated, so nothing is copied there, and pass 1's product
+   reads the T steps' gradients as the rows of that one array.
 3. :func:`free_after_last_use`: every value, saved tuple and gradient is
    released right after the last instruction that reads it (and an op whose
    value nobody reads is not run), so the peak memory is what backward still
@@ -153,7 +154,9 @@ def place_slices(tape):
     It applies when a joined slice N = P[index] has its gradient made by
     joined slices (the GRU's gate blocks of x_proj[t]), or gets it whole as
     the one share of an ``add`` whose gradient joined slices make (the
-    LSTM's a_t, cut into its four gate blocks).
+    LSTM's a_t, cut into its four gate blocks). The gradients of the GRU's
+    h W_hh^T, made by joined slices too, are placed side by side in a new
+    array for the batched product.
     """
     producers = {f.out: f for f in tape.forward if isinstance(f, Forward)}
     shares, slices = {}, {}
@@ -176,16 +179,37 @@ def place_slices(tape):
         for step, a in pairs:
             hosts[a] = (parent, step.shape, step.dtype, step.index)
             dropped.add(id(step))
-    backward = []
+    slots, fresh = tape.slots, {}
+    for step in tape.backward:  # the GRU's h W_hh^T: gradients made by joined slices, in a new array
+        if isinstance(step, BatchedWeightGrad) and all(
+                _made_by_joined_slices(n, shares, slices) and n not in hosts and n not in placed_nodes
+                for n in step.nodes):
+            kinds = {(producers[n].shape, producers[n].dtype) for n in step.nodes}
+            if len(kinds) == 1:
+                shape, dtype = kinds.pop()
+                for k, node in enumerate(step.nodes):
+                    hosts[node] = (slots, (len(step.nodes), *shape), dtype, k)
+                fresh[id(step)] = (slots, step.xs)
+                slots += 1
+    copies = {step.node: step for step in tape.backward  # slices that copy x_proj[t] into place
+              if isinstance(step, SliceGrad) and step.assign and id(step) not in dropped
+              and type(step.index) is int and step.parent not in hosts}
+    backward, waiting, order = [], {}, {id(step): k for k, step in enumerate(tape.backward)}
     for step in tape.backward:
         if id(step) in dropped:
             continue
         if isinstance(step, SliceGrad) and step.parent in hosts:
             step = dataclasses.replace(step, host=hosts[step.parent])
+        elif isinstance(step, BatchedWeightGrad) and id(step) in fresh:
+            step = BatchedWeightGrad(step.nodes, step.xs, step.weight, step.bias, fresh[id(step)])
         elif isinstance(step, BatchedWeightGrad):
-            step = _rows_of(step, shares, hosts)
+            step, last = _rows_of(step, shares, hosts, copies, order)
+            if last is not None:  # it reads rows that are copied later: it runs after them
+                waiting.setdefault(id(last), []).append(step)
+                continue
         backward.append(step)
-    return _with(tape, backward=backward)
+        backward += waiting.pop(id(step), [])
+    return _with(tape, backward=backward, slots=slots)
 
 
 def _placement(step, shares, slices, producers):
@@ -209,25 +233,40 @@ def _made_by_joined_slices(node, shares, slices):
     return node in slices and node not in shares and all(s.assign for s in slices[node])
 
 
-def _rows_of(batched, shares, hosts):
-    """``batched`` reading its nodes' gradients as the rows of one hosting gradient, if they are
-    all its places (the T steps, in order, once each)."""
-    places = []
+def _rows_of(batched, shares, hosts, copies, order):
+    """(``batched`` reading its nodes' gradients as the rows of one array, if they are its T
+    places in order, and the slice after which those rows are all written, or None).
+
+    A node's gradient is such a row when it is the one share of an ``add`` whose
+    gradient is a place (``hosts``) or whose same share a slice copies into place
+    (``copies``, as in the RNN, where tanh's backward makes the add's gradient);
+    ``order`` gives each instruction's position, to find the last of those copies.
+    """
+    places, used = [], []
     for node, x in zip(batched.nodes, batched.xs):
         given = shares.get(node, [])
-        if len(given) != 1 or given[0][0].fn is not ops.Add or given[0][0].node not in hosts:
-            return batched
+        if len(given) != 1 or given[0][0].fn is not ops.Add:
+            return batched, None
         source, i = given[0]
-        host = hosts[source.node]
-        if next(shape for j, _, shape in source.routes if j == i) != host[1][1:]:
-            return batched  # summed back to another shape: a new array, not the place
-        places.append((host, x))
-    wholes = {host[0] for host, _ in places}
-    indices = sorted(host[3] for host, _ in places)
+        shape = next(shape for j, _, shape in source.routes if j == i)
+        if source.node in hosts:
+            place = hosts[source.node]
+        else:
+            copy = next((copies[p] for j, p, _ in source.routes if j != i and p in copies), None)
+            if copy is None:
+                return batched, None
+            place = (copy.parent, copy.shape, copy.dtype, copy.index)
+            used.append(copy)
+        if shape != place[1][1:]:
+            return batched, None  # summed back to another shape: a new array, not the row
+        places.append((place, x))
+    wholes = {place[0] for place, _ in places}
+    indices = sorted(place[3] for place, _ in places)
     if len(wholes) != 1 or indices != list(range(places[0][0][1][0])):
-        return batched
+        return batched, None
     xs = tuple(x for _, x in sorted(places, key=lambda place: place[0][3]))
-    return BatchedWeightGrad(batched.nodes, batched.xs, batched.weight, batched.bias, (wholes.pop(), xs))
+    rows = BatchedWeightGrad(batched.nodes, batched.xs, batched.weight, batched.bias, (wholes.pop(), xs))
+    return rows, max(used, key=lambda copy: order[id(copy)], default=None)
 
 
 def _is_basic(index):
