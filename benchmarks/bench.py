@@ -48,8 +48,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 IMPLEMENTATIONS = ("engine", "numpy", "torch-cells", "torch-fused")
 SHORT_NAMES = {"numpy": "numpy", "torch-cells": "cells", "torch-fused": "fused"}
 
-PER_NODE_LIMIT_US = 5.0
-MEMORY_LIMIT = 1.5
+# The eager engine keeps the whole graph and pays for it per node: its per-node cost and
+# peak memory are figures to read; the compiled step has the memory target (compiled.py).
 # {baseline: the largest allowed engine / baseline time ratio}, on every row of the step table.
 STEP_TARGETS = {"torch-cells": 1.3}
 # The eager engine's training step against DeZero's, the peer written to be read.
@@ -228,7 +228,7 @@ def extras_table(extras):
         ["per node: tanh (4,4), forward + backward", f"{per_node['engine']:.2f} us",
          "n/a" if torch_node is None else f"{torch_node:.2f} us (torch)",
          _ratio(None if torch_node is None else per_node["engine"] / torch_node),
-         f"<= {PER_NODE_LIMIT_US:g} us", _pass(per_node["engine"] <= PER_NODE_LIMIT_US)],
+         "-", "-"],
         ["per node: the same numpy calls, no graph", f"{per_node['engine']:.2f} us",
          f"{per_node['numpy']:.2f} us (numpy)", _ratio(per_node["engine"] / per_node["numpy"]),
          "-", "-"],
@@ -237,7 +237,7 @@ def extras_table(extras):
          f"<= {UNROLL_LIMIT:g}x (linear: 10x)", _pass(extras["unroll_ratio"] <= UNROLL_LIMIT)],
         [f"peak memory, {where} LSTM step (tracemalloc)", f"{peaks['engine'] / 2**20:.1f} MiB",
          f"{peaks['numpy'] / 2**20:.1f} MiB (numpy)", _ratio(extras["memory_ratio"]),
-         f"<= {MEMORY_LIMIT:g}x", _pass(extras["memory_ratio"] <= MEMORY_LIMIT)],
+         "-", "-"],
         [f"no_grad inference, {where} LSTM: graph recorded",
          "none" if extras["no_grad_records_nothing"] else "some", "-", "-", "no parents",
          _pass(extras["no_grad_records_nothing"])],
