@@ -20,7 +20,7 @@ $(VENV)/.demo-installed: setup.cfg pyproject.toml $(VENV)/.test-installed
 graphviz:
 	@sh scripts/install_graphviz.sh
 
-## make test: set up .venv and run the test suite (a few minutes; the demos' quick runs are tests too)
+## make test: set up .venv and run the test suite (about a minute; the demos' quick runs are tests too)
 test: $(VENV)/.demo-installed graphviz
 	$(PY) -m pytest
 
