@@ -112,10 +112,10 @@ for p in (A, B, C):
 #
 # The unrolled graph, one box per time step. A, B and C are drawn once each,
 # outside the boxes, with an edge into every step that uses them; the edges
-# h(t-1) -> h(t) that carry the memory forward stand out. Each node is shaded
-# by the norm of its gradient: backward walks these edges from L back to the
-# first step. In a notebook of your own, `viz.draw(loss, grads=True)` shows
-# the same picture.
+# h(t-1) -> h(t) that carry the memory forward are drawn in red. Each node is
+# shaded by the norm of its gradient: backward walks these edges from L back
+# to the first step. In a notebook of your own, `viz.draw(loss, grads=True)`
+# shows the same picture.
 
 # %%
 graph = common.render_graph([loss], "01_rnn_graph", grads=True)

@@ -1,32 +1,37 @@
-"""Demo 03: vanishing and exploding gradients along time, and the article's remedies.
+# %% [markdown]
+# # Demo 03: vanishing and exploding gradients along time, and the article's remedies
+#
+# **Part 1: why the gradient fades.** For a loss on the last step only,
+# L = (w . h(T-1) - target)^2, BPTT gives, by the chain rule,
+#
+#     dL/dh(t) = dL/dh(T-1) * dh(T-1)/dh(T-2) * ... * dh(t+1)/dh(t),
+#
+# a product of T-1-t Jacobians. For the RNN, h(s) = f(A x(s) + C h(s-1)), so
+# dh(s)/dh(s-1) = diag(f'(.)) C, and the product shrinks (vanishes) or grows
+# (explodes) geometrically with the distance T-1-t, depending on C's size.
+# The LSTM's cell state adds a path c(t) = f_t * c(t-1) + ... whose factor is
+# the forget gate f_t itself: with f_t near 1 the gradient rides the
+# "conveyor belt" almost undamped. The demo records ||dL/dh(t)|| with
+# `bptt.record` for a tanh RNN, a ReLU RNN, an LSTM and a GRU on the same
+# data, plus an LSTM whose forget gate starts open and a tanh RNN with large
+# recurrent weights (exploding).
+#
+# The same recording splits the gradient of the shared weight C = weight_hh
+# into each step's share, dL/dC = sum over t of (dL/dC)_t: the article's "the
+# weight updates have contributions from each timestamp". Where dL/dh(t)
+# vanishes, so does step t's share: the update of C hardly hears the early
+# steps, which is why a tanh RNN cannot learn a long dependency.
+#
+# **Part 2: the remedies.** That exploding RNN is trained on a short-memory
+# task with plain SGD, and with the article's remedies: gradient clipping
+# (`nn.clip_grad_norm_`), truncated BPTT (backpropagate only k steps) and
+# RMSprop (adapts the step size).
+#
+# Run it as a script, `python demos/03_vanishing_exploding.py [--quick]` (the
+# pictures go to out/03_gradient_norms.png, 03_weight_shares.png and
+# 03_exploding.png), or cell by cell as a notebook.
 
-Part 1. For a loss on the last step only, L = (w . h(T-1) - target)^2, BPTT
-gives, by the chain rule,
-
-    dL/dh(t) = dL/dh(T-1) * dh(T-1)/dh(T-2) * ... * dh(t+1)/dh(t),
-
-a product of T-1-t Jacobians. For the RNN, dh(s)/dh(s-1) = diag(f'(.)) C, so
-the product shrinks (vanishes) or grows (explodes) geometrically with the
-distance T-1-t, depending on C's size. The LSTM's cell state adds a path
-c(t) = f_t * c(t-1) + ... whose factor is the forget gate f_t itself: with
-f_t near 1 the gradient rides the "conveyor belt" almost undamped. The demo
-records ||dL/dh(t)|| with ``bptt.record`` for a tanh RNN, a ReLU RNN, an
-LSTM and a GRU on the same data, plus an LSTM whose forget gate starts open
-and a tanh RNN with large recurrent weights (exploding).
-
-The same recording splits the gradient of the shared weight C = weight_hh
-into each step's share, dL/dC = sum over t of (dL/dC)_t: the article's "the
-weight updates have contributions from each timestamp". Where dL/dh(t)
-vanishes, so does step t's share: the update of C hardly hears the early
-steps, which is why a tanh RNN cannot learn a long dependency.
-
-Part 2. That exploding RNN is trained on a short-memory task with plain SGD,
-and with the remedies: gradient clipping (nn.clip_grad_norm_), truncated
-BPTT (backpropagate only k steps) and RMSprop (adapts the step size).
-
-    python demos/03_vanishing_exploding.py    # out/03_gradient_norms.png, 03_weight_shares.png,
-                                              # 03_exploding.png
-"""
+# %%
 import _common as common  # first: it sets numpy's thread count before numpy loads
 
 import numpy as np
@@ -39,7 +44,15 @@ LARGE_GAIN = 3.0      # C ~ N(0, gain^2 / H): a tanh RNN in its chaotic, explodi
 MAX_NORM = 1.0        # the clipping threshold
 WINDOW = 10           # truncated BPTT's k
 
+# %% [markdown]
+# ## Part 1: six networks, one backward each
+#
+# Every cell starts from the same seed. The LSTM's forget-gate bias +2 starts
+# its gate at about sigmoid(2) = 0.88 instead of 0.5, the usual trick to open
+# the conveyor belt from the first step; the tanh RNN with C ~ N(0, 3²/H) is
+# the exploding one.
 
+# %%
 def with_open_forget_gate(cell, bias):
     """Add ``bias`` to the LSTM's forget-gate bias (rows H..2H; gate order i, f, g, o)."""
     H = cell.hidden_size
@@ -82,6 +95,51 @@ def record_bptt(cell, xs, target):
     return rec
 
 
+def record_every_network(args):
+    """Name -> (cell, its ``record_bptt``), every network on the same inputs and from the same seed."""
+    tr.manual_seed(args.seed)
+    xs = tr.Tensor(generator().standard_normal((args.length, args.batch, 1)))
+    target = tr.Tensor(generator().standard_normal((args.batch, 1)))
+    recordings = {}
+    for name, make_cell in make_cells(1, args.hidden).items():
+        tr.manual_seed(args.seed + 1)
+        cell = make_cell()
+        recordings[name] = cell, record_bptt(cell, xs, target)
+    return recordings
+
+
+# %% [markdown]
+# ## The gradient reaching each h(t)
+#
+# The settings come from the command line (see `--help`); in a notebook the
+# demo runs as with `--quick`, and `argv=[...]` in the call below changes
+# that. The last column is the whole story: how much of the gradient at the
+# last step is left at the first.
+
+# %%
+args = common.parse_args(description="Demo 03: vanishing and exploding gradients along time, "
+                         "and the article's remedies",
+                         sizes={"length": (50, 100), "hidden": (32, 32), "batch": (16, 16),
+                                "train_steps": (120, 500), "lr": (0.2, 0.2),
+                                "rmsprop_lr": (0.01, 0.01)})
+print(f"Part 1: ||dL/dh(t)|| at initialisation, T = {args.length}, H = {args.hidden}, "
+      f"B = {args.batch}, the same inputs for every network\n")
+recordings = record_every_network(args)
+norms = {name: rec.grad_norms("h") for name, (_, rec) in recordings.items()}
+decay = {name: float(values[0] / values[-1]) for name, values in norms.items()}
+print(f"{'network':32}{'t = T-1':>10}{'t = T/2':>10}{'t = 0':>10}   ||dL/dh(0)|| / ||dL/dh(T-1)||")
+for name, values in norms.items():
+    print(f"{name:32}{values[-1]:>10.1e}{values[len(values) // 2]:>10.1e}{values[0]:>10.1e}"
+          f"   {decay[name]:.1e}")
+
+# %% [markdown]
+# Drawn along time (log scale): read each line from the right, where the
+# loss is, to the left. The tanh and ReLU RNNs fade geometrically, a straight
+# line down, and so do the GRU and the LSTM whose forget gate starts at 0.5:
+# a factor f_t = 0.5 per step fades as fast. With the forget gate open (bias
+# +2) the LSTM keeps most of the gradient; the RNN with large C explodes.
+
+# %%
 def plot_gradient_norms(recordings):
     fig, ax = common.figure()
     for name, (_, rec) in recordings.items():
@@ -91,6 +149,31 @@ def plot_gradient_norms(recordings):
     return common.save_figure(fig, "03_gradient_norms.png")
 
 
+plot_gradient_norms(recordings)
+
+# %% [markdown]
+# ## Each step's share of the update of C
+#
+# `rec.weight_grad_by_step(C)` is step t's term in dL/dC = sum over t of
+# (dL/dC)_t; the terms add up exactly to the gradient backward put in
+# `C.grad`. h(-1) = 0, so step 0 adds nothing: the earliest share is step 1's.
+
+# %%
+print("Each step's share of dL/dC, C = weight_hh: ||(dL/dC)_t|| (bptt.record's weight_grad_by_step)")
+print(f"{'network':32}{'t = T-1':>10}{'t = T/2':>10}{'t = 1':>10}   ||(dL/dC)_1|| / ||(dL/dC)_T-1||")
+share_decay = {}
+for name, (cell, rec) in recordings.items():
+    shares = rec.weight_grad_by_step(cell.weight_hh)
+    size = np.linalg.norm(shares.reshape(len(shares), -1), axis=1)
+    share_decay[name] = float(size[1] / size[-1])
+    print(f"{name:32}{size[-1]:>10.1e}{size[len(size) // 2]:>10.1e}{size[1]:>10.1e}"
+          f"   {share_decay[name]:.1e}")
+
+# %% [markdown]
+# Where the gradient reaching h(t) has faded, step t's share of the update
+# has faded with it: the tanh RNN learns C almost only from its last steps.
+
+# %%
 def plot_weight_shares(recordings, names):
     fig, ax = common.figure()
     for name in names:
@@ -103,8 +186,18 @@ def plot_weight_shares(recordings, names):
     return common.save_figure(fig, "03_weight_shares.png")
 
 
-# ----------------------------------------------------------- part 2: training
+plot_weight_shares(recordings, ["tanh RNN", "LSTM", "LSTM, forget-gate bias +2"])
 
+# %% [markdown]
+# ## Part 2: training the exploding RNN, and the remedies
+#
+# The task needs a memory of one step only: y(t) = x(t) - x(t-1)/2. A tanh
+# RNN with large C explodes on it. The remedies: clip the gradient's norm at
+# a threshold before each step; backpropagate only k steps at a time
+# (truncated BPTT, the state detached between windows); or let RMSprop scale
+# each weight's step by the running size of its gradient.
+
+# %%
 class SequenceRegressor(nn.Module):
     """A cell and a readout: y(t) = B h(t) at every step."""
 
@@ -177,6 +270,52 @@ def train_exploding(name, args, backprop, make_optimizer, clip):
     return np.array(losses), np.array(norms[:len(losses)])
 
 
+# %% [markdown]
+# ## Four runs from the same start
+
+# %%
+print(f"Part 2: training the exploding tanh RNN on y(t) = x(t) - x(t-1)/2 "
+      f"({args.train_steps} steps, batches of {args.batch} sequences of {args.length})")
+
+
+def sgd(params):
+    return optim.SGD(params, lr=args.lr)
+
+
+def rmsprop(params):
+    return optim.RMSprop(params, lr=args.rmsprop_lr)
+
+
+runs = {
+    "SGD": train_exploding("SGD", args, backprop_full, sgd, clip=False),
+    "SGD + clipping": train_exploding("SGD + clipping", args, backprop_full, sgd, clip=True),
+    f"SGD + truncated BPTT (k={WINDOW})":
+        train_exploding("SGD + truncated BPTT", args, backprop_truncated, sgd, clip=False),
+    "RMSprop": train_exploding("RMSprop", args, backprop_full, rmsprop, clip=False),
+}
+print("\nclip_grad_norm_ in the SGD + clipping run, first steps:")
+print("  step   norm before   norm after")
+for i, norm in enumerate(runs["SGD + clipping"][1][:5]):
+    print(f"  {i:>4}   {norm:>11.3g}   {min(norm, MAX_NORM):>10.3g}")
+print(f"\n{'run':32}{'gradient norm (median)':>24}{'final loss':>12}")
+for name, (losses, grad_norms) in runs.items():
+    ending = (f"   diverged: loss not finite at step {len(losses)}"
+              if len(losses) < args.train_steps else f"{np.mean(losses[-10:]):>12.4f}")
+    print(f"{name:32}{np.median(grad_norms):>24.3g}{ending}")
+final_loss = {name: float(np.mean(losses[-10:])) if len(losses) == args.train_steps
+              else float("inf") for name, (losses, _) in runs.items()}
+first_norm_before_clipping = float(runs["SGD + clipping"][1][0])
+
+# %% [markdown]
+# Left, the losses: plain SGD diverges within a few dozen steps, while the
+# remedies keep training finite. Truncated BPTT learns fastest here; in
+# `--quick`'s 120 steps clipping and RMSprop have hardly left 1.25, the loss
+# of always predicting 0, but with the full run's 500 steps
+# (`--train-steps 500`) each remedy ends below half of it. Right, what
+# clipping does: the gradient's norm before clipping, often far above the
+# threshold, and after it, never above.
+
+# %%
 def plot_training(runs, steps):
     fig, (left, right) = common.figure(ncols=2)
     for name, (losses, _) in runs.items():
@@ -198,84 +337,4 @@ def plot_training(runs, steps):
     return common.save_figure(fig, "03_exploding.png")
 
 
-def part_1_gradient_norms(args):
-    """Print and plot ||dL/dh(t)|| and each step's share of dL/dC for every network;
-    returns ||dL/dh(0)|| / ||dL/dh(T-1)|| and ||(dL/dC)_1|| / ||(dL/dC)_T-1|| of each."""
-    print(f"Part 1: ||dL/dh(t)|| at initialisation, T = {args.length}, H = {args.hidden}, "
-          f"B = {args.batch}, the same inputs for every network\n")
-    tr.manual_seed(args.seed)
-    xs = tr.Tensor(generator().standard_normal((args.length, args.batch, 1)))
-    target = tr.Tensor(generator().standard_normal((args.batch, 1)))
-    recordings = {}
-    for name, make_cell in make_cells(1, args.hidden).items():
-        tr.manual_seed(args.seed + 1)
-        cell = make_cell()
-        recordings[name] = cell, record_bptt(cell, xs, target)
-    norms = {name: rec.grad_norms("h") for name, (_, rec) in recordings.items()}
-    decay = {name: float(values[0] / values[-1]) for name, values in norms.items()}
-    print(f"{'network':32}{'t = T-1':>10}{'t = T/2':>10}{'t = 0':>10}   ||dL/dh(0)|| / ||dL/dh(T-1)||")
-    for name, values in norms.items():
-        print(f"{name:32}{values[-1]:>10.1e}{values[len(values) // 2]:>10.1e}{values[0]:>10.1e}"
-              f"   {decay[name]:.1e}")
-    plot_gradient_norms(recordings)
-
-    # h(-1) = 0, so step 0 adds nothing to dL/dC: the earliest share is step 1's.
-    print("\nEach step's share of dL/dC, C = weight_hh: ||(dL/dC)_t|| (bptt.record's weight_grad_by_step)")
-    print(f"{'network':32}{'t = T-1':>10}{'t = T/2':>10}{'t = 1':>10}   ||(dL/dC)_1|| / ||(dL/dC)_T-1||")
-    share_decay = {}
-    for name, (cell, rec) in recordings.items():
-        shares = rec.weight_grad_by_step(cell.weight_hh)
-        size = np.linalg.norm(shares.reshape(len(shares), -1), axis=1)
-        share_decay[name] = float(size[1] / size[-1])
-        print(f"{name:32}{size[-1]:>10.1e}{size[len(size) // 2]:>10.1e}{size[1]:>10.1e}"
-              f"   {share_decay[name]:.1e}")
-    plot_weight_shares(recordings, ["tanh RNN", "LSTM", "LSTM, forget-gate bias +2"])
-    return decay, share_decay
-
-
-def part_2_remedies(args):
-    """Train the exploding RNN four ways; print, plot and return the runs."""
-    print(f"\nPart 2: training the exploding tanh RNN on y(t) = x(t) - x(t-1)/2 "
-          f"({args.train_steps} steps, batches of {args.batch} sequences of {args.length})")
-
-    def sgd(params):
-        return optim.SGD(params, lr=args.lr)
-
-    def rmsprop(params):
-        return optim.RMSprop(params, lr=args.rmsprop_lr)
-
-    runs = {
-        "SGD": train_exploding("SGD", args, backprop_full, sgd, clip=False),
-        "SGD + clipping": train_exploding("SGD + clipping", args, backprop_full, sgd, clip=True),
-        f"SGD + truncated BPTT (k={WINDOW})":
-            train_exploding("SGD + truncated BPTT", args, backprop_truncated, sgd, clip=False),
-        "RMSprop": train_exploding("RMSprop", args, backprop_full, rmsprop, clip=False),
-    }
-    print("\nclip_grad_norm_ in the SGD + clipping run, first steps:")
-    print("  step   norm before   norm after")
-    for i, norm in enumerate(runs["SGD + clipping"][1][:5]):
-        print(f"  {i:>4}   {norm:>11.3g}   {min(norm, MAX_NORM):>10.3g}")
-    print(f"\n{'run':32}{'gradient norm (median)':>24}{'final loss':>12}")
-    for name, (losses, grad_norms) in runs.items():
-        ending = (f"   diverged: loss not finite at step {len(losses)}"
-                  if len(losses) < args.train_steps else f"{np.mean(losses[-10:]):>12.4f}")
-        print(f"{name:32}{np.median(grad_norms):>24.3g}{ending}")
-    plot_training(runs, args.train_steps)
-    return runs
-
-
-def main(argv=None):
-    args = common.parse_args(argv, __doc__.splitlines()[0],
-                             sizes={"length": (50, 100), "hidden": (32, 32), "batch": (16, 16),
-                                    "train_steps": (120, 500), "lr": (0.2, 0.2),
-                                    "rmsprop_lr": (0.01, 0.01)})
-    decay, share_decay = part_1_gradient_norms(args)
-    runs = part_2_remedies(args)
-    final_loss = {name: float(np.mean(losses[-10:])) if len(losses) == args.train_steps
-                  else float("inf") for name, (losses, _) in runs.items()}
-    return {"decay": decay, "share_decay": share_decay, "final_loss": final_loss,
-            "first_norm_before_clipping": float(runs["SGD + clipping"][1][0])}
-
-
-if __name__ == "__main__":
-    main()
+plot_training(runs, args.train_steps)

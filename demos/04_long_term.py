@@ -1,23 +1,26 @@
-"""Demo 04: the adding problem, a dependency across many steps (Hochreiter & Schmidhuber 1997).
+# %% [markdown]
+# # Demo 04: the adding problem, a dependency across many steps (Hochreiter & Schmidhuber 1997)
+#
+# Each input is a sequence of T pairs x(t) = (value, marker): the values are
+# drawn from U(0, 1), and the marker is 1 at two positions, one in each half
+# of the sequence, 0 elsewhere. The target is the sum of the two marked
+# values, read from the last hidden state: y = B h(T-1).
+#
+# Always answering 1 (the mean of the sum) scores MSE = Var(u1 + u2) = 2/12
+# ~ 0.167. Beating that baseline takes carrying the first marked value across
+# about T/2 steps, which BPTT through a tanh RNN cannot teach (its gradient
+# vanishes, demo 03); the LSTM's and the GRU's gated paths can.
+#
+# How the LSTM holds the value shows in its gates, recorded by `bptt.record`
+# on one batch before and after training: the input gate i lets the marked
+# values onto the cell state, c_t = f_t * c_{t-1} + i_t * c~_t, and the forget
+# gate f, near 1, keeps them there until the readout.
+#
+# Run it as a script, `python demos/04_long_term.py` (T = 50; the pictures go
+# to out/04_adding.png and out/04_gates.png; `--quick` runs the first 500 of
+# the 1500 training steps), or cell by cell as a notebook.
 
-Each input is a sequence of T pairs x(t) = (value, marker): the values are
-drawn from U(0, 1), and the marker is 1 at two positions, one in each half
-of the sequence, 0 elsewhere. The target is the sum of the two marked
-values, read from the last hidden state: y = B h(T-1).
-
-Always answering 1 (the mean of the sum) scores MSE = Var(u1 + u2) = 2/12
-~ 0.167. Beating that baseline takes carrying the first marked value across
-about T/2 steps, which BPTT through a tanh RNN cannot teach (its gradient
-vanishes, demo 03); the LSTM's and the GRU's gated paths can.
-
-How the LSTM holds the value shows in its gates, recorded by ``bptt.record``
-on one batch before and after training (out/04_gates.png): the input gate i
-lets the marked values onto the cell state, c_t = f_t * c_{t-1} + i_t * c~_t,
-and the forget gate f, near 1, keeps them there until the readout.
-
-    python demos/04_long_term.py            # T = 50, out/04_adding.png, out/04_gates.png
-    python demos/04_long_term.py --quick    # the first 500 of the 1500 training steps
-"""
+# %%
 import _common as common  # first: it sets numpy's thread count before numpy loads
 
 import numpy as np
@@ -29,7 +32,10 @@ from tinygrad_rnn.rng import generator
 
 BASELINE = 2 / 12   # MSE of always predicting 1
 
+# %% [markdown]
+# ## The data
 
+# %%
 def adding_batch(batch, length):
     """x (T, B, 2) of (value, marker) pairs and the target y (B, 1), float32."""
     values = generator().uniform(0, 1, (length, batch))
@@ -42,6 +48,23 @@ def adding_batch(batch, length):
     return x, y
 
 
+# %% [markdown]
+# ## Three networks, one readout
+#
+# A tanh RNN, h(t) = tanh(A x(t) + C h(t-1)); an LSTM, whose cell state is the
+# article's conveyor belt,
+#
+#     f_t = σ(W_f [h_{t-1}, x_t] + b_f)      forget gate: how much of c_{t-1} to keep
+#     i_t = σ(W_i [h_{t-1}, x_t] + b_i)      input gate: how much of the candidate to add
+#     c~_t = tanh(W_c [h_{t-1}, x_t] + b_c)  candidate cell state
+#     c_t = f_t * c_{t-1} + i_t * c~_t       cell state
+#     o_t = σ(W_o [h_{t-1}, x_t] + b_o),  h_t = o_t * tanh(c_t)
+#
+# and a GRU, whose update gate z plays the forget and input gates' parts at
+# once. Each reads the whole sequence; a linear readout of the last hidden
+# state gives the answer.
+
+# %%
 class LastStepRegressor(nn.Module):
     """A sequence layer and a readout of its last hidden state: y = B h(T-1)."""
 
@@ -62,6 +85,16 @@ def make_models(hidden):
             "GRU": lambda: LastStepRegressor(nn.GRU(2, hidden))}
 
 
+# %% [markdown]
+# ## Training, testing, and recording the gates
+#
+# Every batch has the same shape, so the training step is traced once by
+# `tr.compile` and replayed: the same numbers as the engine's backward, found
+# faster (the run below checks the first 20 losses both ways). `bptt.record`
+# keeps the named quantities of every step (for the LSTM: i, f, c~, o, c, h),
+# so the gates can be looked at after a forward pass.
+
+# %%
 def regression_loss(model, x, y):
     return nn.mse_loss(model(x), y)
 
@@ -79,6 +112,59 @@ def test_mse(model, x, y):
         return nn.mse_loss(model(tr.Tensor(x)), tr.Tensor(y)).item()
 
 
+def record_gates(model, x):
+    """A ``bptt.record`` of one forward pass of ``model`` on x (T, B, 2): the gates at each step."""
+    with tr.no_grad(), bptt.record() as rec:
+        model(tr.Tensor(x))
+    return rec
+
+
+# %% [markdown]
+# ## Train the three networks
+#
+# The settings come from the command line (see `--help`); in a notebook the
+# demo runs as with `--quick`, and `argv=[...]` in the call below changes
+# that. Every network starts from the same seed; the LSTM's gates are
+# recorded on 8 sequences before and after its training.
+
+# %%
+args = common.parse_args(description="Demo 04: the adding problem, a dependency across many steps",
+                         sizes={"length": (50, 50), "steps": (500, 1500), "hidden": (32, 32),
+                                "batch": (32, 32), "lr": (0.01, 0.01)})
+print(f"The adding problem: T = {args.length}, H = {args.hidden}, {args.steps} steps of "
+      f"{args.batch} sequences, Adam (lr {args.lr:g}), gradients clipped at norm 1")
+difference = common.eager_and_compiled_differ(
+    make_models(args.hidden)["LSTM"], regression_loss, lambda: adding_batch(args.batch, args.length),
+    20, args.lr, args.seed)
+print(f"  the LSTM's first 20 losses, eager and compiled: largest relative difference {difference:.1g}")
+tr.manual_seed(args.seed)
+x_test, y_test = adding_batch(1000, args.length)
+
+x_gates, _ = adding_batch(8, args.length)
+curves, mse = {}, {}
+for name, make_model in make_models(args.hidden).items():
+    tr.manual_seed(args.seed + 1)
+    model = make_model()
+    if name == "LSTM":
+        gates_before = record_gates(model, x_gates)
+    with common.Stopwatch() as clock:
+        curves[name] = train(name, model, args)
+    mse[name] = test_mse(model, x_test, y_test)
+    print(f"  {name:10} test MSE {mse[name]:.4f}  "
+          f"({mse[name] / BASELINE:.1%} of the baseline)  {clock.seconds:.0f} s")
+    if name == "LSTM":
+        gates_after = record_gates(model, x_gates)
+print(f"  baseline   test MSE {BASELINE:.4f}  (always predict 1)")
+
+# %% [markdown]
+# ## Only the gated networks learn it
+#
+# The tanh RNN's loss stays at the baseline: the gradient that would teach it
+# to keep the first marked value fades over the T/2 steps between them. The
+# LSTM and the GRU, after a plateau at the baseline, find the gated path and
+# fall far below it.
+
+# %%
 def plot(curves, length):
     fig, ax = common.figure()
     for name, losses in curves.items():
@@ -91,13 +177,18 @@ def plot(curves, length):
     return common.save_figure(fig, "04_adding.png")
 
 
-def record_gates(model, x):
-    """A ``bptt.record`` of one forward pass of ``model`` on x (T, B, 2): the gates at each step."""
-    with tr.no_grad(), bptt.record() as rec:
-        model(tr.Tensor(x))
-    return rec
+plot(curves, args.length)
 
+# %% [markdown]
+# ## What the forget gate does
+#
+# The forget gate f_t multiplies the cell state at every step: near 1 it
+# keeps c_{t-1}, near 0 it wipes it. To hold the first marked value until
+# the end, a unit must open its input gate i at the marked steps, to write
+# the value onto c, and keep f near 1 in between. The unit whose input gate
+# opens most at the marked steps after training shows just that.
 
+# %%
 def holding_unit(rec, markers):
     """The unit whose input gate opens most at the marked steps, compared with the others."""
     i, marked = rec.values("i"), markers.astype(bool)
@@ -111,6 +202,27 @@ def unit_gates(rec, markers, unit):
             "f": float(f.mean())}
 
 
+markers = x_gates[..., 1]
+unit = holding_unit(gates_after, markers)
+gates = {when: unit_gates(rec, markers, unit)
+         for when, rec in [("before", gates_before), ("after", gates_after)]}
+print(f"The LSTM unit whose input gate opens most at the marked steps after training: "
+      f"unit {unit}\n(bptt.record on 8 sequences; means over them)")
+print(f"  {'':18}{'i at marked steps':>18}{'i elsewhere':>13}{'f':>8}")
+for when, means in gates.items():
+    print(f"  {when + ' training':18}{means['i marked']:>18.3f}{means['i other']:>13.3f}"
+          f"{means['f']:>8.3f}")
+
+# %% [markdown]
+# ## The gates at every step, before and after training
+#
+# `viz.plot_gates` draws a gate of every unit at every step of sequence 0
+# (the red marks are its two marked steps). Before training the gates hover
+# around 0.5 everywhere. After it, the unit that holds the value shows as one
+# row: its input gate is shut except at the two marks, and its forget gate
+# stays near 1 all along.
+
+# %%
 def plot_gates(before, after, markers):
     """The LSTM's forget and input gates on sequence 0, before and after training."""
     fig = Figure(figsize=(13, 9), layout="constrained")
@@ -127,52 +239,7 @@ def plot_gates(before, after, markers):
     path = common.out_path("04_gates.png")
     fig.savefig(path, dpi=90)
     print(f"picture: {common.shown(path)}")
-    return path
+    return common.Picture(path)
 
 
-def main(argv=None):
-    args = common.parse_args(argv, __doc__.splitlines()[0],
-                             sizes={"length": (50, 50), "steps": (500, 1500), "hidden": (32, 32),
-                                    "batch": (32, 32), "lr": (0.01, 0.01)})
-    print(f"The adding problem: T = {args.length}, H = {args.hidden}, {args.steps} steps of "
-          f"{args.batch} sequences, Adam (lr {args.lr:g}), gradients clipped at norm 1")
-    difference = common.eager_and_compiled_differ(
-        make_models(args.hidden)["LSTM"], regression_loss, lambda: adding_batch(args.batch, args.length),
-        20, args.lr, args.seed)
-    print(f"  the LSTM's first 20 losses, eager and compiled: largest relative difference {difference:.1g}")
-    tr.manual_seed(args.seed)
-    x_test, y_test = adding_batch(1000, args.length)
-
-    x_gates, _ = adding_batch(8, args.length)
-    curves, results = {}, {}
-    for name, make_model in make_models(args.hidden).items():
-        tr.manual_seed(args.seed + 1)
-        model = make_model()
-        if name == "LSTM":
-            gates_before = record_gates(model, x_gates)
-        with common.Stopwatch() as clock:
-            curves[name] = train(name, model, args)
-        results[name] = test_mse(model, x_test, y_test)
-        print(f"  {name:10} test MSE {results[name]:.4f}  "
-              f"({results[name] / BASELINE:.1%} of the baseline)  {clock.seconds:.0f} s")
-        if name == "LSTM":
-            gates_after = record_gates(model, x_gates)
-    print(f"  baseline   test MSE {BASELINE:.4f}  (always predict 1)")
-    plot(curves, args.length)
-
-    markers = x_gates[..., 1]
-    unit = holding_unit(gates_after, markers)
-    gates = {when: unit_gates(rec, markers, unit)
-             for when, rec in [("before", gates_before), ("after", gates_after)]}
-    print(f"\nThe LSTM unit whose input gate opens most at the marked steps after training: "
-          f"unit {unit}\n(bptt.record on 8 sequences; means over them)")
-    print(f"  {'':18}{'i at marked steps':>18}{'i elsewhere':>13}{'f':>8}")
-    for when, means in gates.items():
-        print(f"  {when + ' training':18}{means['i marked']:>18.3f}{means['i other']:>13.3f}"
-              f"{means['f']:>8.3f}")
-    plot_gates(gates_before, gates_after, markers)
-    return {"test_mse": results, "baseline": BASELINE, "gates": gates, "eager_vs_compiled": difference}
-
-
-if __name__ == "__main__":
-    main()
+plot_gates(gates_before, gates_after, markers)

@@ -1,26 +1,32 @@
-"""Demo 05: a character-level LSTM that learns to write like Python's docstrings.
+# %% [markdown]
+# # Demo 05: a character-level LSTM that learns to write like Python's docstrings
+#
+# Text generation is one of the article's applications of recurrent
+# networks. The model reads one character per step and predicts the next:
+#
+#     e(t) = E[char(t)]                           an Embedding row
+#     h(t), c(t) = LSTM(e(t), h(t-1), c(t-1))     the article's gates f, i, c~, o
+#     p(next | so far) = softmax(B h(t))          B: a Linear readout
+#
+# trained with the cross-entropy of the true next character. The default text
+# is the standard library's own docstrings, gathered at run time (modules,
+# classes and functions of the modules below, in a fixed order); `--text
+# FILE` trains on your own. Sampling draws each character from
+# softmax(B h(t) / temperature): low temperatures play safe, high ones invent.
+# The model is saved with tr.save (a checkpoint of arrays, no pickle) and
+# `--resume PATH` continues from one, with a fresh optimizer. No run writes
+# over another's checkpoint unless told to with `--checkpoint`: a quick run
+# saves to its own file, and a resumed run beside the one it resumed from.
+#
+#     python demos/05_text_generation.py                 # out/05_char_lstm.npz
+#     python demos/05_text_generation.py --quick         # out/05_char_lstm_quick.npz
+#     python demos/05_text_generation.py --resume out/05_char_lstm.npz --steps 500
+#                                                        # out/05_char_lstm_resumed.npz
+#
+# The learning curve goes to out/05_learning_curve.png. Run it as a script, or
+# cell by cell as a notebook.
 
-The model reads one character per step and predicts the next:
-
-    e(t) = E[char(t)]                           an Embedding row
-    h(t), c(t) = LSTM(e(t), h(t-1), c(t-1))     the article's gates f, i, c~, o
-    p(next | so far) = softmax(B h(t))          B: a Linear readout
-
-trained with the cross-entropy of the true next character. The default text
-is the standard library's own docstrings, gathered at run time (modules,
-classes and functions of the modules below, in a fixed order); ``--text
-FILE`` trains on your own. Sampling draws each character from
-softmax(B h(t) / temperature): low temperatures play safe, high ones invent.
-The model is saved with tr.save (a checkpoint of arrays, no pickle) and
-``--resume PATH`` continues from one, with a fresh optimizer. No run writes
-over another's checkpoint unless told to with ``--checkpoint``: a quick run
-saves to its own file, and a resumed run beside the one it resumed from.
-
-    python demos/05_text_generation.py                 # out/05_char_lstm.npz
-    python demos/05_text_generation.py --quick         # out/05_char_lstm_quick.npz
-    python demos/05_text_generation.py --resume out/05_char_lstm.npz --steps 500
-                                                       # out/05_char_lstm_resumed.npz
-"""
+# %%
 import importlib
 import inspect
 import warnings
@@ -34,6 +40,10 @@ import tinygrad_rnn as tr
 from tinygrad_rnn import nn
 from tinygrad_rnn.rng import generator
 
+# %% [markdown]
+# ## The text
+
+# %%
 STDLIB_MODULES = [
     "abc", "argparse", "base64", "bisect", "calendar", "collections", "contextlib", "copy", "csv",
     "dataclasses", "datetime", "decimal", "difflib", "enum", "fractions", "functools", "gzip",
@@ -69,6 +79,26 @@ def stdlib_docstrings(module_names=STDLIB_MODULES):
     return "\n\n".join(doc for doc in docs if doc)
 
 
+def read_text(path):
+    if path is None:
+        text = stdlib_docstrings()
+        print(f"text: docstrings of {len(STDLIB_MODULES)} standard-library modules, "
+              f"{len(text):,} characters")
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+        print(f"text: {path}, {len(text):,} characters")
+    return text
+
+
+# %% [markdown]
+# ## The model
+#
+# An Embedding turns each character into a vector e(t); the LSTM reads them
+# one step at a time, its cell state c carrying what it has read (its forget
+# gate f deciding, at every step, how much of c to keep); a Linear readout of
+# h(t) gives a score for every character that may come next.
+
+# %%
 class CharLSTM(nn.Module):
     """Embedding -> LSTM -> Linear: characters in, next-character logits out."""
 
@@ -102,6 +132,15 @@ class Vocabulary:
         return np.array([ord(ch) for ch in self.chars], dtype=np.int32)
 
 
+# %% [markdown]
+# ## Training, sampling and checkpoints
+#
+# Each training step takes random windows of the text and asks for the next
+# character at every position, so one backward is BPTT through all the
+# window's steps. Sampling feeds the model its own output, one character at
+# a time, starting from a prompt.
+
+# %%
 def random_windows(data, batch, length):
     """``batch`` windows of ``length + 1`` characters at random places -> inputs and targets (T, B)."""
     starts = generator().integers(0, len(data) - length - 1, batch)
@@ -171,61 +210,86 @@ def checkpoint_path(args):
     return str(common.out_path("05_char_lstm_quick.npz" if args.quick else "05_char_lstm.npz"))
 
 
-def read_text(path):
-    if path is None:
-        text = stdlib_docstrings()
-        print(f"text: docstrings of {len(STDLIB_MODULES)} standard-library modules, "
-              f"{len(text):,} characters")
-    else:
-        text = Path(path).read_text(encoding="utf-8")
-        print(f"text: {path}, {len(text):,} characters")
-    return text
+# %% [markdown]
+# ## The text, the vocabulary and the model
+#
+# The settings come from the command line (see `--help`); in a notebook the
+# demo runs as with `--quick`, and `argv=[...]` in the call below changes
+# that. The cross-entropy of guessing every character with equal chances,
+# ln V, is the level to beat.
 
+# %%
+args = common.parse_args(
+    description="Demo 05: a character-level LSTM that learns to write like Python's docstrings",
+    sizes={"steps": (400, 2000), "hidden": (64, 128), "embedding": (16, 32),
+           "length": (32, 64), "batch": (16, 32), "lr": (0.005, 0.003), "sample_length": (120, 300)},
+    options=[("--text", dict(help="train on this UTF-8 text file instead of the docstrings")),
+             ("--resume", dict(help="continue from a checkpoint written by this demo")),
+             ("--checkpoint", dict(help="where to save the model (default out/05_char_lstm.npz; "
+                                        "_quick.npz with --quick; beside --resume PATH, "
+                                        "with _resumed added to its name)"))])
+tr.manual_seed(args.seed)
+text = read_text(args.text)
+if args.resume:
+    model, vocab = load_checkpoint(args.resume)
+else:
+    vocab = Vocabulary(sorted(set(text)))
+    model = CharLSTM(len(vocab.chars), args.embedding, args.hidden)
+data = vocab.encode(text)
+if len(data) <= args.length + 1:
+    raise ValueError(f"the text has {len(data)} usable characters; training windows need "
+                     f"more than --length + 1 = {args.length + 1}")
+print(f"vocabulary: {len(vocab.chars)} characters; model: {model.embedding!r} -> "
+      f"{model.lstm!r} -> {model.readout!r}")
+print(f"chance level: cross-entropy ln {len(vocab.chars)} = {np.log(len(vocab.chars)):.2f} nats")
 
-def main(argv=None):
-    args = common.parse_args(
-        argv, __doc__.splitlines()[0],
-        sizes={"steps": (400, 2000), "hidden": (64, 128), "embedding": (16, 32),
-               "length": (32, 64), "batch": (16, 32), "lr": (0.005, 0.003), "sample_length": (120, 300)},
-        options=[("--text", dict(help="train on this UTF-8 text file instead of the docstrings")),
-                 ("--resume", dict(help="continue from a checkpoint written by this demo")),
-                 ("--checkpoint", dict(help="where to save the model (default out/05_char_lstm.npz; "
-                                            "_quick.npz with --quick; beside --resume PATH, "
-                                            "with _resumed added to its name)"))])
-    tr.manual_seed(args.seed)
-    text = read_text(args.text)
-    if args.resume:
-        model, vocab = load_checkpoint(args.resume)
-    else:
-        vocab = Vocabulary(sorted(set(text)))
-        model = CharLSTM(len(vocab.chars), args.embedding, args.hidden)
-    data = vocab.encode(text)
-    if len(data) <= args.length + 1:
-        raise ValueError(f"the text has {len(data)} usable characters; training windows need "
-                         f"more than --length + 1 = {args.length + 1}")
-    print(f"vocabulary: {len(vocab.chars)} characters; model: {model.embedding!r} -> "
-          f"{model.lstm!r} -> {model.readout!r}")
-    print(f"chance level: cross-entropy ln {len(vocab.chars)} = {np.log(len(vocab.chars)):.2f} nats")
+# %% [markdown]
+# ## Training
+#
+# Adam on the next-character cross-entropy, the gradient clipped at norm 1,
+# on a training step traced once by `tr.compile` and replayed (the first 10
+# losses are checked against the engine's own backward); the model is saved
+# at the end.
 
-    difference = common.eager_and_compiled_differ(
-        lambda: CharLSTM(len(vocab.chars), model.embedding.embedding_dim, model.lstm.hidden_size),
-        next_character_loss, lambda: random_windows(data, args.batch, args.length), 10, args.lr, args.seed)
-    print(f"the first 10 losses, eager and compiled: largest relative difference {difference:.1g}")
-    with common.Stopwatch() as clock:
-        losses = train(model, data, args)
-    if losses:
-        print(f"{args.steps} steps of {args.batch} x {args.length} characters in {clock.seconds:.0f} s: "
-              f"cross-entropy {np.mean(losses[:10]):.3f} -> {np.mean(losses[-10:]):.3f} nats")
-    checkpoint = checkpoint_path(args)
-    save_checkpoint(model, vocab, checkpoint)
+# %%
+difference = common.eager_and_compiled_differ(
+    lambda: CharLSTM(len(vocab.chars), model.embedding.embedding_dim, model.lstm.hidden_size),
+    next_character_loss, lambda: random_windows(data, args.batch, args.length), 10, args.lr, args.seed)
+print(f"the first 10 losses, eager and compiled: largest relative difference {difference:.1g}")
+with common.Stopwatch() as clock:
+    losses = train(model, data, args)
+if losses:
+    print(f"{args.steps} steps of {args.batch} x {args.length} characters in {clock.seconds:.0f} s: "
+          f"cross-entropy {np.mean(losses[:10]):.3f} -> {np.mean(losses[-10:]):.3f} nats")
+checkpoint = checkpoint_path(args)
+save_checkpoint(model, vocab, checkpoint)
 
-    tr.manual_seed(args.seed)  # samples depend on the model and the seed only
-    samples = {}
-    for temperature in TEMPERATURES:
-        samples[temperature] = sample(model, vocab, PROMPT, args.sample_length, temperature)
-        print(f"\n--- sample, temperature {temperature} ---\n{samples[temperature]}")
-    return {"losses": losses, "samples": samples, "checkpoint": checkpoint}
+# %% [markdown]
+# The cross-entropy falls from the chance level ln V as the model learns
+# which characters tend to follow which.
 
+# %%
+fig, ax = common.figure()
+ax.plot(common.smooth(losses, 20), label="training cross-entropy (moving average of 20)")
+ax.axhline(np.log(len(vocab.chars)), color="black", linestyle="--",
+           label=f"chance: ln {len(vocab.chars)} = {np.log(len(vocab.chars)):.2f}")
+ax.set_xlabel("training step")
+ax.set_ylabel("nats per character")
+ax.set_title("A character-level LSTM learning the docstrings" if args.text is None
+             else f"A character-level LSTM learning {args.text}")
+ax.legend()
+common.save_figure(fig, "05_learning_curve.png")
 
-if __name__ == "__main__":
-    main()
+# %% [markdown]
+# ## Samples
+#
+# Each sample continues the prompt, one character at a time. At temperature
+# 0.6 the model keeps to what it is sure of; at 1.0 it draws from its full
+# distribution and invents more, mistakes included.
+
+# %%
+tr.manual_seed(args.seed)  # samples depend on the model and the seed only
+samples = {}
+for temperature in TEMPERATURES:
+    samples[temperature] = sample(model, vocab, PROMPT, args.sample_length, temperature)
+    print(f"\n--- sample, temperature {temperature} ---\n{samples[temperature]}")

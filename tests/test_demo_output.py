@@ -38,27 +38,27 @@ def out_dir(tmp_path, monkeypatch):
 
 
 def test_05_quick_and_resumed_runs_never_overwrite_another_runs_checkpoint(tmp_path, out_dir):
-    text_generation = importlib.import_module("05_text_generation")
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("Return the value of the key.\n" * 40)
     small = ["--text", str(corpus), "--length", "8", "--sample-length", "5", "--hidden", "8",
              "--embedding", "4", "--batch", "4"]
-    full = text_generation.main(small + ["--steps", "2"])
-    quick = text_generation.main(small + ["--quick", "--steps", "2"])
+    full = common.run("05_text_generation", small + ["--steps", "2"])
+    quick = common.run("05_text_generation", small + ["--quick", "--steps", "2"])
     assert Path(full["checkpoint"]) == out_dir / "05_char_lstm.npz"
     assert Path(quick["checkpoint"]) == out_dir / "05_char_lstm_quick.npz"
     before = Path(full["checkpoint"]).read_bytes()
-    resumed = text_generation.main(small + ["--steps", "2", "--resume", full["checkpoint"]])
+    resumed = common.run("05_text_generation", small + ["--steps", "2", "--resume", full["checkpoint"]])
     assert Path(resumed["checkpoint"]) == out_dir / "05_char_lstm_resumed.npz"
     assert Path(full["checkpoint"]).read_bytes() == before
     assert Path(resumed["checkpoint"]).read_bytes() != before
     chosen = tmp_path / "mine.npz"
-    assert text_generation.main(small + ["--steps", "1", "--checkpoint", str(chosen)])["checkpoint"] == str(chosen)
+    mine = common.run("05_text_generation", small + ["--steps", "1", "--checkpoint", str(chosen)])
+    assert mine["checkpoint"] == str(chosen)
     assert chosen.exists()
 
 
 def test_08_a_window_of_half_the_sequence_needs_about_half_the_memory_of_full_bptt():
-    truncated = importlib.import_module("08_truncated_bptt")
+    truncated = common.definitions("08_truncated_bptt")
     rng = np.random.default_rng(0)
     model = truncated.SequenceModel(8, 32)
     x = rng.standard_normal((200, 16, 8)).astype(np.float32)
@@ -76,7 +76,7 @@ def tour_arguments(name):
 
 @pytest.mark.slow
 def test_the_tours_run_of_03_is_long_enough_for_every_remedy_to_learn(out_dir):
-    result = importlib.import_module("03_vanishing_exploding").main(tour_arguments("03_vanishing_exploding"))
+    result = common.run("03_vanishing_exploding", tour_arguments("03_vanishing_exploding"))
     baseline = 1.25  # always predicting 0: the variance of y(t) = x(t) - x(t-1)/2
     assert result["final_loss"]["SGD"] == float("inf")
     remedies = {name: loss for name, loss in result["final_loss"].items() if name != "SGD"}

@@ -149,20 +149,6 @@ def test_02_hand_written_bptt_equals_finite_differences():
 
 # ---------------------------------------------------------------------- 03
 
-def test_03_tanh_rnn_gradient_vanishes_faster_than_the_lstm_and_clipping_caps_it(out_dir):
-    result = demo("03_vanishing_exploding").main(
-        ["--quick", "--length", "30", "--hidden", "16", "--train-steps", "8"])
-    decay = result["decay"]   # ||dL/dh(0)|| / ||dL/dh(T-1)||
-    assert decay["tanh RNN"] < decay["LSTM"]
-    assert decay["LSTM"] < decay["LSTM, forget-gate bias +2"]
-    assert max(decay.values()) > 1   # the large-weight tanh RNN explodes
-    assert result["first_norm_before_clipping"] > 1
-    shares = result["share_decay"]   # ||(dL/dC)_1|| / ||(dL/dC)_T-1||, from bptt.record
-    assert shares["tanh RNN"] < 1e-3 < shares["LSTM, forget-gate bias +2"]
-    for picture in ("03_gradient_norms.png", "03_weight_shares.png", "03_exploding.png"):
-        assert (out_dir / picture).exists()
-
-
 def test_03_truncated_bptt_matches_full_bptt_when_the_window_covers_the_sequence():
     vanishing = demo("03_vanishing_exploding")
     tr.manual_seed(0)
@@ -191,19 +177,6 @@ def test_04_adding_batch_marks_one_value_in_each_half_and_sums_them():
     assert np.mean((y - 1) ** 2) == pytest.approx(adding.BASELINE, abs=0.03)
 
 
-def test_04_lstm_ends_below_the_tanh_rnn(out_dir):
-    result = demo("04_long_term").main(["--quick", "--length", "20", "--steps", "200",
-                                        "--lr", "0.02"])
-    mse = result["test_mse"]
-    assert mse["LSTM"] < mse["tanh RNN"]
-    assert mse["LSTM"] < result["baseline"]
-    assert result["eager_vs_compiled"] < 1e-5  # float32 rounding, not another curve
-    assert (out_dir / "04_adding.png").exists() and (out_dir / "04_gates.png").exists()
-    before, after = result["gates"]["before"], result["gates"]["after"]   # the unit that holds the value
-    assert after["i marked"] - after["i other"] > 0.5 > before["i marked"] - before["i other"]
-    assert after["f"] > 0.9 > before["f"]
-
-
 # ---------------------------------------------------------------------- 05
 
 def test_05_stdlib_docstrings_are_gathered_in_a_fixed_order():
@@ -223,11 +196,11 @@ def test_05_produces_text_and_resumes_from_an_equal_checkpoint(tmp_path):
     corpus.write_text("Return the value of the key. Return the list of values.\n" * 40)
     first, resumed = tmp_path / "first.npz", tmp_path / "resumed.npz"
     common_args = ["--quick", "--text", str(corpus), "--length", "16", "--sample-length", "30"]
-    trained = text_generation.main(common_args + ["--hidden", "16", "--embedding", "8",
-                                                  "--steps", "30", "--checkpoint", str(first)])
+    trained = common.run("05_text_generation", common_args + [
+        "--hidden", "16", "--embedding", "8", "--steps", "30", "--checkpoint", str(first)])
     # the sizes come from the checkpoint
-    again = text_generation.main(common_args + ["--steps", "0", "--resume", str(first),
-                                                "--checkpoint", str(resumed)])
+    again = common.run("05_text_generation", common_args + [
+        "--steps", "0", "--resume", str(first), "--checkpoint", str(resumed)])
     assert trained["losses"][-1] < trained["losses"][0]
     for temperature, text in trained["samples"].items():
         assert text.startswith(text_generation.PROMPT)
@@ -243,14 +216,14 @@ def test_05_refuses_a_text_shorter_than_a_training_window(tmp_path):
     corpus = tmp_path / "short.txt"
     corpus.write_text("too short")
     with pytest.raises(ValueError, match="9 usable characters.*--length"):
-        demo("05_text_generation").main(["--quick", "--text", str(corpus), "--length", "16"])
+        common.run("05_text_generation", ["--quick", "--text", str(corpus), "--length", "16"])
 
 
 def test_05_refuses_a_checkpoint_of_something_else(tmp_path):
     other = tmp_path / "other.npz"
     tr.save({"weight": np.zeros(3)}, other)
     with pytest.raises(ValueError, match="not a checkpoint of this demo.*weight"):
-        demo("05_text_generation").main(["--quick", "--resume", str(other)])
+        common.run("05_text_generation", ["--quick", "--resume", str(other)])
 
 
 # ---------------------------------------------------------------------- 06
@@ -291,12 +264,3 @@ def test_07_generated_dates_are_valid_and_encode_back():
         [translation.target_text(*d) for d in dates[:2]]
 
 
-# ---------------------------------------------------------------------- 08
-
-def test_08_peak_memory_grows_with_the_window(out_dir):
-    result = demo("08_truncated_bptt").main(["--quick", "--length", "100", "--hidden", "16"])
-    peaks = result["peak_mib"]
-    assert result["windows"] == [5, 10, 20, 50, 100]
-    assert all(a < b for a, b in zip(peaks, peaks[1:]))
-    assert peaks[-1] > 5 * peaks[0]
-    assert (out_dir / "08_truncated_bptt.png").exists()
