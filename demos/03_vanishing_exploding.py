@@ -310,10 +310,11 @@ first_norm_before_clipping = float(runs["SGD + clipping"][1][0])
 # Left, the losses: plain SGD diverges within a few dozen steps, while the
 # remedies keep training finite. Truncated BPTT learns fastest here; in
 # `--quick`'s 120 steps clipping and RMSprop have hardly left 1.25, the loss
-# of always predicting 0, but with the full run's 500 steps
-# (`--train-steps 500`) each remedy ends below half of it. Right, what
-# clipping does: the gradient's norm before clipping, often far above the
-# threshold, and after it, never above.
+# of always predicting 0. Given 500 steps on these sequences of 50
+# (`--quick --train-steps 500`, as the tour runs it) each remedy ends below
+# half of that; on the full run's sequences of 100, RMSprop has still not
+# learned after 500. Right, what clipping does: the gradient's norm before
+# clipping, often far above the threshold, and after it, never above.
 
 # %%
 def plot_training(runs, steps):

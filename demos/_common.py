@@ -95,8 +95,8 @@ def definitions(name):
     """
     path = DEMOS / f"{name}.py"
     tree = ast.parse(path.read_text(), str(path))
-    module = types.ModuleType(name, ast.get_docstring(tree, clean=False))
     tree.body = [node for node in tree.body if _is_definition(node)]
+    module = types.ModuleType(name)
     module.__file__ = str(path)
     exec(compile(tree, str(path), "exec"), module.__dict__)
     return module

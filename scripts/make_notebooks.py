@@ -29,6 +29,8 @@ def notebook(name):
     """Demo ``name`` as a notebook, not yet run: one cell per ``# %%`` cell of its file."""
     nb = jupytext.read(DEMOS / f"{name}.py")
     nb.metadata = nbformat.from_dict({"kernelspec": KERNELSPEC})
+    for index, cell in enumerate(nb.cells):
+        cell.id = f"cell-{index}"   # not random, so that a notebook made again differs only where it should
     return nb
 
 

@@ -39,7 +39,8 @@ def run_in_kernel(name, argv, out_dir, names):
     values of the variables ``names`` at the end (through JSON).
     """
     nb = make_notebooks.notebook(name)
-    setup = f"import _common\n_common.OUT = _common.Path({str(out_dir)!r})\n_common.KERNEL_ARGV = {argv!r}"
+    setup = (f"import pathlib\nimport _common\n_common.OUT = pathlib.Path({str(out_dir)!r})\n"
+             f"_common.KERNEL_ARGV = {argv!r}")
     report = ("import json\nprint(json.dumps({name: globals()[name] for name in %r}, "
               "default=lambda v: v.tolist() if hasattr(v, 'tolist') else str(v)))" % (names,))
     nb.cells = [nbformat.v4.new_code_cell(setup), *nb.cells, nbformat.v4.new_code_cell(report)]
