@@ -235,6 +235,7 @@ def plot_gates(before, after, markers):
             heatmap = panel.axes[0]
             heatmap.scatter(marked, [heatmap.get_ylim()[1]] * len(marked), marker="v", s=60,
                             color="red", clip_on=False, zorder=3)
+            heatmap.set_title(heatmap.get_title(), pad=12)  # room for the marks above the heatmap
             panel.suptitle(f"LSTM {gate} {name}, {when} (red: the two marked steps)")
     path = common.out_path("04_gates.png")
     fig.savefig(path, dpi=90)
