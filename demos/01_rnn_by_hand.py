@@ -1,6 +1,8 @@
 # %% [markdown]
 # # Demo 01: the article's RNN, written from Tensor ops, unrolled, drawn and gradient-checked
 #
+# The article is "Recurrent Neural Networks (RNN)" by Gayathri Siva (Medium, 26 May 2021).
+#
 # A recurrent network reads a sequence one element at a time and keeps a
 # hidden state h, its memory of what it has read so far. At every time step t
 # the new state mixes the input x(t) with the previous state h(t-1), and the

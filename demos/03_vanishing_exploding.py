@@ -1,6 +1,8 @@
 # %% [markdown]
 # # Demo 03: vanishing and exploding gradients along time, and the article's remedies
 #
+# The article is "Recurrent Neural Networks (RNN)" by Gayathri Siva (Medium, 26 May 2021).
+#
 # **Part 1: why the gradient fades.** For a loss on the last step only,
 # L = (w . h(T-1) - target)^2, BPTT gives, by the chain rule,
 #

@@ -1,6 +1,8 @@
 # %% [markdown]
 # # Demo 05: a character-level LSTM that learns to write like Python's docstrings
 #
+# The article is "Recurrent Neural Networks (RNN)" by Gayathri Siva (Medium, 26 May 2021).
+#
 # Text generation is one of the article's applications of recurrent
 # networks. The model reads one character per step and predicts the next:
 #

@@ -1,6 +1,8 @@
 # %% [markdown]
 # # Demo 06: forecasting a noisy sine and a random walk ("stock prices") with a GRU
 #
+# The article is "Recurrent Neural Networks (RNN)" by Gayathri Siva (Medium, 26 May 2021).
+#
 # Stock-market prediction is one of the article's applications of recurrent
 # networks. The network reads the last W values of a series, one per time
 # step, and its hidden state sums up what it has seen; from the last state a

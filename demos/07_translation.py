@@ -1,6 +1,8 @@
 # %% [markdown]
 # # Demo 07: translation with a GRU encoder-decoder: dates in words -> ISO dates
 #
+# The article is "Recurrent Neural Networks (RNN)" by Gayathri Siva (Medium, 26 May 2021).
+#
 #     "twenty-seventh of November 2026"  ->  "2026-11-27"
 #
 # Machine translation is one of the article's applications of recurrent

@@ -1,6 +1,8 @@
 # %% [markdown]
 # # Demo 08: truncated BPTT: time and peak memory against the window length k
 #
+# The article is "Recurrent Neural Networks (RNN)" by Gayathri Siva (Medium, 26 May 2021).
+#
 # Truncated BPTT is the last of the article's remedies: backpropagate only k
 # steps (e.g. 10) instead of the whole sequence. Full BPTT over a sequence of
 # T steps keeps the whole unrolled graph (every step's saved arrays) alive

@@ -1,6 +1,7 @@
 """``bptt.record``: what backpropagation through time does at every time step.
 
-The article defines BPTT by one sentence: "the gradient descent weight
+The article ("Recurrent Neural Networks (RNN)" by Gayathri Siva, Medium,
+26 May 2021) defines BPTT by one sentence: "the gradient descent weight
 updates have contributions from each timestamp". Inside ``record()`` the
 engine tells a recording every op it applies and, in backward, every
 tensor's gradient and every share an op adds into a leaf's gradient

@@ -4,7 +4,8 @@
   straight falling line going back from the loss is the vanishing gradient.
 - :func:`plot_weight_grads`: the norm of each step's share (dL/dW)_t of a
   weight's gradient, dL/dW = sum over t of (dL/dW)_t + the share used outside
-  the steps: the article's "contributions from each timestamp", and the
+  the steps: the article's "contributions from each timestamp" ("Recurrent
+  Neural Networks (RNN)" by Gayathri Siva, Medium, 26 May 2021), and the
   vanishing gradient seen in the weight update itself.
 - :func:`plot_gates`: a gate's values as a units x time heatmap for one
   sequence of the batch, above the fraction of its values that are

@@ -8,9 +8,10 @@ the unrolled graph is something one can look at::
 
 What the picture shows:
 
-- One node per op (a white rounded box), labelled as the article writes the
-  step: ``f = sigmoid`` for a named tensor, the op and its output shape
-  otherwise. A scalar constant operand is written into its consumer
+- One node per op (a white rounded box), labelled as the article
+  ("Recurrent Neural Networks (RNN)" by Gayathri Siva, Medium, 26 May 2021)
+  writes the step: ``f = sigmoid`` for a named tensor, the op and its output
+  shape otherwise. A scalar constant operand is written into its consumer
   (``1 - ·``), and the getitems that cut gate blocks out of one product
   (``chunk``, ``split``, ``x[t]``) are folded into the edges to the gates,
   so that one LSTM step is its gates i, f, c~, o and its c and h.

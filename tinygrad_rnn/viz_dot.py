@@ -178,8 +178,8 @@ def tooltip(node, graph):
     if node.kind == "cell":
         outputs = graph.step_outputs.get(node.step, [])
         ops = sum(t.op is not None for t in node.tensors)
-        lines = [f"time step {node.step}", f"{ops} ops",
-                 "passes on " + (", ".join(f"{t.name or t.op} {shape_text(t)}" for t in outputs) or "nothing"),
+        passed = ", ".join(f"{t.name or t.op} {shape_text(t)}" for t in outputs)
+        lines = [f"time step {node.step}", f"{ops} ops", "passes on " + (passed or "nothing"),
                  "value of what it passes on:", *value_summary(outputs)]
         bad = sum(nonfinite_count(t) for t in node.tensors)
         if bad:

@@ -1,5 +1,6 @@
 """The states' lanes in the unrolled picture: the LSTM's c, the article's conveyor
-belt, as one straight line along the top of every step, h below it.
+belt, as one straight line along the top of every step, h below it (the article:
+"Recurrent Neural Networks (RNN)" by Gayathri Siva, Medium, 26 May 2021).
 
 :class:`~tinygrad_rnn.viz_graph.Graph` puts each state's path from step to
 step on a lane ("lstm/l0:c", "lstm/l0:h"). A sequence with more than one

@@ -1,7 +1,8 @@
 """Linear and Embedding: the layers around a recurrent core.
 
 A Linear layer is the article's readout y(t) = B h(t) (plus a bias); an
-Embedding turns token indices into the input vectors x(t).
+Embedding turns token indices into the input vectors x(t). The article is
+"Recurrent Neural Networks (RNN)" by Gayathri Siva, Medium, 26 May 2021.
 """
 import numpy as np
 

@@ -5,7 +5,8 @@ all sharing the same Parameters; ``loss.backward()`` through it *is*
 backpropagation through time: every step's contribution is added into the
 shared weights' gradients.
 
-Truncated BPTT (the article: backpropagate only k steps, e.g. 10). A layer
+Truncated BPTT (the article, "Recurrent Neural Networks (RNN)" by Gayathri
+Siva, Medium, 26 May 2021: backpropagate only k steps, e.g. 10). A layer
 takes and returns its state, so a long sequence is cut into windows of k
 steps; after each window the state is detached, which keeps its value but
 drops the graph behind it, and the window's output and loss, which hold the
