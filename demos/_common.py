@@ -196,7 +196,6 @@ def eager_and_compiled_differ(make_model, loss_fn, make_batch, steps, lr, seed):
             def batch_loss():
                 return loss_fn(model, *[tr.Tensor(array) for array in make_batch()])
         curves.append(np.array(fit(model, batch_loss, steps, lr, "eager vs compiled", compiled)))
-    tr.manual_seed(seed)
     generator().bit_generator.state = state
     return float(np.max(np.abs(curves[1] - curves[0]) / np.abs(curves[0])))
 
