@@ -57,10 +57,10 @@ import shutil
 import subprocess
 import warnings
 
-from .nn.module import Parameter
+from ..nn.module import Parameter
 from .plots import plot_gates, plot_state_grads, plot_weight_grads  # noqa: F401  the bptt.record plots
-from .viz_dot import Shades, body, constant_text, shape_text
-from .viz_graph import Graph, flatten_roots, norm, walk
+from .dot import Shades, body, constant_text, shape_text
+from .graph import Graph, flatten_roots, norm, walk
 
 __all__ = ["to_dot", "draw", "render", "to_text", "layout_seconds", "GraphvizNotFound",
            "PictureTooBig", "LayoutTimeout"]

@@ -1,4 +1,4 @@
-"""DOT text of a :class:`~tinygrad_rnn.viz_graph.Graph`: labels, classes, tooltips, styling.
+"""DOT text of a :class:`~tinygrad_rnn.viz.graph.Graph`: labels, classes, tooltips, styling.
 
 Every node carries ``class="param"``, ``"input"``, ``"op"`` or ``"cell"``
 and every edge ``class="param"``, ``"data"`` or ``"recurrent"``; Graphviz
@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 
-from .viz_graph import is_constant, is_step, nonfinite_count, norm, step_of, time_of
-from .viz_lanes import MCLIMIT, Lanes, lane_order
+from .graph import is_constant, is_step, nonfinite_count, norm, step_of, time_of
+from .lanes import MCLIMIT, Lanes, lane_order
 
 _SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
 
@@ -225,7 +225,7 @@ def _edge_tooltip(edge):
 
 def _edge_lines(edge, detail, through=()):
     """The edge's DOT statements: one, or the pieces through the points ``through``
-    (:class:`~tinygrad_rnn.viz_lanes.Lanes`), the arrowhead on the last piece only."""
+    (:class:`~tinygrad_rnn.viz.lanes.Lanes`), the arrowhead on the last piece only."""
     source, target, kind = edge.source, edge.target, edge.kind
     style = {"class": _EDGE_CLASS[kind], **_EDGE_STYLE[kind]}
     carried = edge.tensor
@@ -300,7 +300,7 @@ def _point_line(key, lane, edge):
 
 def _lane_boxes(nodes, points, order):
     """A step's nodes and its (point key, lane) ``points`` as the borderless boxes of
-    :mod:`tinygrad_rnn.viz_lanes`: [(nodes, points)], one per upper lane in ``order``,
+    :mod:`tinygrad_rnn.viz.lanes`: [(nodes, points)], one per upper lane in ``order``,
     then one for the rest of the step."""
     upper = [lane for lane in order if any(on == lane for _, on in points)]
     boxes = [([node for node in nodes if node.lane == lane], [point for point in points if point[1] == lane])
@@ -313,7 +313,7 @@ def clusters(graph, group, shades, lanes):
 
     In a step, the nodes on a state's lane come first, in :func:`lane_order`;
     a step with upper lanes (the LSTM's c) puts them, and their points, in
-    borderless boxes above the rest (:mod:`tinygrad_rnn.viz_lanes`).
+    borderless boxes above the rest (:mod:`tinygrad_rnn.viz.lanes`).
     """
     order = lane_order(graph)
     members, children = {"": []}, {"": []}

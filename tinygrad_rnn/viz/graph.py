@@ -24,8 +24,8 @@ import math
 
 import numpy as np
 
-from .nn.module import Parameter
-from .tensor import Tensor
+from ..nn.module import Parameter
+from ..tensor import Tensor
 
 # Ops that leave a tensor's values as they are, or only add to them: a tensor
 # that reaches nothing else in a step is accumulated there (a running sum), not used.

@@ -2,7 +2,7 @@
 belt, as one straight line along the top of every step, h below it (the article:
 "Recurrent Neural Networks (RNN)" by Gayathri Siva, Medium, 26 May 2021).
 
-:class:`~tinygrad_rnn.viz_graph.Graph` puts each state's path from step to
+:class:`~tinygrad_rnn.viz.graph.Graph` puts each state's path from step to
 step on a lane ("lstm/l0:c", "lstm/l0:h"). A sequence with more than one
 lane has upper lanes (all but the last made in a step: the LSTM's c) and a
 bottom lane (h). dot places the nodes of one rank in an order it chooses to
@@ -26,7 +26,7 @@ cut edge crossings, and three things make it keep the upper lanes on top:
   turn a whole step upside down.
 """
 
-from .viz_graph import sequence_of
+from .graph import sequence_of
 
 MCLIMIT = "0.2"
 
