@@ -1,7 +1,10 @@
 import io
+import json
+import math
 import os
 import pathlib
 import pickle
+import re
 import struct
 import sys
 import warnings
@@ -196,10 +199,10 @@ def test_a_pytorch_checkpoint_is_refused_with_the_conversion_recipe(tmp_path, zi
         tr.load(tmp_path / "model.pt")
 
 
-def write_zip(path, members):
+def write_zip(path, members, compression=zipfile.ZIP_STORED):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zipfile warns about the duplicate names made on purpose
-        with zipfile.ZipFile(path, "w") as archive:
+        with zipfile.ZipFile(path, "w", compression=compression) as archive:
             for name, data in members:
                 archive.writestr(name, data)
 
@@ -242,6 +245,38 @@ def test_a_member_declaring_more_bytes_than_stored_is_refused(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(tr.CheckpointError, match="declares 1000000000 bytes"):
         tr.load(path)
+
+
+@pytest.mark.parametrize("descr, shape, version", [
+    ("<f8", (2,), (1, 0)), ("<f4", (2, 3), (2, 0)), ("<i8", (), (1, 0)), ("|u1", (0, 3), (1, 0))])
+@pytest.mark.parametrize("extra", [1, 8, 4096])
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED],
+                         ids=["stored", "deflated"])
+def test_a_member_holding_more_bytes_than_its_header_declares_is_refused(tmp_path, descr, shape, version,
+                                                                         extra, compression):
+    size = math.prod(shape) * np.dtype(descr).itemsize
+    payload = bytes(range(256)) * 100
+    exact = [("x.npy", npy_bytes(descr, shape, payload[:size], version))]
+    write_zip(tmp_path / "exact.npz", exact, compression)
+    assert tr.load(tmp_path / "exact.npz")["x"].shape == shape
+    longer = [("x.npy", npy_bytes(descr, shape, payload[:size + extra], version))]
+    write_zip(tmp_path / "longer.npz", longer, compression)
+    with pytest.raises(tr.CheckpointError, match=rf"'x.npy' declares shape {re.escape(str(shape))} of "
+                                                 rf"\w+ \({size} bytes\) but holds {size + extra} bytes"):
+        tr.load(tmp_path / "longer.npz")
+
+
+def test_a_header_whose_fortran_order_is_not_a_bool_is_refused(tmp_path):
+    def member(fortran_order):
+        header = b"{'descr': '<f8', 'fortran_order': %s, 'shape': (2, 3), }" % fortran_order
+        header += b" " * (63 - (10 + len(header)) % 64) + b"\n"
+        return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + np.arange(6.0).tobytes()
+
+    write_zip(tmp_path / "fortran.npz", [("x.npy", member(b"True"))])
+    np.testing.assert_array_equal(tr.load(tmp_path / "fortran.npz")["x"], [[0, 2, 4], [1, 3, 5]])
+    write_zip(tmp_path / "lying.npz", [("x.npy", member(b"1"))])
+    with pytest.raises(tr.CheckpointError, match="fortran_order is not a valid bool: 1"):
+        tr.load(tmp_path / "lying.npz")
 
 
 def test_a_directory_that_hides_a_member_is_refused(tmp_path):
@@ -363,3 +398,29 @@ def test_safetensors_round_trip(tmp_path):
     (tmp_path / "cut.safetensors").write_bytes(data[:-5])
     with pytest.raises(tr.CheckpointError, match="corrupt .safetensors"):
         tr.load(tmp_path / "cut.safetensors")
+
+
+def safetensors_bytes(entries, buffer):
+    """A .safetensors file: the header describing ``entries`` (name -> (dtype, shape, [begin,
+    end])), then ``buffer``."""
+    header = json.dumps({name: {"dtype": dtype, "shape": shape, "data_offsets": offsets}
+                         for name, (dtype, shape, offsets) in entries.items()}).encode()
+    return struct.pack("<Q", len(header)) + header + buffer
+
+
+@pytest.mark.parametrize("entries, buffer", [
+    ({"x": ("F64", [2], [0, 24])}, 24),                              # a range longer than 2 x F64
+    ({"x": ("F32", [1], [0, 8])}, 8),                                # the dtype of half the bytes
+    ({"x": ("F64", [2], [0, 16])}, 17),                              # a byte after the last tensor
+    ({"a": ("F64", [1], [0, 8]), "b": ("F64", [1], [16, 24])}, 24),  # a gap between two tensors
+    ({"a": ("F64", [2], [0, 16]), "b": ("F64", [2], [8, 24])}, 24),  # two overlapping ranges
+    ({"a": ("F64", [1], [0, 8]), "b": ("F64", [1], [0, 8])}, 8),     # two tensors on one range
+], ids=["longer range", "dtype of fewer bytes", "trailing byte", "gap", "overlap", "shared range"])
+def test_safetensors_bytes_that_the_header_does_not_account_for_are_refused(tmp_path, entries, buffer):
+    pytest.importorskip("safetensors")
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(safetensors_bytes({"x": ("F64", [2], [0, 16])}, bytes(16)))
+    assert tr.load(path)["x"].shape == (2,)
+    path.write_bytes(safetensors_bytes(entries, bytes(buffer)))
+    with pytest.raises(tr.CheckpointError, match="is a corrupt .safetensors file"):
+        tr.load(path)
