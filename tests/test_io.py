@@ -60,6 +60,48 @@ def test_round_trip_is_bit_exact(tmp_path):
     assert only_file(tmp_path) == ["model.npz"]
 
 
+NUMERIC_DTYPES = ["?", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8", "g",
+                  "c8", "c16", "G", ">i4", ">f8", ">c16"]
+
+
+def sample(dtype):
+    """A (2, 3) array of ``dtype`` whose values are not all alike (a fraction for floats)."""
+    values = np.arange(6).reshape(2, 3)
+    kind = np.dtype(dtype).kind
+    return (values / 7 * (1 - 2j if kind == "c" else 1) if kind in "fc" else values).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", NUMERIC_DTYPES)
+def test_every_numeric_dtype_round_trips_exactly(tmp_path, dtype):
+    array = sample(dtype)
+    tr.save({"a": array}, tmp_path / "a.npz")
+    assert_same_arrays(tr.load(tmp_path / "a.npz"), {"a": array})
+
+
+def held_by_safetensors(dtype):
+    """Whether .safetensors has this dtype: bool, integers, and floats of at most 64 bits."""
+    return np.dtype(dtype).kind != "c" and np.dtype(dtype).itemsize <= 8
+
+
+@pytest.mark.parametrize("dtype", [d for d in NUMERIC_DTYPES if held_by_safetensors(d)])
+def test_safetensors_round_trips_every_dtype_it_holds(tmp_path, dtype):
+    pytest.importorskip("safetensors")
+    array = sample(dtype)
+    tr.save({"a": array}, tmp_path / "a.safetensors")
+    loaded = tr.load(tmp_path / "a.safetensors")["a"]
+    assert loaded.dtype == array.dtype.newbyteorder("=") and np.array_equal(loaded, array)
+
+
+@pytest.mark.parametrize("dtype", [d for d in NUMERIC_DTYPES if not held_by_safetensors(d)])
+def test_safetensors_save_names_an_array_whose_dtype_it_cannot_hold(tmp_path, dtype):
+    pytest.importorskip("safetensors")
+    array = sample(dtype)
+    with pytest.raises(tr.CheckpointError, match=rf"'a' has dtype {array.dtype}, which .safetensors "
+                                                 r"cannot hold .* save to an .npz path instead"):
+        tr.save({"w": np.zeros(2), "a": array}, tmp_path / "a.safetensors")
+    assert only_file(tmp_path) == []
+
+
 def test_tensors_are_saved_as_their_arrays_and_a_module_round_trips(tmp_path):
     tr.manual_seed(0)
     source, target = nn.Linear(3, 2), nn.Linear(3, 2)

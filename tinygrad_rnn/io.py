@@ -54,16 +54,17 @@ def save(state_dict, path):
     refused: they would need pickle to be read back). An ``.npz`` keeps the
     order of the names and every array bit for bit; a ``.safetensors`` file
     stores them in its own order, in native byte order, without complex
-    numbers and without a checksum.
+    numbers or floats wider than 64 bits, and without a checksum.
     """
     arrays = _arrays_to_save(state_dict)
     path = os.fspath(path)
     if path.endswith(".safetensors"):
         module = _safetensors_module("save")
         for key, array in arrays.items():
-            if array.dtype.kind == "c":
-                raise CheckpointError(f"save: '{key}' is complex ({array.dtype}), which .safetensors "
-                                      "cannot hold; save to an .npz path instead")
+            if array.dtype.kind == "c" or array.dtype.itemsize > 8:
+                raise CheckpointError(f"save: '{key}' has dtype {array.dtype}, which .safetensors cannot "
+                                      "hold (it holds bool, integers and floats of up to 64 bits); "
+                                      "save to an .npz path instead")
         data = module.save({key: np.require(a, requirements="C") for key, a in arrays.items()})
         _write_atomically(path, lambda f: f.write(data))
     else:
