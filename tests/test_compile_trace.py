@@ -74,6 +74,20 @@ def test_an_op_under_no_grad_inside_fn_is_refused():
         compile(fn)(x_of())
 
 
+def test_retain_grad_inside_fn_is_refused_rather_than_lost():
+    def fn(x):
+        h = (x @ W.T).tanh().named("h").retain_grad()
+        return (h * h).sum(), h
+
+    loss, h = fn(x_of())
+    loss.backward()
+    assert h.grad is not None  # eagerly, the returned h has its gradient
+    with pytest.raises(TraceError, match=r"retain_grad\(\) on a tensor it computes \(shape \(4, 2\), "
+                                         r"named 'h', made by 'tanh'\)"):
+        compile(fn)(x_of())
+    assert compile(fn, backward=False)(x_of())[1].grad is None  # no backward: nothing to retain
+
+
 def test_an_argument_with_a_graph_behind_it_is_refused():
     with pytest.raises(TypeError, match="detached"):
         compile(lambda h: (h @ W).sum())(x_of((4, 2)) @ W)

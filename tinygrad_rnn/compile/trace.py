@@ -17,9 +17,10 @@ in ``autograd.backward_pass``'s order. What a replay cannot redo is refused
 with a :class:`TraceError`: reading a value that varies between calls
 (``.item()``, ``float()``, ``bool()``, ``.numpy()``: the replay would freeze
 it), a leaf that requires grad made inside ``fn`` (its gradient would
-vanish), an op run under ``no_grad`` inside ``fn`` (its inputs are unknown),
-and a Tensor with a graph behind it from before the call (the replay cannot
-backpropagate into that graph).
+vanish), ``retain_grad()`` on a tensor ``fn`` computes (the replay fills the
+leaves' ``.grad`` only), an op run under ``no_grad`` inside ``fn`` (its
+inputs are unknown), and a Tensor with a graph behind it from before the
+call (the replay cannot backpropagate into that graph).
 """
 import numpy as np
 
@@ -140,8 +141,19 @@ class Tracer:
         """The recorded step as a :class:`Tape`: outputs ``loss`` and ``results``, and if
         ``backward`` the backward instructions for ``loss``. Call before backward runs."""
         outputs = tuple(self.slot_of(t) for t in (loss, *results))
+        if backward:
+            self._refuse_retained()
         steps = backward_instructions(self, loss) if backward else []
         return Tape(len(self.varies), self.inputs, self.forward, steps, outputs, self.leaves)
+
+
+    def _refuse_retained(self):
+        for t in self.kept:
+            if t._fn is not None and t._retain:
+                raise TraceError(
+                    f"compile: fn calls retain_grad() on a tensor it computes (shape {t.shape}{_named(t)}, "
+                    f"made by '{t._fn.name}'); a replay adds gradients into the leaves' .grad only, so "
+                    "that tensor's gradient would be lost: look at it in an eager step instead")
 
 
 def backward_instructions(tracer, loss):
