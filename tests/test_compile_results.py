@@ -223,3 +223,21 @@ def test_a_forward_only_step_s_returned_arrays_keep_their_values(last, passes):
         return h, loss
 
     assert_returned_arrays_stay_put(compile(forward, backward=False, passes=passes), calls)
+
+
+@pytest.mark.parametrize("passes", PASS_SETS.values(), ids=PASS_SETS.keys())
+def test_writing_into_a_returned_constant_changes_no_later_call(passes):
+    """A constant that fn makes is frozen by the trace; returned (or a view of it returned),
+    it is the caller's array, as it is eagerly, not the one later calls read."""
+    rng = np.random.default_rng(6)
+    W = nn.Parameter(rng.normal(size=(2, 2)))
+
+    def loss_fn(x):
+        bias = tr.Tensor(np.full((1, 2), 0.5))
+        return ((x @ W + bias) ** 2).sum(), bias, bias[0]
+
+    step = compile(loss_fn, passes=passes)
+    for x in [tr.Tensor(rng.normal(size=(3, 2))) for _ in range(3)]:
+        loss, bias, row = step(x)
+        assert loss.item() == pytest.approx(loss_fn(x)[0].item(), rel=1e-12)
+        bias.data[...] = row.data[...] = 100.0

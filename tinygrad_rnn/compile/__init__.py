@@ -95,19 +95,24 @@ class Compiled:
         tape = tracer.tape(loss, rest, self.backward)
         for optimise in self.passes:
             tape = optimise(tape)
-        replay = Replay(plan_accumulation(tape), rebuild, self.backward)
+        fixed = [not tracer.varies[slot] for slot in tape.outputs]
+        replay = Replay(plan_accumulation(tape), rebuild, self.backward, fixed)
         self.traces += 1
         if self.backward:
             loss.backward()
-        values = [t._data for t in (loss, *rest)]
-        return replay, rebuild([_tensor(v) for v in values])
+        return replay, replay.results([t._data for t in (loss, *rest)])
 
 
 class Replay:
-    """One signature's lowered tape: ``replay(tensors)`` runs it on the call's Tensor arguments."""
+    """One signature's lowered tape: ``replay(tensors)`` runs it on the call's Tensor arguments.
 
-    def __init__(self, tape, rebuild, backward):
-        self.tape, self.rebuild = tape, rebuild
+    ``fixed`` says, for each returned Tensor, whether its value is the same at
+    every call (a constant that ``fn`` made, or computed from such constants
+    only: a view of one is the very array the next call reads).
+    """
+
+    def __init__(self, tape, rebuild, backward, fixed):
+        self.tape, self.rebuild, self.fixed_outputs = tape, rebuild, fixed
         self.forward = lower(tape.forward)
         self.backward = lower(tape.backward) if backward else []
         self.args = [(s.slot, s.arg) for s in tape.inputs if s.arg is not None]
@@ -136,12 +141,18 @@ class Replay:
         with np.errstate(all="ignore"):  # IEEE arithmetic without warnings: see replay.py
             for run in self.forward:
                 run(V, S, G, L)
-            outputs = [_tensor(V[slot]) for slot in self.tape.outputs]
+            outputs = [V[slot] for slot in self.tape.outputs]
             if self.backward:
                 G[self.loss_slot] = np.ones_like(V[self.loss_slot])
                 for run in self.backward:
                     run(V, S, G, L)
-        return self.rebuild(outputs)
+        return self.results(outputs)
+
+    def results(self, values):
+        """The returned structure, as Tensors of ``values``; a fixed value is copied, so that a
+        caller who writes into it, as into any result, changes no later call."""
+        return self.rebuild([_tensor(v.copy() if fixed else v)
+                             for v, fixed in zip(values, self.fixed_outputs)])
 
 
 def signature(args):
