@@ -12,7 +12,7 @@ import pytest
 import tinygrad_rnn as tr
 from tinygrad_rnn import nn, optim
 from tinygrad_rnn.compile import DEFAULT_PASSES, compile
-from compile_helpers import assert_close
+from compile_helpers import assert_close, assert_compiled_matches
 
 PASS_SETS = {"plain": (), "all": DEFAULT_PASSES}
 STEPS, BATCH, INPUTS, HIDDEN = 4, 2, 2, 3
@@ -74,8 +74,7 @@ def hand_made_problem(last, view):
         hs = tr.stack(outputs)
         return nn.mse_loss(hs @ B.T, y) + (hs ** 2).mean(), h[1:] if view else h
 
-    leaves = [A, C, a, b, B] + ([D] if last == "mul" else [])
-    return loss_fn, sequences(2), leaves
+    return loss_fn, sequences(2), [A, C, b, B] + ([a] if last == "add" else [D])
 
 
 PROBLEMS = {
@@ -122,6 +121,30 @@ def test_calls_without_zero_grad_add_up_as_backward_calls_do(problem, start, pas
     for args in rest:
         step(*args)
     assert_close(grads(leaves), want, "gradient summed over the calls, of leaf")
+
+
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_eager_backward_calls_add_up_to_the_sum_of_each_call_s_gradient(problem):
+    loss_fn, calls, leaves = PROBLEMS[problem]()
+    each = []
+    for args in calls:
+        for leaf in leaves:
+            leaf.grad = None
+        loss_fn(*args)[0].backward()
+        each.append(grads(leaves))
+    for leaf in leaves:
+        leaf.grad = None
+    for args in calls:
+        loss_fn(*args)[0].backward()
+    assert_close(grads(leaves), [sum(g) for g in zip(*each)], "gradient summed over the calls, of leaf")
+
+
+def test_one_tensor_given_as_two_arguments_gets_both_shares():
+    rng = np.random.default_rng(7)
+    x, y = (tr.Tensor(rng.normal(size=3), requires_grad=True) for _ in range(2))
+    calls = [(x, x), (x, y), (x, x), (y, x)]
+    step = assert_compiled_matches(lambda a, b: (a * b.tanh()).sum(), calls, [x, y])
+    assert step.traces == 2
 
 
 def test_an_argument_that_requires_grad_accumulates_over_calls():
