@@ -343,6 +343,19 @@ def test_bytes_that_only_start_like_an_empty_archive_are_refused(tmp_path):
         tr.load(path)
 
 
+@pytest.mark.parametrize("tail", [b"\0", bytes(100), b"appended text"], ids=["1 byte", "100 zeros", "text"])
+def test_bytes_after_the_archive_s_end_are_refused(tmp_path, tail):
+    path = tmp_path / "model.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("w.npy", npy_bytes("<f8", (2,), bytes(16)))
+        archive.comment = b"a comment the end record declares"
+    assert list(tr.load(path)) == ["w"]
+    path.write_bytes(path.read_bytes() + tail)
+    with pytest.raises(tr.CheckpointError, match=rf"{len(tail)} bytes follow the zip's end record "
+                                                 "and its 33-byte comment"):
+        tr.load(path)
+
+
 @pytest.mark.parametrize("content, message", [
     (b"", "is empty"),
     (b"hello, world", "is neither an .npz archive nor a .safetensors file"),

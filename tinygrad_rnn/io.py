@@ -174,10 +174,16 @@ def _declared_member_count(data, where):
     """The member count in the zip's end record (zipfile trusts the directory's byte size instead,
     so a corrupt directory could otherwise drop members without an error). The record must
     describe one archive on one disk, which every checkpoint is: zipfile ignores those fields,
-    so bytes that merely start with the record's signature would read as an empty archive."""
+    so bytes that merely start with the record's signature would read as an empty archive.
+    The record and the comment it declares end the file: zipfile ignores bytes after them."""
     end = data.rfind(_END_RECORD, max(0, len(data) - _END_RECORD_SIZE - 0xFFFF))
     if end < 0 or len(data) < end + _END_RECORD_SIZE:
         raise CheckpointError(f"{where}: the zip end record is missing")
+    (comment,) = struct.unpack("<H", data[end + 20:end + 22])
+    extra = len(data) - (end + _END_RECORD_SIZE + comment)
+    if extra > 0:
+        raise CheckpointError(f"{where}: {extra} bytes follow the zip's end record and its "
+                              f"{comment}-byte comment; the file is corrupt or was appended to")
     disk, directory_disk, count_on_disk, count = struct.unpack("<4H", data[end + 4:end + 12])
     if disk not in (0, 0xFFFF) or directory_disk not in (0, 0xFFFF) or count_on_disk != count:
         raise CheckpointError(f"{where}: the zip end record names other disks or disagrees with "
