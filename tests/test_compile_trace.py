@@ -75,8 +75,10 @@ def test_an_op_under_no_grad_inside_fn_is_refused():
 
 
 def test_retain_grad_inside_fn_is_refused_rather_than_lost():
+    V = nn.Parameter(np.ones((2, 3)))
+
     def fn(x):
-        h = (x @ W.T).tanh().named("h").retain_grad()
+        h = (x @ V.T).tanh().named("h").retain_grad()
         return (h * h).sum(), h
 
     loss, h = fn(x_of())
