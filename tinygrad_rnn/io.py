@@ -123,7 +123,8 @@ def load(path):
     Raises FileNotFoundError for a missing file, and :class:`CheckpointError`
     for anything that is not a clean numeric checkpoint: a pickle file, an
     archive holding object arrays or other members, a truncated or corrupt
-    file, or a declared shape larger than the data present.
+    file, an array holding more or fewer bytes than its header declares, or
+    bytes after the archive's end.
     """
     path = os.fspath(path)
     with open(path, "rb") as file:
