@@ -61,8 +61,9 @@ def hand_made_problem(last, view):
     """
     rng = np.random.default_rng(2)
     A, C, D = (nn.Parameter(rng.normal(size=(HIDDEN, n)) * 0.5) for n in (INPUTS, HIDDEN, INPUTS))
-    a, b, B = nn.Parameter(rng.uniform(size=HIDDEN)), nn.Parameter(rng.normal(size=HIDDEN)), \
-        nn.Parameter(rng.normal(size=(1, HIDDEN)))
+    a = nn.Parameter(rng.uniform(size=HIDDEN))
+    b = nn.Parameter(rng.normal(size=HIDDEN))
+    B = nn.Parameter(rng.normal(size=(1, HIDDEN)))
 
     def cell(x, h):
         h = tr.Tensor(np.zeros((x.shape[0], HIDDEN))) if h is None else h

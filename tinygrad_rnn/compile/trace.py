@@ -146,8 +146,8 @@ class Tracer:
         steps = backward_instructions(self, loss) if backward else []
         return Tape(len(self.varies), self.inputs, self.forward, steps, outputs, self.leaves)
 
-
     def _refuse_retained(self):
+        """Refuse a tensor of the trace that asked, by ``retain_grad()``, for its own gradient."""
         for t in self.kept:
             if t._fn is not None and t._retain:
                 raise TraceError(
