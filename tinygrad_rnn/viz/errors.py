@@ -7,10 +7,12 @@ or the command line's flags (``--detail cells``).
 _TERMS = {
     "python": {"cells": "detail='cells'", "rolled": "detail='rolled'", "steps": "steps",
                "max_nodes": "max_nodes={}", "larger max_nodes": "pass a larger max_nodes",
-               "no limit": "pass max_nodes=None to try anyway", "larger timeout": "pass a larger timeout"},
+               "no limit": "pass max_nodes=None to try anyway", "larger timeout": "pass a larger timeout",
+               "dot": "install Graphviz's dot, whose stack is larger"},
     "cli": {"cells": "--detail cells", "rolled": "--detail rolled", "steps": "--steps",
             "max_nodes": "--max-nodes {}", "larger max_nodes": "pass a larger --max-nodes",
-            "no limit": "pass --no-limit to try anyway", "larger timeout": "pass a larger --timeout"},
+            "no limit": "pass --no-limit to try anyway", "larger timeout": "pass a larger --timeout",
+            "dot": "install Graphviz's dot, whose stack is larger"},
 }
 
 
@@ -43,8 +45,9 @@ class _Refusal:
 
 class PictureTooBig(_Refusal, ValueError):
     """A picture refused before Graphviz runs: more nodes than ``max_nodes``, or a layout
-    ``layout_seconds`` puts past about 30 s. ``explain("cli")``: the advice in
-    the command line's flags."""
+    ``layout_seconds`` puts past about 30 s; or one whose layout the WebAssembly
+    Graphviz ran out of stack for. ``explain("cli")``: the advice in the command
+    line's flags."""
 
     def __init__(self, caller, what, detail, lift, max_nodes=None):
         super().__init__(self._explained(caller, what, detail, lift, max_nodes))

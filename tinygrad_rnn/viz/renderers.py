@@ -36,7 +36,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from .errors import GraphvizNotFound, LayoutTimeout
+from .errors import GraphvizNotFound, LayoutTimeout, PictureTooBig
 
 __all__ = ["to_svg", "renderer", "cache_dir"]
 
@@ -225,7 +225,10 @@ class _Wasm:
                 if trap.trap_code == wasmtime.TrapCode.INTERRUPT:
                     raise LayoutTimeout(caller, f"{WASM_NAME} had not laid out the picture after {timeout} s "
                                         "and was stopped", detail) from None
-                reason = trap.message.splitlines()[0]
+                if trap.trap_code == wasmtime.TrapCode.STACK_OVERFLOW:  # Graphviz recursing on a big graph
+                    raise PictureTooBig(caller, f"{WASM_NAME} ran out of stack laying out the picture",
+                                        detail, "dot") from None
+                reason = trap.message.strip().splitlines()[-1].strip()  # the cause, after the backtrace
             except wasmtime.WasmtimeError as error:
                 reason = str(error).splitlines()[0]
             except _Rejected as error:
