@@ -6,7 +6,6 @@ a newcomer makes that were found along the way.
 """
 import io
 import pickle
-import shutil
 import sys
 import tracemalloc
 import warnings
@@ -254,8 +253,7 @@ def quotes_closed(line):
     return not inside
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
-def test_20_names_with_markup_characters_render_to_svg(tmp_path):
+def test_20_names_with_markup_characters_render_to_svg(tmp_path, renderer):
     path = viz.render(hostile_graph(), path=tmp_path / "hostile.svg")
     with open(path, encoding="utf-8") as file:
         svg = file.read()

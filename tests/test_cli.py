@@ -1,7 +1,6 @@
 """The command line: python -m tinygrad_rnn draw ..."""
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -64,8 +63,7 @@ def test_draw_options_shape_the_layer(tmp_path):
     assert 'label="x\\n(2, 3, 7)"' in text
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
-def test_draw_svg(tmp_path):
+def test_draw_svg(tmp_path, renderer):
     path = tmp_path / "graph.svg"
     assert main(["draw", "lstm", "--steps", "2", "-o", str(path)]) == 0
     assert path.read_text().lstrip().startswith("<?xml")

@@ -378,8 +378,7 @@ def test_hostile_names_are_escaped():
     assert 'label="<html>"' in text  # quoted: not read as an HTML-like label
 
 
-@needs_dot
-def test_hostile_names_render(tmp_path):
+def test_hostile_names_render(tmp_path, renderer):
     w = nn.Parameter(np.ones((2, 2)), name=HOSTILE)
     with tr.scope('t=0 "quoted" {x}|<y>\\N'):
         y = (w @ w).sum()
@@ -388,9 +387,8 @@ def test_hostile_names_render(tmp_path):
     assert "t=0 &quot;quoted&quot; {x}|&lt;y&gt;\\N" in svg
 
 
-@needs_dot
 @pytest.mark.parametrize("detail", ["cells", "rolled"])
-def test_hostile_scope_names_render_in_the_cells_and_rolled_views(tmp_path, detail):
+def test_hostile_scope_names_render_in_the_cells_and_rolled_views(tmp_path, detail, renderer):
     with tr.scope('<b>&"x"'):
         loss, _, _ = tanh_rnn(3)
     svg = viz.render(loss, path=tmp_path / "hostile.svg", detail=detail).read_text()
@@ -415,7 +413,7 @@ def test_any_name_and_scope_give_dot_text_that_graphviz_reads(name, scope):
 MAGIC = {"svg": b"<?xml", "png": b"\x89PNG", "pdf": b"%PDF", "dot": b"digraph"}
 
 
-@pytest.mark.parametrize("fmt", ["svg", "png", "pdf", "dot"])
+@pytest.mark.parametrize("fmt", ["png", "pdf", "dot"])
 def test_render_each_format(tmp_path, fmt):
     if fmt != "dot" and not HAS_DOT:
         pytest.skip("Graphviz's dot is not installed")
@@ -425,17 +423,29 @@ def test_render_each_format(tmp_path, fmt):
     assert path.read_bytes().startswith(MAGIC[fmt])
 
 
-def test_without_dot_images_fail_clearly_but_dot_text_works(tmp_path, monkeypatch):
-    monkeypatch.setenv("PATH", str(tmp_path))
+def test_render_svg_with_each_renderer(tmp_path, renderer):
+    loss, _, _ = tanh_rnn(2)
+    path = tmp_path / "graph.svg"
+    assert viz.render(loss, path=path) == path
+    assert path.read_bytes().startswith(MAGIC["svg"])
+
+
+INSTALL_HINTS = ("sudo apt-get install graphviz", "brew install graphviz", "winget install graphviz",
+                 "choco install graphviz", "conda install -c conda-forge graphviz", "viz.to_text", ".dot")
+
+
+@pytest.mark.parametrize("fmt", ["png", "pdf"])
+def test_without_dot_png_and_pdf_fail_clearly_but_svg_and_dot_text_work(tmp_path, no_dot, fmt):
     loss, _, _ = tanh_rnn(2)
     with pytest.raises(viz.GraphvizNotFound) as error:
-        viz.render(loss, path=tmp_path / "graph.png")
+        viz.render(loss, path=tmp_path / f"graph.{fmt}")
     message = str(error.value)
-    for hint in ("sudo apt-get install graphviz", "brew install graphviz",
-                 "conda install -c conda-forge graphviz", ".dot"):
+    assert message.startswith(f"render: Graphviz's `dot` executable was not found on PATH; it is needed "
+                              f"to render {fmt.upper()} images. SVG works without it")
+    for hint in INSTALL_HINTS:
         assert hint in message
     assert isinstance(error.value, RuntimeError)
-    assert not (tmp_path / "graph.png").exists()
+    assert not (tmp_path / f"graph.{fmt}").exists()
     assert viz.render(loss, path=tmp_path / "graph.dot").read_text().startswith("digraph")
 
 

