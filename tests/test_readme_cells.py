@@ -68,3 +68,11 @@ def test_the_readme_cells_picture_names_its_gates_as_the_built_in_cells_does(rea
         heads = [label.split("\\n")[0] for label, _, path in dot.nodes.values() if path == step]
         assert sorted(head for head in heads if " = " in head) == sorted(
             ["f = sigmoid", "i = sigmoid", "c~ = tanh", "o = sigmoid", "c = add", "h = mul"])
+
+
+
+def test_the_readme_says_which_name_of_the_candidate_is_pytorchs_and_which_is_shown():
+    assert "i, f, g (= c~), o: `g` is the block's name in PyTorch,\n`c~` the tensor's name in" in SECTION
+    with bptt.record() as rec:   # the name that the built-in cell gives the candidate
+        nn.unroll(nn.LSTMCell(1, 2), tr.Tensor(np.ones((1, 1, 1), np.float32)))
+    assert rec.names() == ["i", "f", "c~", "o", "c", "h"]
