@@ -8,7 +8,7 @@ from tinygrad_rnn import autograd, bptt, nn
 from tinygrad_rnn.nn.cells import rnn_step
 from tinygrad_rnn.testing import cell_configs
 from graph_walk import graph_nodes
-from test_recurrent import KINDS, make_layer
+from test_recurrent import KINDS, make_layer, unnamed_lstm_cell
 
 
 def assert_shares_add_up(rec, param, scope=None):
@@ -218,6 +218,42 @@ def test_an_unknown_name_scope_or_parameter_lists_what_is_known():
         rec.weight_grad_by_step(tr.Tensor([1.0, 2.0], requires_grad=True, name="other"))
     with pytest.raises(ValueError, match="low must be below high"):
         rec.saturation("f", low=0.9, high=0.1, scope="lstm/l0")
+
+
+def test_a_hand_made_cell_that_names_nothing_is_recorded_through_the_state_unroll_names():
+    weight = tr.Tensor(np.random.default_rng(3).normal(size=(12, 4)), requires_grad=True, name="W")
+    with bptt.record() as rec:
+        hs, _ = nn.unroll(unnamed_lstm_cell(weight), tr.Tensor(np.ones((4, 2, 1))))
+        (tr.stack(hs) ** 2).sum().backward()
+    assert rec.steps == [0, 1, 2, 3] and rec.names() == ["c", "h"]
+    assert rec.grad_norms("c").shape == (4,)
+    assert_shares_add_up(rec, weight)
+
+
+HOW_FOUND = (r"Steps are the scopes t=<k> that nn\.unroll and the sequence layers open.*"
+             r"tr\.scope\(f't=\{t\}'\).*nn\.unroll names a state the cell left unnamed.*Tensor\.named")
+
+
+def test_what_was_not_recorded_is_said_with_how_steps_and_names_are_found():
+    weight = tr.Tensor(np.ones((2, 2)), requires_grad=True, name="W")
+    with bptt.record() as nothing:   # a loop without scopes records no step
+        h = tr.Tensor(np.zeros((1, 2)))
+        for _ in range(3):
+            h = (h @ weight + 1).tanh()
+        h.sum().backward()
+    assert nothing.steps == []
+    with pytest.raises(ValueError, match=r"no step was recorded; recorded sequences: none\. " + HOW_FOUND):
+        nothing.values("h")
+    with pytest.raises(ValueError, match=r"no recorded sequence used the leaf 'W' .*: none\. " + HOW_FOUND):
+        nothing.weight_grad_by_step(weight)
+    cell = nn.RNNCell(1, 2)
+    with bptt.record() as rec:
+        hs, _ = nn.unroll(cell, tr.Tensor(np.ones((2, 1, 1), np.float32)))
+    with pytest.raises(ValueError, match=r"no tensor named 'f' .*known names: 'h'\. " + HOW_FOUND):
+        rec.values("f")
+    with pytest.raises(ValueError, match=r"no recorded step lies within scope 'lstm'; recorded "
+                                         r"sequences: ''\. " + HOW_FOUND):
+        rec.values("h", scope="lstm")
 
 
 def test_gradients_asked_without_a_backward_in_the_block_say_so():

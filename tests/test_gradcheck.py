@@ -1,4 +1,5 @@
 """gradcheck passes right gradients, and names the input, index and both values of a wrong one."""
+import importlib
 import re
 
 import numpy as np
@@ -148,6 +149,58 @@ def test_parameters_inside_fn_are_checked_through_the_inputs_list():
     w = leaf([0.5, -0.5])
     x = tr.Tensor([1.0, 2.0], dtype="float64")
     assert tr.gradcheck(lambda *_: (x * w).tanh().sum(), [w])
+
+
+NOT_REACHED = (r"the input may not reach the output through Tensor operations, e\.g\. because its values "
+               r"were assigned through \.data")
+
+
+def test_an_input_assigned_through_data_is_named_at_once_as_not_reaching_the_output():
+    """The mistake of setting a weight from the checked input by ``.data``: backward gives the
+    input no gradient while the output moves with it. Two evaluations along a random
+    direction tell, instead of two per element (here 2 * 40)."""
+    weight = tr.Tensor(np.zeros((4, 10)), requires_grad=True, name="W")
+    calls = []
+
+    def fn(x, w):
+        calls.append(1)
+        weight.data = w.data          # w does not reach the output through Tensor ops
+        return (x @ weight).tanh()
+
+    x, w = leaf(np.linspace(-1, 1, 4), name="x"), leaf(np.linspace(0.1, 0.9, 40).reshape(4, 10), name="w")
+    with pytest.raises(tr.GradcheckError, match=r"^gradcheck: input 1 \(w\) of shape \(4, 10\): backward "
+                                                r"gives it no gradient \(analytic 0 everywhere\), but the "
+                                                r"output moves with it .*: " + NOT_REACHED):
+        tr.gradcheck(fn, [x, w])
+    assert len(calls) == 3   # the forward with backward, then the probe's two; x is not differenced
+
+
+def test_an_output_cut_from_every_input_is_named_as_not_reached():
+    x = leaf([0.5, 1.5])
+    with pytest.raises(tr.GradcheckError, match="input 0 of shape \\(2,\\): backward gives it no gradient.*" +
+                       NOT_REACHED):
+        tr.gradcheck(lambda x: tr.Tensor(x.data ** 2), [x])
+
+
+def test_an_input_the_output_does_not_depend_on_passes():
+    x, unused = leaf([0.5, 1.5]), leaf(np.ones((3, 3)))
+    assert tr.gradcheck(lambda x, unused: x * 2, [x, unused])
+
+
+def test_a_zero_gradient_that_the_probe_misses_still_fails_element_wise_with_the_reason(monkeypatch):
+    monkeypatch.setattr(importlib.import_module("tinygrad_rnn.gradcheck"), "_probe_unreached",
+                        lambda *args: None)
+    x = leaf([0.5, 1.5])
+    with pytest.raises(tr.GradcheckError, match=r"index \(0,\): analytic 0 vs numeric .*its analytic "
+                                                r"gradient is exactly 0 everywhere: " + NOT_REACHED):
+        tr.gradcheck(lambda x: tr.Tensor(x.data ** 2), [x])
+
+
+def test_a_wrong_zero_at_one_element_is_not_called_unreached():
+    x = leaf([1.0, 2.0, 3.0])
+    with pytest.raises(tr.GradcheckError) as caught:
+        tr.gradcheck(lambda x: _apply(WrongAtOneOutput, (x,)), [x])
+    assert "may not reach" not in str(caught.value)
 
 
 @pytest.mark.parametrize("call, kind, message", [

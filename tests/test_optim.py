@@ -55,6 +55,20 @@ def reference_adam(theta, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_d
     return theta
 
 
+def reference_adagrad(theta, grads, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
+                      initial_accumulator_value=0.0, eps=1e-10):
+    theta = theta.copy()
+    total, t = np.full_like(theta, initial_accumulator_value), 0
+    for g in grads:
+        if g is None:
+            continue
+        t += 1
+        g = g + weight_decay * theta
+        total = total + g ** 2
+        theta = theta - lr / (1 + (t - 1) * lr_decay) * g / (np.sqrt(total) + eps)
+    return theta
+
+
 CASES = [
     (optim.SGD, reference_sgd, dict(lr=0.1)),
     (optim.SGD, reference_sgd, dict(lr=0.05, momentum=0.9)),
@@ -64,6 +78,9 @@ CASES = [
     (optim.RMSprop, reference_rmsprop, dict(lr=0.01, weight_decay=0.05)),
     (optim.Adam, reference_adam, dict()),
     (optim.Adam, reference_adam, dict(lr=0.01, betas=(0.5, 0.9), eps=1e-6, weight_decay=0.02)),
+    (optim.Adagrad, reference_adagrad, dict()),
+    (optim.Adagrad, reference_adagrad, dict(lr=0.1, lr_decay=0.3, eps=1e-3)),
+    (optim.Adagrad, reference_adagrad, dict(lr=0.05, weight_decay=0.1, initial_accumulator_value=0.5)),
 ]
 CASE_IDS = [f"{cls.__name__}-{kwargs}" for cls, _, kwargs in CASES]
 
@@ -104,7 +121,7 @@ def test_training_a_linear_layer_lowers_the_loss():
     rng = np.random.default_rng(1)
     x, y = rng.standard_normal((16, 3)), rng.standard_normal((16, 2))
     for make in [lambda p: optim.SGD(p, lr=0.1, momentum=0.9), lambda p: optim.RMSprop(p),
-                 lambda p: optim.Adam(p, lr=0.05)]:
+                 lambda p: optim.Adam(p, lr=0.05), lambda p: optim.Adagrad(p, lr=0.1)]:
         model = nn.Linear(3, 2).to("float64")
         opt = make(model.parameters())
         losses = []
@@ -129,7 +146,7 @@ def test_parameters_without_grad_are_not_touched():
     moving, idle = nn.Parameter(np.ones(2)), nn.Parameter(np.ones(2))
     moving.grad = np.ones(2)
     for opt in [optim.SGD([moving, idle], lr=0.1, momentum=0.9, weight_decay=0.1),
-                optim.RMSprop([moving, idle]), optim.Adam([moving, idle])]:
+                optim.RMSprop([moving, idle]), optim.Adam([moving, idle]), optim.Adagrad([moving, idle])]:
         opt.step()
         np.testing.assert_array_equal(idle.data, np.ones(2))
     assert np.all(moving.data < 1)
@@ -175,6 +192,13 @@ def some_params():
     (lambda: optim.Adam(some_params(), betas=(0.9, -0.1)), r"Adam: betas\[1\] must be in \[0, 1\.0\)"),
     (lambda: optim.Adam(some_params(), betas=0.9), "Adam: betas must be a pair"),
     (lambda: optim.Adam([]), "Adam: got an empty list of parameters"),
+    (lambda: optim.Adagrad(some_params(), lr=-1.0), "Adagrad: lr must be finite and >= 0, got -1.0"),
+    (lambda: optim.Adagrad(some_params(), lr_decay=math.inf), "Adagrad: lr_decay must be finite"),
+    (lambda: optim.Adagrad(some_params(), weight_decay=-0.1), "Adagrad: weight_decay must be"),
+    (lambda: optim.Adagrad(some_params(), initial_accumulator_value=-1.0),
+     r"Adagrad: initial_accumulator_value must be finite and >= 0, got -1\.0"),
+    (lambda: optim.Adagrad(some_params(), eps=0), "Adagrad: eps must be > 0"),
+    (lambda: optim.Adagrad(some_params(), lr="0.01"), "Adagrad: lr must be a real number"),
     (lambda: optim.SGD(iter([]), lr=0.1), "SGD: got an empty list of parameters"),
 ])
 def test_bad_hyper_parameters_are_named(make, message):
@@ -221,6 +245,9 @@ TORCH_CASES = [
     ("Adam", dict(lr=0.01)),
     ("Adam", dict(lr=0.02, betas=(0.8, 0.99), eps=1e-7)),
     ("Adam", dict(lr=0.01, betas=(0.0, 0.5), weight_decay=0.05)),
+    ("Adagrad", dict()),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.2, eps=1e-6)),
+    ("Adagrad", dict(lr=0.05, weight_decay=0.1, initial_accumulator_value=0.3)),
 ]
 
 
@@ -278,7 +305,7 @@ def test_a_learning_rate_far_too_large_warns_once_when_a_parameter_becomes_non_f
     assert math.isnan(losses[-1])
 
 
-@pytest.mark.parametrize("make_optimizer", [optim.SGD, optim.RMSprop, optim.Adam])
+@pytest.mark.parametrize("make_optimizer", [optim.SGD, optim.RMSprop, optim.Adam, optim.Adagrad])
 def test_every_optimizer_warns_when_a_step_writes_nan_into_a_parameter(make_optimizer):
     params = [nn.Parameter(np.ones(3)), nn.Parameter(np.ones((2, 2)))]
     optimizer = make_optimizer(params, lr=0.1)

@@ -94,6 +94,41 @@ def test_unroll_reverse_runs_from_the_last_step_and_keeps_time_order():
     np.testing.assert_array_equal(final.data, flipped_final.data)
 
 
+def unnamed_lstm_cell(weight):
+    """README's hand-made LSTM cell before it named its gates: nothing in it has a name."""
+    def cell(x, state):
+        if state is None:
+            zeros = tr.Tensor(np.zeros((x.shape[0], weight.shape[0] // 4)))
+            state = (zeros, zeros)
+        h, c = state
+        f, i, g, o = (tr.cat([h, x], axis=-1) @ weight.T).chunk(4, axis=-1)
+        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        return o.sigmoid() * c.tanh(), c
+    return cell
+
+
+def test_unroll_names_the_state_an_unnamed_cell_makes_h_and_c():
+    weight = tr.Tensor(np.random.default_rng(2).normal(size=(8, 3)), requires_grad=True, name="W")
+    outputs, (h, c) = nn.unroll(unnamed_lstm_cell(weight), tr.Tensor(np.ones((3, 2, 1))))
+    assert (h.name, c.name) == ("h", "c") and [o.name for o in outputs] == ["h"] * 3
+    assert [o.parents[0].name for o in outputs] == [None] * 3   # only the state is named
+
+
+def test_unroll_names_a_longer_state_by_position_and_keeps_the_names_a_cell_gave():
+    def cell(x, state):
+        h = x if state is None else x + state[0]
+        return h * 2, (h * 3).named("memory"), h * 4
+
+    _, state = nn.unroll(cell, tr.Tensor(np.ones((2, 1, 1))))
+    assert [s.name for s in state] == ["h", "memory", "state[2]"]
+
+
+def test_unroll_does_not_rename_a_tensor_made_outside_the_step():
+    kept = tr.Tensor(np.ones((1, 2)))
+    outputs, state = nn.unroll(lambda x, s: (x * 2, kept), tr.Tensor(np.ones((2, 1, 2))))
+    assert kept.name is None and state[1] is kept and outputs[1].name == "h"
+
+
 def test_unroll_rejects_empty_and_malformed_sequences():
     cell = nn.RNNCell(2, 2)
     with pytest.raises(ValueError, match=r"unroll: the sequence is empty \(T = 0\)"):

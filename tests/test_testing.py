@@ -140,6 +140,19 @@ def test_assert_gradients_match_names_the_function_shapes_and_element():
         assert_gradients_match(half_tanh, np.full((2, 2), 0.5))
 
 
+def test_assert_gradients_match_says_when_an_input_was_assigned_through_data():
+    cell = nn.RNNCell(2, 3).to("float64")
+
+    def last_state(xs, weight):
+        cell.weight_hh.data = weight.data   # the mistake: weight never enters the graph
+        return nn.unroll(cell, xs)[0][-1]
+
+    with pytest.raises(AssertionError, match=r"^last_state on shapes \(2, 1, 2\), \(3, 3\): gradients do "
+                                             r"not match .* input 1 of shape \(3, 3\): backward gives it no "
+                                             r"gradient .*may not reach the output through Tensor operations"):
+        assert_gradients_match(last_state, np.ones((2, 1, 2)), np.eye(3))
+
+
 def test_assert_gradients_match_rejects_non_finite_outputs():
     with pytest.raises(AssertionError, match=r"log on shapes \(2,\): the output is not finite"):
         assert_gradients_match(tr.Tensor.log, np.array([1.0, -1.0]))

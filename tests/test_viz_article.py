@@ -125,6 +125,36 @@ def test_rolled_works_for_a_hand_made_cell_run_by_unroll():
     assert len(dot.ids("f = sigmoid")) == 1
 
 
+def cell_making_its_zero_state(weight, hidden):
+    """The hand-made LSTM cell that, given no state, makes its zeros inside the step, as
+    README's MyLSTMCell does: step t=0 then holds one tensor more than the others."""
+    step = hand_lstm_cell(weight, hidden)
+
+    def cell(x, state):
+        if state is None:
+            zeros = tr.Tensor(np.zeros((x.shape[0], hidden)))
+            state = (zeros, zeros)
+        return step(x, state)
+    return cell
+
+
+@pytest.mark.parametrize("make_cell", ["hand-made", "LSTMCell"])
+def test_rolled_draws_one_step_when_the_cell_makes_its_zero_state_at_t0(make_cell):
+    rng = np.random.default_rng(0)
+    weight = nn.Parameter(rng.normal(size=(5, 8)), name="W")
+    cell = (cell_making_its_zero_state(weight, 2) if make_cell == "hand-made"
+            else nn.LSTMCell(3, 2).to("float64"))
+    outputs, _ = nn.unroll(cell, tr.Tensor(rng.normal(size=(5, 1, 3)), name="x"))
+    dot = Dot(viz.to_dot(outputs[-1].sum(), detail="rolled"))
+    assert [path for path, _ in dot.clusters] == ["t=0 ... 4: one step, ran 5 times"]
+    assert len(dot.ids("f = sigmoid")) == len(dot.ids("c = add")) == 1
+    zeros = [k for k, (label, attrs, path) in dot.nodes.items()
+             if 'class="input"' in attrs and "min 0  mean 0  max 0" in attrs]
+    assert zeros and all(dot.cluster_of(k) == "" for k in zeros)   # outside the loop, as h0 is
+    fed = [b for a, b, _ in dot.edges if a in zeros]
+    assert fed and all(dot.cluster_of(b) == "t=0 ... 4: one step, ran 5 times" for b in fed)
+
+
 def test_rolled_is_much_smaller_than_unrolled():
     loss = layer_loss("lstm", steps=30)
     rolled, unrolled = Dot(viz.to_dot(loss, detail="rolled")), Dot(viz.to_dot(loss))

@@ -36,6 +36,12 @@ import numpy as np
 from . import autograd
 
 _STEP = re.compile(r"t=(\d+)")
+# Said by every error about something not recorded.
+_HOW_FOUND = ("Steps are the scopes t=<k> that nn.unroll and the sequence layers open, one per "
+              "step (in a loop of one's own: with tr.scope(f't={t}'): ...); in each step the "
+              "tensors with a name are recorded: the built-in cells name their gates and "
+              "states, nn.unroll names a state the cell left unnamed (h, or h and c), and "
+              "Tensor.named names any other")
 
 
 @contextmanager
@@ -219,14 +225,15 @@ class Recording:
         """(sequence, its steps within ``scope``, the _Named of ``name`` at each) for the one
         sequence within ``scope`` that has ``name``; else a ValueError saying what there is."""
         places = self._places_within(scope)
+        where = "" if scope is None else f" within scope {scope!r}"
         if not places:
-            raise ValueError(f"bptt.record: no recorded step lies within scope {scope!r}; "
-                             f"recorded sequences: {_listing(self.sequences)}")
+            what = "no step was recorded" if scope is None else f"no recorded step lies{where}"
+            raise ValueError(f"bptt.record: {what}; recorded sequences: {_listing(self.sequences)}. "
+                             f"{_HOW_FOUND}")
         found = [p for p in places if name in self._steps[p]]
         if not found:
-            raise ValueError(f"bptt.record: no tensor named {name!r} in the recorded steps"
-                             f"{'' if scope is None else f' within scope {scope!r}'}; "
-                             f"known names: {_listing(self.names(scope))}")
+            raise ValueError(f"bptt.record: no tensor named {name!r} in the recorded steps{where}; "
+                             f"known names: {_listing(self.names(scope))}. {_HOW_FOUND}")
         sequences = list(dict.fromkeys(s for s, _ in found))
         if len(sequences) > 1:
             raise ValueError(_ambiguous(f"{name!r}", sequences))
@@ -276,7 +283,7 @@ class Recording:
             raise ValueError(_ambiguous(_describe(param), using))
         where = "" if scope is None else f" within scope {scope!r}"
         raise ValueError(f"bptt.record: no recorded sequence{where} used {_describe(param)} in "
-                         f"its steps; recorded sequences: {_listing(self.sequences)}")
+                         f"its steps; recorded sequences: {_listing(self.sequences)}. {_HOW_FOUND}")
 
     def _need_backward(self, what):
         self._settle()

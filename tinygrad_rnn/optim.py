@@ -1,4 +1,4 @@
-"""Optimizers: SGD, RMSprop and Adam, with PyTorch's update rules.
+"""Optimizers: SGD, RMSprop, Adam and Adagrad, with PyTorch's update rules.
 
 Each ``step()`` reads every parameter's gradient g = dL/dθ and changes the
 parameter θ in place; parameters whose ``.grad`` is None are skipped, and
@@ -214,4 +214,44 @@ class Adam(Optimizer):
             denom /= math.sqrt(1 - beta2 ** t)
             denom += self.eps
             p.data -= (self.lr / (1 - beta1 ** t)) * m / denom
+        self._warn_if_diverged()
+
+
+class Adagrad(Optimizer):
+    """Adagrad, the optimizer of min-char-rnn: each step divided by the root of the sum of
+    all the squared gradients so far.
+
+        g_t = ∇θ L + λ θ_{t-1}
+        η_t = η / (1 + (t - 1) δ)                          (δ = lr_decay)
+        s_t = s_{t-1} + g_t^2                              (s_0 = initial_accumulator_value)
+        θ_t = θ_{t-1} - η_t g_t / (sqrt(s_t) + ε)
+
+    A weight whose gradients have been large takes small steps, one whose
+    gradients have been small larger ones, and every weight's steps only
+    shrink as s grows. min-char-rnn writes sqrt(s_t + 1e-8); PyTorch, followed
+    here, adds ε after the root. Each parameter counts its own t.
+    """
+
+    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
+                 eps=1e-10):
+        super().__init__(params)
+        self.lr = _hyper("Adagrad", "lr", lr)
+        self.lr_decay = _hyper("Adagrad", "lr_decay", lr_decay)
+        self.weight_decay = _hyper("Adagrad", "weight_decay", weight_decay)
+        initial = _hyper("Adagrad", "initial_accumulator_value", initial_accumulator_value)
+        self.eps = _epsilon("Adagrad", eps)
+        self.steps = [0] * len(self.params)
+        self.sums = [np.full_like(p.data, initial) for p in self.params]
+
+    def step(self):
+        """One update of every parameter that has a gradient."""
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            g = self._grad(p, self.weight_decay)
+            self.steps[i] += 1
+            lr = self.lr / (1 + (self.steps[i] - 1) * self.lr_decay)
+            s = self.sums[i]
+            s += g * g
+            p.data -= lr * (g / (np.sqrt(s) + self.eps))
         self._warn_if_diverged()

@@ -28,8 +28,8 @@ from functools import partial
 
 import numpy as np
 
+from .. import autograd
 from ..anomaly import describe_nonfinite, user_frame, where
-from ..autograd import is_anomaly_enabled
 from ..tensor import Tensor, cat, scope, stack
 from .cells import as_tensor, describe, gru_step, lstm_step, project, rnn_step, uniform_parameter, zeros
 from .dropout import check_probability, dropout
@@ -46,6 +46,11 @@ def unroll(cell, xs, state=None, reverse=False):
     ``outputs`` is the list of the T per-step h, in time order; with
     ``reverse=True`` the steps run from t = T-1 down to 0 (the backward
     direction of a bidirectional layer), each still scoped and listed by its t.
+
+    A state the cell made but left unnamed is named here, as the built-in
+    cells name theirs: h, for a pair (h, c), for a longer tuple h, state[1],
+    state[2], ...; so pictures and ``bptt.record`` find a hand-made cell's
+    steps and states (a name the cell gave is kept).
     """
     if not callable(cell):
         raise TypeError(f"unroll: cell must be callable as cell(x, state), e.g. nn.LSTMCell(...), "
@@ -55,7 +60,9 @@ def unroll(cell, xs, state=None, reverse=False):
     for t in (range(length - 1, -1, -1) if reverse else range(length)):
         with scope(f"t={t}"):
             state = cell(xs[t], state)
+            step = autograd.current_scope
         outputs[t] = _hidden(state)
+        _name_state(state, step)
     return outputs, state
 
 
@@ -81,6 +88,16 @@ def _hidden(state):
         raise TypeError(f"unroll: the cell must return h or a tuple whose first element is h "
                         f"(a Tensor), got {type(state).__name__}")
     return h
+
+
+def _name_state(state, step):
+    """Name the parts of ``state`` made in ``step`` (its scope path) that have no name yet."""
+    parts = tuple(state) if isinstance(state, (tuple, list)) else (state,)
+    names = ("h", "c") if len(parts) == 2 else ("h", *(f"state[{k}]" for k in range(1, len(parts))))
+    for part, name in zip(parts, names):
+        made_here = isinstance(part, Tensor) and (part.scope == step or part.scope.startswith(step + "/"))
+        if made_here and part.name is None:
+            part.named(name)
 
 
 class _SequenceLayer(Module):
@@ -186,7 +203,7 @@ class _SequenceLayer(Module):
         if x.dtype != self.weight_ih_l0.dtype:
             raise TypeError(f"{name}: input has dtype {x.dtype} but the parameters are "
                             f"{self.weight_ih_l0.dtype}; convert the input or the layer (.to(dtype))")
-        if is_anomaly_enabled() and not np.isfinite(x.data).all():
+        if autograd.is_anomaly_enabled() and not np.isfinite(x.data).all():
             # the whole sequence is projected at once, so say here which step the bad value is in
             first = tuple(int(i) for i in np.argwhere(~np.isfinite(x.data))[0])
             raise FloatingPointError(

@@ -221,6 +221,7 @@ class Graph:
         self.step_outputs = {}
         self.runs = {}
         self._step = {}
+        self._entering = {}   # rolled: id of a leaf made in one step only -> the scope it is drawn in
         self._children = {}
         for t in self.tensors:
             for p in t.parents:
@@ -235,6 +236,8 @@ class Graph:
         self.first_nonfinite = self._first_nonfinite()
 
     def step(self, t):
+        if id(t) in self._entering:
+            return None
         scope = t.scope
         if scope not in self._step:
             self._step[scope] = step_of(scope)
@@ -262,6 +265,7 @@ class Graph:
                 if node is None:
                     kind = "param" if isinstance(t, Parameter) else "input" if t.op is None else "op"
                     scope, step = ("", None) if kind == "param" else (drawn.scope, self.step(drawn))
+                    scope = self._entering.get(id(drawn), scope)
                     node = node_of[id(drawn)] = self._add(Node(f"n{k}", kind, scope, [drawn], step))
                 if drawn is not t:
                     node.tensors.append(t)
@@ -291,7 +295,10 @@ class Graph:
         tensor it matches (same place in creation order, same op and shape).
 
         The drawn step of a sequence is its second (its first takes the initial
-        state from outside the loop).
+        state from outside the loop). Leaves are matched with leaves and ops
+        with ops, so that a leaf made in one step only, such as the zero state a
+        cell makes for itself at t=0, shifts nothing: it is drawn outside the
+        loop, entering the drawn step as an initial state does.
         """
         by_step, sequences = self._runs()
         stands_for = {}
@@ -299,10 +306,16 @@ class Graph:
             drawn = steps[1] if len(steps) > 1 else steps[0]
             self.runs[drawn] = steps
             for step in steps:
-                if step != drawn:
-                    for t, match in zip(by_step[step], by_step[drawn]):
+                if step == drawn:
+                    continue
+                for leaves in (True, False):
+                    mine = [t for t in by_step[step] if (t.op is None) == leaves]
+                    for t, match in zip(mine, [m for m in by_step[drawn] if (m.op is None) == leaves]):
                         if t.op == match.op and t.shape == match.shape:
                             stands_for[id(t)] = match
+                    for t in mine if leaves else ():
+                        if id(t) not in stands_for:
+                            self._entering[id(t)] = sequence_of(step)
         return stands_for
 
     # ---------------------------------------------------------------- edges

@@ -66,7 +66,11 @@ def plot_gates(rec, name, low=0.1, high=0.9, scope=None, sample=0, fig=None):
     """Gate ``name`` of sequence ``sample`` of the batch as a units x time heatmap, and
     below it the fraction of the whole batch's values outside [low, high] at each step.
 
-    ``fig``: a Figure (or SubFigure) to draw into; by default a new one.
+    ``fig``: a Figure (or SubFigure) to draw into; by default a new one. The
+    panels' titles are short, so that plots side by side in a grid of
+    SubFigures (``Figure(layout="constrained").subfigures(2, 3)``: RNN, LSTM,
+    GRU, before and after training) do not run into each other; a SubFigure's
+    ``suptitle`` is left for the grid's own heading ("LSTM, after training").
     """
     values = rec.values(name, scope)
     if values.ndim == 3:
@@ -78,20 +82,23 @@ def plot_gates(rec, name, low=0.1, high=0.9, scope=None, sample=0, fig=None):
         raise ValueError(f"plot_gates: {name!r} must be (B, H) or (H,) at each step, "
                          f"got shape {values.shape[1:]}")
     steps = rec.steps_of(name, scope)
-    fig = _new_figure(figsize=(7.0, 4.6)) if fig is None else fig
-    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    fig = _new_figure(figsize=(7.0, 4.6), layout="constrained") if fig is None else fig
+    grid = {"height_ratios": [3, 1]}
+    if fig.get_layout_engine() is None:  # nothing else will make room for the titles and labels
+        grid.update(hspace=0.45, top=0.86, bottom=0.14, right=0.86)
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw=grid)
     gate = values.min() >= 0 and values.max() <= 1
     image = top.imshow(values.T, aspect="auto", origin="lower", interpolation="nearest",
                        cmap="viridis", vmin=0 if gate else None, vmax=1 if gate else None,
                        extent=(steps[0] - 0.5, steps[-1] + 0.5, -0.5, values.shape[1] - 0.5))
     fig.colorbar(image, ax=[top, bottom], label=name)
     top.set_ylabel("unit")
-    top.set_title(f"{name} at each step, sequence {sample} of the batch")
+    top.set_title(f"{name}, sequence {sample} of the batch", fontsize=10)
     bottom.plot(steps, rec.saturation(name, low, high, scope), marker=".")
     bottom.set_ylim(-0.05, 1.05)
     bottom.set_xlabel("time step t")
     bottom.set_ylabel("saturated")
-    bottom.set_title(f"fraction of {name} below {low:g} or above {high:g} (whole batch)", fontsize=9)
+    bottom.set_title(f"{name} outside [{low:g}, {high:g}], whole batch", fontsize=9)
     return fig
 
 
