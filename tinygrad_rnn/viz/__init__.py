@@ -61,9 +61,10 @@ from ..nn.module import Parameter
 from .plots import plot_gates, plot_state_grads, plot_weight_grads  # noqa: F401  the bptt.record plots
 from .dot import Shades, body, constant_text, shape_text
 from .graph import Graph, flatten_roots, norm, walk
+from .explore import Page, explore  # noqa: E402  the explorer page; it uses this package's errors
 
 __all__ = ["to_dot", "draw", "render", "to_text", "layout_seconds", "GraphvizNotFound",
-           "PictureTooBig", "LayoutTimeout"]
+           "PictureTooBig", "LayoutTimeout", "explore", "Page"]
 
 
 class GraphvizNotFound(RuntimeError):

@@ -1,0 +1,171 @@
+"""viz.explore, the Python side: the page's data, its escaping, its checks (browser: test_explore_browser)."""
+import base64
+import re
+
+import numpy as np
+import pytest
+
+import tinygrad_rnn as tr
+from tinygrad_rnn import bptt, nn, viz
+from tinygrad_rnn.viz.explore_data import heat
+
+from explore_helpers import HOSTILE, HOSTILE_SCOPE, hostile_run, needs_dot, node_named, page_data, recorded
+
+pytestmark = needs_dot
+
+
+@pytest.fixture(scope="module")
+def rnn():
+    return recorded("rnn", steps=4)
+
+
+@pytest.fixture(scope="module")
+def rnn_page(rnn):
+    loss, rec, _ = rnn
+    return viz.explore(loss, rec)
+
+
+def only_run(page):
+    (snapshot,) = page_data(page.html())["snapshots"]
+    (run,) = snapshot["runs"]
+    return run
+
+
+# ----------------------------------------------------------------- one self-contained file
+
+def test_page_is_one_file_with_data_script_and_style_inlined(rnn_page, tmp_path):
+    path = rnn_page.save(tmp_path / "rnn.html")
+    text = path.read_text(encoding="utf-8")
+    assert text == rnn_page.html()
+    assert text.count('<script type="application/json" id="explorer-data">') == 1
+    assert "window.explorer" in text and "g.node.unlit" in text  # the script and the style, inlined
+    assert not re.search(r"<(script|link|img|iframe)[^>]*\b(src|href)=", text)
+    data = page_data(text)
+    assert data["svgs"][0].startswith("<svg")
+
+
+def test_numbers_of_a_named_node_are_the_recordings(rnn, rnn_page):
+    _, rec, _ = rnn
+    _, node = node_named(only_run(rnn_page), "h", 2)
+    value, grad = rec.values("h")[2], rec.grads("h")[2]
+    assert [node["value"][k] for k in ("min", "mean", "max")] == pytest.approx(
+        [value.min(), value.mean(), value.max()], rel=1e-6)
+    assert node["grad"]["norm"] == pytest.approx(rec.grad_norms("h")[2], rel=1e-6)
+    assert node["shape"] == [2, 3] and node["op"] == "tanh" and node["scope"] == "rnn/l0/t=2"
+
+
+def test_scrubber_times_follow_the_forward_and_the_engines_backward(rnn_page):
+    run = only_run(rnn_page)
+    assert run["times"] == [0, 1, 2, 3]
+    for t in range(4):
+        _, h = node_named(run, "h", t)
+        assert (h["fwd"], h["bwd"]) == (t, t)
+    nodes = list(run["nodes"].values())
+    (loss,) = [n for n in nodes if n["name"] == "loss"]
+    assert (loss["fwd"], loss["bwd"]) == (3, 3)  # computed after the last step, reached first
+    params = [n for n in nodes if n["kind"] == "param"]
+    assert params and all((n["fwd"], n["bwd"]) == (-1, 0) for n in params)  # reached last
+    (x,) = [n for n in nodes if n["name"] == "x"]
+    assert (x["fwd"], x["bwd"]) == (-1, None)  # an input without gradient is never lit backward
+
+
+def test_node_colours_are_the_static_grads_pictures_fills(rnn, rnn_page):
+    loss, _, _ = rnn
+    dot = viz.to_dot(loss, grads=True)
+    static = dict(re.findall(r'^\s*(n\d+) \[.*?fillcolor="(#[0-9a-f]{6})"', dot, re.M))
+    run = only_run(rnn_page)
+    assert static and {key: node["fill"] for key, node in run["nodes"].items()} == static
+
+
+def test_every_step_box_is_found_once(rnn_page):
+    boxes = only_run(rnn_page)["boxes"]
+    assert sorted(t for times in boxes.values() for t in times) == [0, 1, 2, 3]
+    assert all(re.fullmatch(r"cluster_\d+", title) for title in boxes)
+
+
+def test_formula_and_equation_of_a_gate():
+    loss, rec, _ = recorded("lstm", steps=2)
+    _, f = node_named(only_run(viz.explore(loss, rec)), "f", 1)
+    assert f["formula"].startswith("out = σ(a) = 1 / (1 + e^-a);  d/da = out (1 - out)")
+    assert f["equation"].startswith("f_t = σ(W_f [h_{t-1}, x_t] + b_f)")
+
+
+def test_heatmap_codes_the_values_and_marks_nonfinite_entries():
+    array = np.array([[-2.0, 0.0, 1.0], [np.nan, np.inf, -np.inf]])
+    coded = heat(array, rows=8, cols=2)
+    codes = list(base64.b64decode(coded["codes"]))
+    assert (coded["rows"], coded["cols"], coded["of"], coded["scale"]) == (2, 2, [2, 3], 2.0)
+    assert codes == [0, 125, 253, 254]
+
+
+# ----------------------------------------------------------------- several runs, snapshots
+
+def test_runs_side_by_side_and_snapshots():
+    rnn_loss, rnn_rec, _ = recorded("rnn")
+    gru_loss, gru_rec, _ = recorded("gru")
+    page = viz.explore([("before", {"tanh RNN": (rnn_loss, rnn_rec), "GRU": (gru_loss, gru_rec)}),
+                        ("after", {"tanh RNN": (rnn_loss, rnn_rec)})])
+    assert page.snapshots == [("before", ["tanh RNN", "GRU"]), ("after", ["tanh RNN"])]
+    data = page_data(page.html())
+    assert len(data["svgs"]) == 2  # the same picture laid out once
+
+
+# ----------------------------------------------------------------- escaping
+
+def test_a_hostile_name_cannot_end_the_script_and_comes_back_intact():
+    loss, rec = hostile_run()
+    page = viz.explore({HOSTILE: (loss, rec)})
+    text = page.html()
+    assert "<script>alert" not in text and "<img" not in text
+    assert text.count("</script>") == 2  # the data's and the script's own
+    run = page_data(text)["snapshots"][0]["runs"][0]
+    assert run["name"] == HOSTILE
+    _, node = node_named(run, HOSTILE, 1)
+    assert node["scope"] == f"{HOSTILE_SCOPE}/t=1"
+    assert "&lt;/script&gt;" in page._repr_html_() and "<script" not in page._repr_html_().split('"', 2)[1]
+
+
+# ----------------------------------------------------------------- what it refuses, and how
+
+def test_a_loss_without_retained_gradients_says_what_to_call(rnn):
+    _, rec, _ = rnn
+    layer = nn.RNN(3, 3)
+    output, _ = layer(tr.Tensor(np.ones((2, 1, 3), np.float32)))
+    with pytest.raises(ValueError, match=r"loss.backward\(retain_grads=True\)"):
+        viz.explore(output[-1].sum(), rec)
+
+
+def test_a_recording_that_saw_no_step_says_what_to_call(rnn):
+    loss, _, _ = rnn
+    with bptt.record() as empty:
+        pass
+    with pytest.raises(ValueError, match=r"saw no time step.*bptt.record\(\) as rec"):
+        viz.explore(loss, empty)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda loss, rec: viz.explore(loss), "needs the recording"),
+    (lambda loss, rec: viz.explore({"a": loss}), r"run 'a' must be a \(loss, rec\) pair"),
+    (lambda loss, rec: viz.explore([("before", loss)]), "runs must be a non-empty dict"),
+    (lambda loss, rec: viz.explore(["before"]), r"snapshot 0 must be a \(label"),
+    (lambda loss, rec: viz.explore(3), "pass a loss and its recording"),
+    (lambda loss, rec: viz.explore(loss, rec, detail="all"), "detail must be"),
+])
+def test_bad_arguments_are_named(rnn, call, message):
+    loss, rec, _ = rnn
+    with pytest.raises((TypeError, ValueError), match=message):
+        call(loss, rec)
+
+
+def test_a_picture_too_big_is_drawn_coarser_with_a_note():
+    loss, rec, _ = recorded("lstm", steps=4)
+    page = viz.explore({"LSTM": (loss, rec)}, max_nodes=40)
+    run = only_run(page)
+    assert run["detail"] == "cells" and run["times"] == [0, 1, 2, 3]
+    assert page.notes == [run["note"]]
+    assert "too big" in run["note"] and "detail='cells'" in run["note"]
+
+
+def test_save_into_a_missing_folder_says_so(rnn_page, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        rnn_page.save(tmp_path / "nowhere" / "page.html")

@@ -1,0 +1,251 @@
+"""``viz.explore``: the unrolled network as one offline page to play forward and backward.
+
+    with bptt.record() as rec:
+        output, _ = lstm(x)
+        loss = output[-1].sum()
+        loss.backward(retain_grads=True)
+    viz.explore(loss, rec).save("lstm.html")
+    viz.explore({"tanh RNN": (loss_r, rec_r), "LSTM": (loss_l, rec_l)})     # runs side by side
+    viz.explore([("before", {"LSTM": (l0, r0)}), ("after", {"LSTM": (l1, r1)})])  # snapshots
+
+A *page* holds *snapshots* over training, each holding named *runs*, each a
+loss with its recording. Python builds everything the page shows: the
+picture of :func:`~tinygrad_rnn.viz.to_dot` laid out as SVG, and for every
+drawn node its facts, its value and gradient (heatmaps of at most
+:data:`HEAT_ROWS` x :data:`HEAT_COLS`), the time step at which the forward
+pass computes it and the one at which backward's gradient reaches it, and its
+colour on the static pictures' log scale of gradient norms
+(:class:`~tinygrad_rnn.viz.dot.Shades`). All of it goes into the page as JSON
+(:mod:`tinygrad_rnn.viz.explore_data` makes the JSON of one run), with the
+script and style of ``viz/explorer/``: the script only draws that data and
+reacts, from one state object, and sets every user string as text.
+
+The scrubber has two phases. Forward, t = 0 ... T-1: a node is lit once the
+step that computes it has run (a node outside every step once the steps made
+before it have). Backward, t = T-1 ... 0, in the engine's order (newest tensor
+first): a node of step t is lit once backward has reached step t, one outside
+every step once every step made after it has passed its gradient on.
+"""
+import html
+import importlib.resources
+import json
+import os
+import re
+import shutil
+import subprocess
+
+from ..bptt import Recording
+from ..tensor import Tensor
+from .dot import body
+from .graph import Graph, flatten_roots
+from .explore_data import run_data
+
+HEAT_ROWS, HEAT_COLS = 8, 32  # a heatmap shows at most this many rows (batch) and columns (units)
+LAYOUT_LIMIT = 30.0  # seconds of estimated dot layout beyond which a coarser detail is drawn
+_FALLBACKS = {"ops": ("cells", "rolled"), "rolled": ("cells",), "cells": ()}
+_TOOLTIP = re.compile(r', tooltip="(?:[^"\\]|\\.)*"')
+
+
+class Page:
+    """The explorer page: ``save(path)`` writes it; in Jupyter it shows inline.
+
+    ``snapshots`` is the list of (label, [run names]) it holds; ``notes`` what
+    it says about runs drawn coarser than asked (a graph too big to lay out).
+    """
+
+    def __init__(self, data):
+        self._data = data
+        self.snapshots = [(s["label"], [run["name"] for run in s["runs"]]) for s in data["snapshots"]]
+        self.notes = [run["note"] for s in data["snapshots"] for run in s["runs"] if run["note"]]
+
+    def html(self):
+        """The whole page as one HTML document: data, SVG, script and style inlined."""
+        # In the JSON, <, > and & become \u escapes: no string can close the <script> element.
+        payload = json.dumps(self._data, separators=(",", ":"), allow_nan=False)
+        payload = payload.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+        return _TEMPLATE.format(style=_asset("explorer.css"), script=_asset("explorer.js"), data=payload)
+
+    def save(self, path):
+        """Write the page to ``path`` (one self-contained .html file); returns ``path``."""
+        filename = os.fspath(path)
+        folder = os.path.dirname(filename)
+        if folder and not os.path.isdir(folder):
+            raise FileNotFoundError(f"explore: the folder {folder!r} of {filename!r} does not exist")
+        with open(filename, "w", encoding="utf-8") as file:
+            file.write(self.html())
+        return path
+
+    def _repr_html_(self):
+        # An iframe keeps the page's style and window.explorer apart from the notebook's.
+        return (f'<iframe srcdoc="{html.escape(self.html(), quote=True)}" '
+                'style="width: 100%; height: 760px; border: 1px solid #ccc"></iframe>')
+
+
+def explore(runs, rec=None, *, detail="ops", tokens=None, max_nodes=2000, timeout=60):
+    """The explorer :class:`Page` of one run, several runs, or snapshots of them over training.
+
+    ``explore(loss, rec)``: one run, a loss after ``loss.backward(retain_grads=True)``
+    and the ``bptt.record()`` it ran in. ``explore({"name": (loss, rec), ...})``: runs
+    side by side. ``explore([("label", {...}), ...])``: snapshots over training,
+    each a dict of runs, shown with a slider.
+    ``detail``: "ops", "cells" or "rolled", as :func:`~tinygrad_rnn.viz.to_dot`; a
+    run whose picture holds more than ``max_nodes`` nodes, or which Graphviz would
+    take more than about 30 s to lay out, is drawn coarser (cells, then rolled)
+    with a note on the page. ``tokens``: a label for each time step (text).
+    ``timeout``: seconds after which Graphviz's dot is stopped. Writing the
+    page needs Graphviz's dot; viewing it needs nothing but a browser.
+    """
+    if detail not in _FALLBACKS:
+        raise ValueError(f"explore: detail must be 'ops', 'cells' or 'rolled', got {detail!r}")
+    if max_nodes is not None and (isinstance(max_nodes, bool) or not isinstance(max_nodes, int)
+                                  or max_nodes < 1):
+        raise ValueError(f"explore: max_nodes must be a positive int or None, got {max_nodes!r}")
+    snapshots = _snapshots(runs, rec)
+    svgs, svg_index, data = [], {}, []
+    for label, named in snapshots:
+        built = []
+        for name, (loss, recording) in named.items():
+            graph, note = _fitting_graph(name, loss, detail, max_nodes)
+            source = _TOOLTIP.sub("", _dot(graph))  # the page shows its own tooltips
+            if source not in svg_index:
+                svg_index[source] = len(svgs)
+                svgs.append(_svg(source, timeout))
+            built.append(run_data(name, graph, recording, source, svg_index[source], note,
+                                  (HEAT_ROWS, HEAT_COLS)))
+        data.append({"label": label, "runs": built})
+    return Page({"snapshots": data, "svgs": svgs, "tokens": _tokens(tokens)})
+
+
+# ----------------------------------------------------------------- what was passed
+
+def _snapshots(runs, rec):
+    """[(label, {run name: (loss, recording)})] from any of the three forms of :func:`explore`."""
+    if isinstance(runs, Tensor):
+        return [("", {runs.name or "run": _run("the run", runs, rec)})]
+    if rec is not None:
+        raise TypeError("explore: a recording goes with one loss, explore(loss, rec); for several "
+                        f"runs pass a dict {{'name': (loss, rec), ...}}, got {type(runs).__name__} and a rec")
+    if isinstance(runs, dict):
+        return [("", _runs("explore", runs))]
+    if isinstance(runs, list) and runs:
+        snapshots = []
+        for k, item in enumerate(runs):
+            if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
+                raise TypeError(f"explore: snapshot {k} must be a (label, {{'name': (loss, rec)}}) "
+                                f"pair, got {type(item).__name__}")
+            snapshots.append((item[0], _runs(f"explore: snapshot {item[0]!r}", item[1])))
+        return snapshots
+    raise TypeError("explore: pass a loss and its recording, explore(loss, rec); a dict of runs "
+                    "{'name': (loss, rec)}; or a non-empty list of snapshots [('label', {...}), ...]; "
+                    f"got {type(runs).__name__}")
+
+
+def _runs(where, named):
+    if not isinstance(named, dict) or not named:
+        raise TypeError(f"{where}: runs must be a non-empty dict {{'name': (loss, rec)}}, "
+                        f"got {type(named).__name__}")
+    runs = {}
+    for name, pair in named.items():
+        if not isinstance(name, str):
+            raise TypeError(f"{where}: run names must be strings, got {name!r}")
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise TypeError(f"{where}: run {name!r} must be a (loss, rec) pair, got {type(pair).__name__}")
+        runs[name] = _run(f"run {name!r}", *pair)
+    return runs
+
+
+def _run(what, loss, rec):
+    """(loss, rec) after the checks: a Tensor that kept its graph's gradients, and a recording
+    that saw at least one step."""
+    if not isinstance(loss, Tensor):
+        raise TypeError(f"explore: {what}: the loss must be a Tensor, got {type(loss).__name__}")
+    if not isinstance(rec, Recording):
+        raise TypeError(f"explore: {what}: needs the recording of `with bptt.record() as rec:` beside "
+                        f"the loss, got {type(rec).__name__}")
+    if not rec.steps:
+        raise ValueError(f"explore: {what}: the recording saw no time step; run the layer (or nn.unroll) "
+                         "and loss.backward(retain_grads=True) inside `with bptt.record() as rec:`")
+    if loss.op is None or loss.grad is None:
+        raise ValueError(f"explore: {what}: the loss has no gradient; call loss.backward(retain_grads=True) "
+                         "inside the `with bptt.record() as rec:` block first")
+    return loss, rec
+
+
+def _tokens(tokens):
+    if tokens is None:
+        return None
+    if not isinstance(tokens, (list, tuple)):
+        raise TypeError(f"explore: tokens must be a list of strings, one per time step, "
+                        f"got {type(tokens).__name__}")
+    return [str(token) for token in tokens]
+
+
+# ----------------------------------------------------------------- the picture
+
+def _fitting_graph(name, loss, detail, max_nodes):
+    """(Graph, note): the graph at ``detail``, or, when that is too big to lay out, at the
+    first coarser detail that fits, with a note saying so."""
+    from . import PictureTooBig, layout_seconds  # the package imports this module
+
+    first = why = None
+    for tried in (detail, *_FALLBACKS[detail]):
+        graph = Graph(flatten_roots("explore", [loss]), tried)
+        count, edges = len(graph.nodes), len(graph.edges)
+        steps = len({node.step for node in graph.nodes.values() if node.step is not None})
+        seconds = layout_seconds(count, edges, steps, tried)
+        if max_nodes is None or (count <= max_nodes and seconds <= LAYOUT_LIMIT):
+            note = None if first is None else (f"{name}: the detail={detail!r} picture is too big to lay "
+                                               f"out ({first}), so it is drawn with detail={tried!r}")
+            return graph, note
+        why = f"{count} nodes, about {seconds:.0f} s for Graphviz to lay out"
+        first = first or why
+    raise PictureTooBig("explore", f"run {name!r}: even the coarsest picture is too big ({why})",
+                        detail, "larger max_nodes")
+
+
+def _dot(graph):
+    return "digraph tinygrad_rnn {\n" + "".join(f"\t{line}\n" for line in body(graph, "scope", None)) + "}\n"
+
+
+def _svg(source, timeout):
+    """SVG text of the DOT ``source``, laid out by Graphviz's dot (stopped after ``timeout`` s)."""
+    from . import GraphvizNotFound, LayoutTimeout
+
+    executable = shutil.which("dot")
+    if executable is None:
+        raise GraphvizNotFound("explore: writing the page needs Graphviz's dot to lay out the graph "
+                               "(viewing it needs nothing); install it, e.g. apt-get install graphviz")
+    try:
+        finished = subprocess.run([executable, "-Tsvg"], input=source.encode("utf-8"),
+                                  capture_output=True, check=False, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise LayoutTimeout("explore", f"Graphviz's dot had not laid out the graph after {timeout} s "
+                            "and was stopped", "ops") from None
+    if finished.returncode != 0:
+        raise RuntimeError("explore: Graphviz's dot could not lay out the graph: "
+                           + finished.stderr.decode("utf-8", "replace").strip())
+    svg = finished.stdout.decode("utf-8")
+    return svg[svg.index("<svg"):]  # without the XML prolog and doctype
+
+
+def _asset(name):
+    return (importlib.resources.files("tinygrad_rnn.viz") / "explorer" / name).read_text(encoding="utf-8")
+
+
+_TEMPLATE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>tinygrad_rnn explorer</title>
+<style>
+{style}
+</style>
+</head>
+<body>
+<script type="application/json" id="explorer-data">{data}</script>
+<script>
+{script}
+</script>
+</body>
+</html>
+"""
