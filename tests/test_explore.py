@@ -169,3 +169,35 @@ def test_a_picture_too_big_is_drawn_coarser_with_a_note():
 def test_save_into_a_missing_folder_says_so(rnn_page, tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         rnn_page.save(tmp_path / "nowhere" / "page.html")
+
+
+# ----------------------------------------------------------------- time panels and tokens
+
+def test_time_panels_are_the_recordings_numbers():
+    loss, rec, lstm = recorded("lstm", steps=4)
+    panels = only_run(viz.explore(loss, rec))["panels"]
+    norms = {item["label"]: item["values"] for item in panels["norms"]}
+    assert norms["h, lstm/l0"] == pytest.approx(rec.grad_norms("h"), rel=1e-6)
+    assert norms["c, lstm/l0"] == pytest.approx(rec.grad_norms("c"), rel=1e-6)
+    (weight,) = [item for item in panels["weights"] if item["label"].startswith("weight_hh_l0")]
+    shares = rec.weight_grad_by_step(lstm.weight_hh_l0)
+    assert weight["values"] == pytest.approx(np.linalg.norm(shares.reshape(4, -1), axis=1), rel=1e-5)
+    assert weight["times"] == [0, 1, 2, 3]
+    (gate,) = [item for item in panels["gates"] if item["label"] == "f, lstm/l0"]
+    assert gate["saturation"] == pytest.approx(rec.saturation("f"))
+    assert gate["heat"]["rows"] == 3 and gate["heat"]["cols"] == 4  # units x time
+    assert [item["label"].split(",")[0] for item in panels["gates"]] == ["f", "i", "o", "c~"]
+
+
+def test_tokens_and_their_connectivity(rnn):
+    loss, rec, _ = rnn
+    connectivity = np.arange(2 * 4 * 4, dtype=float).reshape(2, 4, 4)
+    data = page_data(viz.explore(loss, rec, tokens=list("ab<c"), connectivity=connectivity).html())
+    assert data["tokens"] == list("ab<c")
+    rows = np.array(data["connectivity"])
+    expected = connectivity.mean(axis=0)
+    assert rows == pytest.approx(np.round(expected / expected.max(axis=1, keepdims=True), 3))
+    with pytest.raises(ValueError, match=r"\(B, T, T\) or \(T, T\) with T = 4 tokens, got shape \(3, 3\)"):
+        viz.explore(loss, rec, tokens=list("abcd"), connectivity=np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="pass tokens"):
+        viz.explore(loss, rec, connectivity=np.zeros((4, 4)))

@@ -55,7 +55,7 @@ def pages(tmp_path_factory):
     lstm = recorded("lstm", steps=3)
     later = recorded("lstm", steps=3, seed=5)
     made = {
-        "rnn": viz.explore(rnn[0], rnn[1]),
+        "rnn": viz.explore(rnn[0], rnn[1], tokens=list("abcd")),
         "compare": viz.explore([("before", {"tanh RNN": rnn[:2], "LSTM": lstm[:2]}),
                                 ("after", {"tanh RNN": rnn[:2], "LSTM": later[:2]})]),
         "hostile": viz.explore({HOSTILE: hostile_run()}),
@@ -173,6 +173,31 @@ def test_switching_runs_and_snapshots(browser, pages):
     assert browser.find_element("id", "snapshot-label").text == "after"
     browser.execute_script("explorer.setRun('tanh RNN')")
     assert state(browser)["run"] == "tanh RNN" and state(browser)["selected"] is None
+    assert_clean(browser)
+
+
+def hovered_steps(driver):
+    """The times of the step boxes the graph shows as hovered."""
+    return driver.execute_script("""
+        const run = JSON.parse(document.getElementById('explorer-data').textContent).snapshots[0].runs[0];
+        return Array.from(document.querySelectorAll('#graph g.cluster.hovered'),
+                          g => run.boxes[g.querySelector('title').textContent]);""")
+
+
+def test_hovering_a_step_anywhere_highlights_it_everywhere(browser, pages):
+    from selenium.webdriver import ActionChains
+
+    path, _, _ = pages["rnn"]
+    open_page(browser, path)
+    assert hovered_steps(browser) == []
+    column = browser.find_element("css selector", '#panel-norms rect.column[data-t="2"]')
+    ActionChains(browser).move_to_element(column).perform()
+    assert hovered_steps(browser) == [[2]]
+    assert browser.find_elements("css selector", "#time-panels rect.column.hovered") != []
+    ActionChains(browser).move_to_element(browser.find_element("css selector", '#tokens [data-t="1"]')).perform()
+    assert hovered_steps(browser) == [[1]]
+    assert [c.get_attribute("data-t") for c in browser.find_elements(
+        "css selector", "#panel-weights rect.column.hovered")] == ["1"]
     assert_clean(browser)
 
 

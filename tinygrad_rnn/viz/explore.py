@@ -34,6 +34,8 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
+
 from ..bptt import Recording
 from ..tensor import Tensor
 from .dot import body
@@ -81,7 +83,7 @@ class Page:
                 'style="width: 100%; height: 760px; border: 1px solid #ccc"></iframe>')
 
 
-def explore(runs, rec=None, *, detail="ops", tokens=None, max_nodes=2000, timeout=60):
+def explore(runs, rec=None, *, detail="ops", tokens=None, connectivity=None, max_nodes=2000, timeout=60):
     """The explorer :class:`Page` of one run, several runs, or snapshots of them over training.
 
     ``explore(loss, rec)``: one run, a loss after ``loss.backward(retain_grads=True)``
@@ -91,7 +93,9 @@ def explore(runs, rec=None, *, detail="ops", tokens=None, max_nodes=2000, timeou
     ``detail``: "ops", "cells" or "rolled", as :func:`~tinygrad_rnn.viz.to_dot`; a
     run whose picture holds more than ``max_nodes`` nodes, or which Graphviz would
     take more than about 30 s to lay out, is drawn coarser (cells, then rolled)
-    with a note on the page. ``tokens``: a label for each time step (text).
+    with a note on the page. ``tokens``: a label for each time step (text), shown as a
+    strip; with ``connectivity`` (``bptt.connectivity``: (B, T, T) or (T, T)) each token is
+    coloured by how much the hovered step's prediction listens to it (mean over the batch).
     ``timeout``: seconds after which Graphviz's dot is stopped. Writing the
     page needs Graphviz's dot; viewing it needs nothing but a browser.
     """
@@ -113,7 +117,7 @@ def explore(runs, rec=None, *, detail="ops", tokens=None, max_nodes=2000, timeou
             built.append(run_data(name, graph, recording, source, svg_index[source], note,
                                   (HEAT_ROWS, HEAT_COLS)))
         data.append({"label": label, "runs": built})
-    return Page({"snapshots": data, "svgs": svgs, "tokens": _tokens(tokens)})
+    return Page({"snapshots": data, "svgs": svgs, **_tokens(tokens, connectivity)})
 
 
 # ----------------------------------------------------------------- what was passed
@@ -171,13 +175,27 @@ def _run(what, loss, rec):
     return loss, rec
 
 
-def _tokens(tokens):
+def _tokens(tokens, connectivity):
+    """{"tokens": [str] or None, "connectivity": rows (T, T) scaled to 0 ... 1 per row, or None}."""
     if tokens is None:
-        return None
-    if not isinstance(tokens, (list, tuple)):
-        raise TypeError(f"explore: tokens must be a list of strings, one per time step, "
-                        f"got {type(tokens).__name__}")
-    return [str(token) for token in tokens]
+        if connectivity is not None:
+            raise ValueError("explore: connectivity colours the tokens; pass tokens=[...] too")
+        return {"tokens": None, "connectivity": None}
+    if not isinstance(tokens, (list, tuple)) or not tokens:
+        raise TypeError(f"explore: tokens must be a non-empty list of strings, one per time step, "
+                        f"got {tokens!r:.60}")
+    rows = None
+    if connectivity is not None:
+        matrix = np.asarray(connectivity, dtype=np.float64)
+        count = len(tokens)
+        if matrix.shape[-2:] != (count, count) or matrix.ndim not in (2, 3):
+            raise ValueError(f"explore: connectivity must be (B, T, T) or (T, T) with T = {count} tokens, "
+                             f"got shape {matrix.shape}")
+        matrix = matrix.mean(axis=0) if matrix.ndim == 3 else matrix
+        matrix = np.where(np.isfinite(matrix), matrix, 0)
+        top = matrix.max(axis=1, keepdims=True)
+        rows = np.round(matrix / np.where(top > 0, top, 1), 3).tolist()
+    return {"tokens": [str(token) for token in tokens], "connectivity": rows}
 
 
 # ----------------------------------------------------------------- the picture

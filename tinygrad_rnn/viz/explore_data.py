@@ -63,7 +63,7 @@ def run_data(name, graph, rec, source, svg, note, caps):
     times = sorted({t for node in nodes.values() for t in node["times"]})
     return {"name": name, "svg": svg, "detail": graph.detail, "note": note, "times": times,
             "nodes": nodes, "boxes": _step_boxes(source, graph),
-            "legend": {"low": shades.low, "high": shades.high}}
+            "legend": {"low": shades.low, "high": shades.high}, "panels": time_panels(graph, rec, caps)}
 
 
 def _node(node, graph, shades, fwd, bwd, kinds, caps):
@@ -186,3 +186,47 @@ def _step_boxes(source, graph):
             runs = graph.runs.get(drawn[0], drawn)
             found[title] = sorted({time_of(step) for step in runs})
     return found
+
+
+# ----------------------------------------------------------------- the time panels
+
+_STATES = ("h", "c")
+_GATES = ("f", "i", "o", "c~", "r", "z", "n")
+
+
+def time_panels(graph, rec, caps):
+    """The recording's time panels: {"norms": [...], "weights": [...], "gates": [...]}, one item
+    per sequence and state, weight or gate, each with the steps ``times`` it covers:
+
+    - norms: ||dL/d(state)_t|| (``rec.grad_norms``), the gradient along time;
+    - weights: ||(dL/dW)_t|| for each step t (``rec.weight_grad_by_step``), the article's
+      "contributions from each timestamp", and the norm of the part added outside the steps;
+    - gates: the gate's value averaged over the batch as a heatmap of units x time, and at
+      each step the fraction of its values below 0.1 or above 0.9 (``rec.saturation``).
+    """
+    norms, weights, gates = [], [], []
+    params = [node.tensor for node in graph.nodes.values()
+              if node.kind == "param" and node.tensor.grad is not None]
+    for sequence in rec.sequences:
+        names, where = rec.names(scope=sequence), sequence or "top level"
+        for name in [n for n in _STATES if n in names]:
+            norms.append({"label": f"{name}, {where}", "times": rec.steps_of(name, scope=sequence),
+                          "values": [_number(v) for v in rec.grad_norms(name, scope=sequence)]})
+        for name in [n for n in _GATES if n in names]:
+            mean = rec.values(name, scope=sequence).mean(axis=1)  # (T, units)
+            gates.append({"label": f"{name}, {where}", "times": rec.steps_of(name, scope=sequence),
+                          "heat": heat(mean.T, caps[1], 10 ** 4),
+                          "saturation": [_number(v) for v in rec.saturation(name, scope=sequence)]})
+        for param in params:
+            try:
+                shares = rec.weight_grad_by_step(param, scope=sequence)
+                outside = rec.weight_grad_outside(param, scope=sequence)
+            except ValueError:  # not a parameter of this sequence
+                continue
+            values = [grad_norm(share) for share in shares]
+            if any(values):
+                weights.append({"label": f"{param.name or 'parameter'} {tuple(param.shape)}, {where}",
+                                "times": rec.steps_of(param, scope=sequence),
+                                "values": [_number(v) for v in values],
+                                "outside": _number(grad_norm(outside))})
+    return {"norms": norms, "weights": weights, "gates": gates}

@@ -11,7 +11,9 @@
   const PLAY_MS = 500;
 
   // position: 0 ... T-1 is forward at t = times[position]; T ... 2T-1 backward, t from T-1 down.
-  const state = {snapshot: 0, run: 0, position: 0, selected: null, hover: null, playing: null};
+  // hover: the step t pointed at in any view; chosen: which item each time panel shows.
+  const state = {snapshot: 0, run: 0, position: 0, selected: null, hover: null, playing: null,
+                 chosen: {norms: 0, weights: 0, gates: 0}};
 
   // ------------------------------------------------------------------ small helpers
 
@@ -155,8 +157,24 @@
     parts.panel = el("aside", {class: "panel", id: "panel"});
     const main = el("main");
     main.append(parts.pane, parts.panel);
-    document.body.append(top, controls, parts.note, parts.legend, main);
+    parts.times = el("section", {class: "time-panels", id: "time-panels"});
+    parts.tokens = el("section", {class: "tokens", id: "tokens"});
+    parts.tokens.hidden = !DATA.tokens;
+    for (const [k, token] of (DATA.tokens || []).entries()) {
+      const span = el("span", {class: "token", "data-t": String(k)}, token);
+      span.addEventListener("pointerenter", () => hoverAt(k));
+      span.addEventListener("pointerleave", () => hoverAt(null));
+      parts.tokens.append(span);
+    }
+    document.body.append(top, controls, parts.note, parts.legend, main, parts.tokens, parts.times);
     panAndZoom(parts.pane);
+    parts.pane.addEventListener("pointerover", event => {
+      const g = event.target.closest("g.node, g.cluster");
+      const node = g && run().nodes[g.getAttribute("data-key")];
+      const times = node ? node.times : g ? run().boxes[g.querySelector("title").textContent] || [] : [];
+      hoverAt(times.length === 1 ? times[0] : null);
+    });
+    parts.pane.addEventListener("pointerleave", () => hoverAt(null));
     document.addEventListener("keydown", event => {
       if (event.target.tagName === "INPUT") return;  // a slider moves itself
       if (event.key === "ArrowRight") { move(1); event.preventDefault(); }
@@ -232,6 +250,22 @@
     }
     renderLegend(current);
     renderPanel(current, phase, t);
+    renderTimePanels(current, t);
+    renderTokens(t);
+  }
+
+  // A token is coloured by how much the hovered (else the current) step listens to it.
+  function renderTokens(t) {
+    const at = state.hover === null ? t : state.hover, rows = DATA.connectivity;
+    Array.from(parts.tokens.children).forEach((span, k) => {
+      const weight = rows && rows[at] ? rows[at][k] : 0;
+      span.style.background = `rgba(255, 127, 14, ${weight})`;
+      span.classList.toggle("now", k === at);
+    });
+  }
+
+  function hoverAt(t) {
+    if (state.hover !== t) { state.hover = t; render(); }
   }
 
   function renderRunTabs() {
@@ -324,6 +358,112 @@
       content.push(heatmap(g.heat, "gradient"));
     }
     parts.panel.replaceChildren(...content);
+  }
+
+  // ------------------------------------------------------------------ the time panels
+
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const CHART = {width: 300, height: 110};
+  const timeViews = {};   // kind -> {key, element, columns: [[t, element]]}
+
+  function svgEl(tag, attributes) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [key, value] of Object.entries(attributes || {})) node.setAttribute(key, String(value));
+    return node;
+  }
+
+  // One column per step over the chart: it takes the hover and shows the current step.
+  function columns(chart, times, top, height) {
+    const width = CHART.width / times.length, found = [];
+    times.forEach((t, k) => {
+      const column = svgEl("rect", {class: "column", x: k * width, y: top, width, height, "data-t": t});
+      column.addEventListener("pointerenter", () => hoverAt(t));
+      chart.append(column);
+      found.push([t, column]);
+    });
+    chart.addEventListener("pointerleave", () => hoverAt(null));
+    return found;
+  }
+
+  function barChart(item, log) {
+    const chart = svgEl("svg", {viewBox: `0 0 ${CHART.width} ${CHART.height}`, preserveAspectRatio: "none",
+                                class: "chart"});
+    const values = item.values.map(v => typeof v === "number" ? v : Infinity);
+    const positive = values.filter(v => v > 0 && isFinite(v));
+    const low = Math.min(...positive), high = Math.max(...positive);
+    const width = CHART.width / values.length;
+    values.forEach((v, k) => {
+      let share = 0;
+      if (!isFinite(v)) share = 1;
+      else if (v > 0) share = log ? (high > low ? 0.05 + 0.95 * Math.log(v / low) / Math.log(high / low) : 1)
+        : v / high;
+      const height = share * CHART.height;
+      chart.append(svgEl("rect", {class: isFinite(v) ? "bar" : "bar bad", x: k * width + width * 0.1,
+                                  y: CHART.height - height, width: width * 0.8, height}));
+    });
+    const scale = positive.length ? `${fmt(low)} ... ${fmt(high)}` : "all zero";
+    return {chart, scale: (log ? "log scale, " : "") + scale};
+  }
+
+  function gateChart(item) {
+    const heat = item.heat, codes = atob(heat.codes), rows = heat.rows, count = heat.cols;
+    const chart = svgEl("svg", {viewBox: `0 0 ${CHART.width} ${CHART.height}`, preserveAspectRatio: "none",
+                                class: "chart"});
+    const mapHeight = CHART.height * 0.7, cellW = CHART.width / count, cellH = mapHeight / rows;
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < count; c++) {
+        chart.append(svgEl("rect", {x: c * cellW, y: r * cellH, width: cellW + 0.3, height: cellH + 0.3,
+                                    fill: heatColour(codes.charCodeAt(r * count + c))}));
+      }
+    }
+    item.saturation.forEach((v, k) => {
+      const height = (CHART.height - mapHeight - 4) * (typeof v === "number" ? v : 0);
+      chart.append(svgEl("rect", {class: "bar", x: k * cellW + cellW * 0.1, y: CHART.height - height,
+                                  width: cellW * 0.8, height}));
+    });
+    const cut = heat.of[0] > rows ? ` (first ${rows} of ${heat.of[0]} units)` : "";
+    return {chart, scale: `units x time${cut}, mean over the batch: white 0, red ${fmt(heat.scale)}; ` +
+                          "bars: fraction saturated (< 0.1 or > 0.9)"};
+  }
+
+  const TIME_PANELS = [
+    ["norms", "||dL/d(state) at t||", item => barChart(item, true)],
+    ["weights", "each step's share of dL/dW: ||(dL/dW)_t||", item => barChart(item, false)],
+    ["gates", "a gate over time", gateChart],
+  ];
+
+  function renderTimePanels(current, t) {
+    for (const [kind, title, draw] of TIME_PANELS) {
+      const items = current.panels[kind];
+      if (state.chosen[kind] >= items.length) state.chosen[kind] = 0;
+      const key = `${state.snapshot}/${state.run}/${state.chosen[kind]}`;
+      let view = timeViews[kind];
+      if (!view || view.key !== key) {
+        const element = el("div", {class: "time-panel", id: `panel-${kind}`});
+        element.append(el("h3", {}, title));
+        const item = items[state.chosen[kind]];
+        view = timeViews[kind] = {key, element, columns: []};
+        if (!item) {
+          element.append(el("p", {class: "hint"}, "nothing recorded"));
+        } else {
+          const choice = el("select", {"data-kind": kind});
+          items.forEach((other, k) => choice.append(el("option", {value: String(k)}, other.label)));
+          choice.value = String(state.chosen[kind]);
+          choice.addEventListener("change", () => { state.chosen[kind] = Number(choice.value); render(); });
+          const {chart, scale} = draw(item);
+          view.columns = columns(chart, item.times, 0, CHART.height);
+          const extra = item.outside === undefined ? "" : `; outside the steps: ${fmt(item.outside)}`;
+          element.append(choice, chart, el("div", {class: "caption"}, `t = ${item.times[0]} ... ` +
+                         `${item.times[item.times.length - 1]}; ${scale}${extra}`));
+        }
+      }
+      for (const [when, column] of view.columns) {
+        column.classList.toggle("now", when === t);
+        column.classList.toggle("hovered", when === state.hover);
+      }
+    }
+    const shown = TIME_PANELS.map(([kind]) => timeViews[kind].element);
+    if (shown.some((element, k) => parts.times.children[k] !== element)) parts.times.replaceChildren(...shown);
   }
 
   // ------------------------------------------------------------------ changing the state
