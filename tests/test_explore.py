@@ -201,3 +201,18 @@ def test_tokens_and_their_connectivity(rnn):
         viz.explore(loss, rec, tokens=list("abcd"), connectivity=np.zeros((3, 3)))
     with pytest.raises(ValueError, match="pass tokens"):
         viz.explore(loss, rec, connectivity=np.zeros((4, 4)))
+
+
+
+def test_time_panels_of_a_hand_made_unroll_at_the_top_level():
+    tr.manual_seed(0)
+    cell = nn.RNNCell(3, 2)
+    xs = tr.Tensor(np.linspace(-1, 1, 5 * 2 * 3, dtype=np.float32).reshape(5, 2, 3))
+    with bptt.record() as rec:
+        hs, _ = nn.unroll(cell, xs)
+        loss = hs[-1].sum()
+        loss.backward(retain_grads=True)
+    panels = only_run(viz.explore(loss, rec))["panels"]
+    (norms,) = panels["norms"]
+    assert norms["label"] == "h, top level" and norms["values"] == pytest.approx(rec.grad_norms("h"))
+    assert panels["weights"][0]["label"].startswith("weight_hh (2, 2), top level")

@@ -81,6 +81,7 @@ def _node(node, graph, shades, fwd, bwd, kinds, caps):
         "dtype": str(value.dtype), "tooltip": tooltip(node, graph),
         "times": [] if node.kind == "param" else sorted({time_of(graph.step(m)) for m in node.tensors
                                                          if graph.step(m) is not None}),
+        "drawn": time_of(node.step) if node.step else None,
         "fwd": min(fwd[id(m)] for m in node.tensors), "bwd": max(arrived) if arrived else None,
         "norm": _number(size), "fill": fill, "font": font,
         "nonfinite": sum(nonfinite_count(m) for m in node.tensors), "first": node is graph.first_nonfinite,
@@ -205,28 +206,43 @@ def time_panels(graph, rec, caps):
       each step the fraction of its values below 0.1 or above 0.9 (``rec.saturation``).
     """
     norms, weights, gates = [], [], []
-    params = [node.tensor for node in graph.nodes.values()
-              if node.kind == "param" and node.tensor.grad is not None]
+    params = [node.tensor for node in graph.nodes.values() if node.kind == "param"]
     for sequence in rec.sequences:
-        names, where = rec.names(scope=sequence), sequence or "top level"
+        # bptt's scopes are prefixes by whole parts: the top level's steps are reached by None
+        scope, where = sequence or None, sequence or "top level"
+        names = rec.names(scope=scope)
         for name in [n for n in _STATES if n in names]:
-            norms.append({"label": f"{name}, {where}", "times": rec.steps_of(name, scope=sequence),
-                          "values": [_number(v) for v in rec.grad_norms(name, scope=sequence)]})
+            norms += _item(lambda: {"label": f"{name}, {where}", "times": rec.steps_of(name, scope=scope),
+                                    "values": [_number(v) for v in rec.grad_norms(name, scope=scope)]})
         for name in [n for n in _GATES if n in names]:
-            mean = rec.values(name, scope=sequence).mean(axis=1)  # (T, units)
-            gates.append({"label": f"{name}, {where}", "times": rec.steps_of(name, scope=sequence),
-                          "heat": heat(mean.T, caps[1], 10 ** 4),
-                          "saturation": [_number(v) for v in rec.saturation(name, scope=sequence)]})
+            gates += _item(lambda: _gate(rec, name, scope, where, caps[1]))
         for param in params:
-            try:
-                shares = rec.weight_grad_by_step(param, scope=sequence)
-                outside = rec.weight_grad_outside(param, scope=sequence)
-            except ValueError:  # not a parameter of this sequence
-                continue
-            values = [grad_norm(share) for share in shares]
-            if any(values):
-                weights.append({"label": f"{param.name or 'parameter'} {tuple(param.shape)}, {where}",
-                                "times": rec.steps_of(param, scope=sequence),
-                                "values": [_number(v) for v in values],
-                                "outside": _number(grad_norm(outside))})
+            weights += [item for item in _item(lambda: _weight(rec, param, scope, where)) if item is not None]
+    weights.sort(key=lambda item: "_hh" not in item["label"])  # the recurrent weight, C, first
     return {"norms": norms, "weights": weights, "gates": gates}
+
+
+def _item(make):
+    """[make()], or [] where the recording cannot tell the sequence apart (a ValueError saying so)."""
+    try:
+        return [make()]
+    except ValueError:
+        return []
+
+
+def _gate(rec, name, scope, where, units):
+    """The gates panel's item: the batch's mean (T, units) as a heatmap of units x time."""
+    mean = rec.values(name, scope=scope).mean(axis=1)
+    return {"label": f"{name}, {where}", "times": rec.steps_of(name, scope=scope),
+            "heat": heat(mean.T, units, len(mean)),
+            "saturation": [_number(v) for v in rec.saturation(name, scope=scope)]}
+
+
+def _weight(rec, param, scope, where):
+    """The weights panel's item of ``param`` in the sequence ``scope``; None if no step used it."""
+    values = [grad_norm(share) for share in rec.weight_grad_by_step(param, scope=scope)]
+    if not any(values):
+        return None
+    return {"label": f"{param.name or 'parameter'} {tuple(param.shape)}, {where}",
+            "times": rec.steps_of(param, scope=scope), "values": [_number(v) for v in values],
+            "outside": _number(grad_norm(rec.weight_grad_outside(param, scope=scope)))}

@@ -330,6 +330,13 @@
     return table;
   }
 
+  function stepText(node) {
+    const times = node.times;
+    if (!times.length) return "outside the steps";
+    if (times.length === 1) return String(times[0]);
+    return `${node.drawn}, drawn once for t = ${times[0]} ... ${times[times.length - 1]}; its numbers`;
+  }
+
   function renderPanel(current, phase, t) {
     const node = state.selected === null ? null : current.nodes[state.selected];
     if (!node) {
@@ -340,7 +347,7 @@
     const content = [el("h2", {"data-field": "name"}, node.name === null ? "(unnamed)" : node.name),
       facts([["op", node.op, "op"], ["scope", node.scope || "-", "scope"],
              ["shape", `(${node.shape.join(", ")})`, "shape"], ["dtype", node.dtype],
-             ["step", node.times.length ? node.times.join(", ") : "outside the steps"]])];
+             ["step", stepText(node)]])];
     if (node.equation) content.push(el("p", {class: "equation", "data-field": "equation"}, node.equation));
     if (node.formula) content.push(el("p", {class: "formula", "data-field": "formula"}, node.formula));
     if (node.first) content.push(el("p", {class: "bad"}, "first nan or inf of the graph: it began here"));
