@@ -203,6 +203,28 @@ def test_tokens_and_their_connectivity(rnn):
         viz.explore(loss, rec, connectivity=np.zeros((4, 4)))
 
 
+# ----------------------------------------------------------------- the command line
+
+def test_command_line_writes_kinds_side_by_side_on_one_input(tmp_path, capsys):
+    from tinygrad_rnn.__main__ import main
+
+    path = tmp_path / "compare.html"
+    assert main(["explore", "rnn", "gru", "rnn", "--steps", "3", "--hidden", "2", "-o", str(path)]) == 0
+    assert capsys.readouterr().out == f"wrote {path}\n"
+    (snapshot,) = page_data(path.read_text(encoding="utf-8"))["snapshots"]
+    assert [run["name"] for run in snapshot["runs"]] == ["rnn", "gru", "rnn (2)"]
+    inputs = [[node["value"] for node in run["nodes"].values() if node["name"] == "x"]
+              for run in snapshot["runs"]]
+    assert inputs[0] == inputs[1] == inputs[2] and len(inputs[0]) == 1
+    assert snapshot["runs"][0]["times"] == [0, 1, 2]
+
+
+def test_command_line_error_names_the_folder(tmp_path, capsys):
+    from tinygrad_rnn.__main__ import main
+
+    assert main(["explore", "lstm", "-o", str(tmp_path / "missing" / "page.html")]) == 1
+    assert "explore: error: explore: the folder" in capsys.readouterr().err
+
 
 def test_time_panels_of_a_hand_made_unroll_at_the_top_level():
     tr.manual_seed(0)
