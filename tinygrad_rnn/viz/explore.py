@@ -33,6 +33,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 
 import numpy as np
 
@@ -105,18 +106,27 @@ def explore(runs, rec=None, *, detail="ops", tokens=None, connectivity=None, max
                                   or max_nodes < 1):
         raise ValueError(f"explore: max_nodes must be a positive int or None, got {max_nodes!r}")
     snapshots = _snapshots(runs, rec)
-    svgs, svg_index, data = [], {}, []
-    for label, named in snapshots:
-        built = []
-        for name, (loss, recording) in named.items():
-            graph, note = _fitting_graph(name, loss, detail, max_nodes)
-            source = _TOOLTIP.sub("", _dot(graph))  # the page shows its own tooltips
-            if source not in svg_index:
-                svg_index[source] = len(svgs)
-                svgs.append(_svg(source, timeout))
-            built.append(run_data(name, graph, recording, source, svg_index[source], note,
-                                  (HEAT_ROWS, HEAT_COLS)))
-        data.append({"label": label, "runs": built})
+    layouts, data = {}, []  # DOT source -> its dot process, laying it out while the data is made
+    try:
+        for label, named in snapshots:
+            built = []
+            for name, (loss, recording) in named.items():
+                graph, note = _fitting_graph(name, loss, detail, max_nodes)
+                source = _TOOLTIP.sub("", _dot(graph))  # the page shows its own tooltips
+                if source not in layouts:
+                    layouts[source] = _start_layout(source)
+                built.append(run_data(name, graph, recording, source, list(layouts).index(source), note,
+                                      (HEAT_ROWS, HEAT_COLS)))
+            data.append({"label": label, "runs": built})
+        deadline = time.monotonic() + timeout
+        svgs = [_svg(process, deadline, timeout) for process in layouts.values()]
+    finally:
+        for process in layouts.values():  # stopped if still running (an error), and its pipes closed
+            if process.poll() is None:
+                process.kill()
+            process.stdout.close()
+            process.stderr.close()
+            process.wait()
     return Page({"snapshots": data, "svgs": svgs, **_tokens(tokens, connectivity)})
 
 
@@ -225,24 +235,35 @@ def _dot(graph):
     return "digraph tinygrad_rnn {\n" + "".join(f"\t{line}\n" for line in body(graph, "scope", None)) + "}\n"
 
 
-def _svg(source, timeout):
-    """SVG text of the DOT ``source``, laid out by Graphviz's dot (stopped after ``timeout`` s)."""
-    from . import GraphvizNotFound, LayoutTimeout
+def _start_layout(source):
+    """Graphviz's dot, started on the DOT ``source``, writing SVG (see :func:`_svg`)."""
+    from . import GraphvizNotFound
 
     executable = shutil.which("dot")
     if executable is None:
         raise GraphvizNotFound("explore: writing the page needs Graphviz's dot to lay out the graph "
                                "(viewing it needs nothing); install it, e.g. apt-get install graphviz")
+    process = subprocess.Popen([executable, "-Tsvg"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    process.stdin.write(source.encode("utf-8"))  # dot reads it all before it writes anything
+    process.stdin.close()
+    process.stdin = None  # written: communicate() has nothing more to send
+    return process
+
+
+def _svg(process, deadline, timeout):
+    """The SVG text of a dot ``process``, waited for until ``deadline`` (time.monotonic)."""
+    from . import LayoutTimeout
+
     try:
-        finished = subprocess.run([executable, "-Tsvg"], input=source.encode("utf-8"),
-                                  capture_output=True, check=False, timeout=timeout)
+        svg, errors = process.communicate(timeout=max(deadline - time.monotonic(), 0.01))
     except subprocess.TimeoutExpired:
         raise LayoutTimeout("explore", f"Graphviz's dot had not laid out the graph after {timeout} s "
                             "and was stopped", "ops") from None
-    if finished.returncode != 0:
+    if process.returncode != 0:
         raise RuntimeError("explore: Graphviz's dot could not lay out the graph: "
-                           + finished.stderr.decode("utf-8", "replace").strip())
-    svg = finished.stdout.decode("utf-8")
+                           + errors.decode("utf-8", "replace").strip())
+    svg = svg.decode("utf-8")
     return svg[svg.index("<svg"):]  # without the XML prolog and doctype
 
 

@@ -553,5 +553,6 @@
 
   build();
   render();
+  document.body.setAttribute("data-ready-ms", String(performance.now()));  // measured, see README
   document.body.setAttribute("data-ready", "true");
 })();
