@@ -109,7 +109,8 @@ def budget(args):
                 return out;""", args.steps)
     finally:
         driver.quit()
-    print(f"  ready in Chromium: {min(ready):.0f} ms (best of 3; all: {', '.join(f'{r:.0f}' for r in ready)})")
+    every = ", ".join(f"{r:.0f}" for r in ready)
+    print(f"  ready in Chromium: {min(ready):.0f} ms (best of 3; all: {every})")
     for run, times in redraws.items():
         print(f"  one scrubber step, {run}: median {statistics.median(times):.1f} ms, "
               f"max {max(times):.1f} ms over {len(times)} steps")
@@ -122,14 +123,19 @@ def screenshots(args):
     pages = Path(tempfile.mkdtemp())
     compare_path = viz.explore(compare).save(pages / "compare.html")
     trained_path = viz.explore(trained, detail="rolled").save(pages / "trained.html")
+    # the mouse wheel over the graph, as a reader zooms in on the steps around (x, y)
+    zoom = ("document.getElementById('graph').dispatchEvent(new WheelEvent('wheel', "
+            "{deltaY: -600, clientX: %d, clientY: 330, bubbles: true, cancelable: true}))")
     views = [
-        ("explorer_forward.png", compare_path, ["explorer.setRun('tanh RNN')", "explorer.setStep('forward', 3)"]),
-        ("explorer_backward.png", compare_path, ["explorer.setRun('LSTM')", "explorer.setStep('backward', 2)",
-                                                 "explorer.select('c', 3)"]),
-        ("explorer_time_panels.png", compare_path, ["explorer.setRun('GRU')", "explorer.setStep('backward', 0)",
-                                                    "explorer.hover(2)"]),
-        ("explorer_snapshots.png", trained_path, ["explorer.setSnapshot(1)", "explorer.setStep('backward', 0)",
-                                                  "explorer.select('f', 5)"]),
+        ("explorer_forward.png", compare_path,
+         ["explorer.setRun('tanh RNN')", "explorer.setStep('forward', 3)", zoom % 420]),
+        ("explorer_backward.png", compare_path,
+         ["explorer.setRun('LSTM')", "explorer.setStep('backward', 2)", "explorer.select('c', 3)",
+          zoom % 470]),
+        ("explorer_time_panels.png", compare_path,
+         ["explorer.setRun('GRU')", "explorer.setStep('backward', 0)", "explorer.hover(2)", zoom % 330]),
+        ("explorer_snapshots.png", trained_path,
+         ["explorer.setSnapshot(1)", "explorer.setStep('backward', 0)", "explorer.select('f', 5)"]),
     ]
     driver = browser(1400, 900)
     try:
