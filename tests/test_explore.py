@@ -238,3 +238,20 @@ def test_time_panels_of_a_hand_made_unroll_at_the_top_level():
     (norms,) = panels["norms"]
     assert norms["label"] == "h, top level" and norms["values"] == pytest.approx(rec.grad_norms("h"))
     assert panels["weights"][0]["label"].startswith("weight_hh (2, 2), top level")
+
+
+def test_nonfinite_values_show_as_such_and_the_first_is_marked():
+    tr.manual_seed(0)
+    layer = nn.RNN(3, 2)
+    data = np.ones((3, 2, 3), np.float32)
+    data[1, 0, 0] = np.nan
+    with bptt.record() as rec:
+        output, _ = layer(tr.Tensor(data, name="x"))
+        loss = output[-1].sum()
+        loss.backward(retain_grads=True)
+    run = only_run(viz.explore(loss, rec))
+    firsts = [node for node in run["nodes"].values() if node["first"]]
+    assert len(firsts) == 1 and firsts[0]["name"] == "x" and firsts[0]["value"]["nan"] == 1
+    _, h = node_named(run, "h", 1)  # batch 0 has a nan from t = 1 on, and so has its gradient
+    assert h["value"]["nan"] == 2 and h["grad"]["norm"] == "nan" and h["fill"] == "#ff2d2d"
+    assert list(base64.b64decode(h["value"]["heat"]["codes"])).count(253) == 2

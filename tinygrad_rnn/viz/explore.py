@@ -44,7 +44,6 @@ from .graph import Graph, flatten_roots
 from .explore_data import run_data
 
 HEAT_ROWS, HEAT_COLS = 8, 32  # a heatmap shows at most this many rows (batch) and columns (units)
-LAYOUT_LIMIT = 30.0  # seconds of estimated dot layout beyond which a coarser detail is drawn
 _FALLBACKS = {"ops": ("cells", "rolled"), "rolled": ("cells",), "cells": ()}
 _TOOLTIP = re.compile(r', tooltip="(?:[^"\\]|\\.)*"')
 
@@ -213,7 +212,7 @@ def _tokens(tokens, connectivity):
 def _fitting_graph(name, loss, detail, max_nodes):
     """(Graph, note): the graph at ``detail``, or, when that is too big to lay out, at the
     first coarser detail that fits, with a note saying so."""
-    from . import PictureTooBig, layout_seconds  # the package imports this module
+    from . import LAYOUT_LIMIT, PictureTooBig, layout_seconds  # the package imports this module
 
     first = why = None
     for tried in (detail, *_FALLBACKS[detail]):
