@@ -255,3 +255,20 @@ def test_nonfinite_values_show_as_such_and_the_first_is_marked():
     _, h = node_named(run, "h", 1)  # batch 0 has a nan from t = 1 on, and so has its gradient
     assert h["value"]["nan"] == 2 and h["grad"]["norm"] == "nan" and h["fill"] == "#ff2d2d"
     assert list(base64.b64decode(h["value"]["heat"]["codes"])).count(253) == 2
+
+
+def test_tokens_offer_units_ranked_by_their_correlation_with_the_annotation():
+    loss, rec, _ = recorded("lstm", steps=5, hidden=4)
+    annotation = np.array([0.0, 1.0, 0.0, 1.0, 1.0])
+    (run,) = page_data(viz.explore(loss, rec, tokens=list("abcde"), annotation=annotation).html())[
+        "snapshots"][0]["runs"]
+    items = {item["label"]: item for item in run["units"]}
+    assert [label.split(",")[0] for label in items] == ["h", "c", "f", "i", "o", "c~"]
+    h = items["h, lstm/l0"]
+    units = rec.values("h")[:, 0, :].T  # units x T, batch item 0
+    assert np.array(h["values"]) == pytest.approx(units, rel=1e-6)
+    corr = [np.corrcoef(unit, annotation)[0, 1] for unit in units]
+    assert h["corr"] == pytest.approx(corr)
+    assert h["order"] == sorted(range(4), key=lambda k: -abs(corr[k]))
+    with pytest.raises(ValueError, match=r"annotation must be an array \(T,\).*shape \(4,\) and 5 tokens"):
+        viz.explore(loss, rec, tokens=list("abcde"), annotation=annotation[:4])

@@ -194,10 +194,26 @@ def test_hovering_a_step_anywhere_highlights_it_everywhere(browser, pages):
     ActionChains(browser).move_to_element(column).perform()
     assert hovered_steps(browser) == [[2]]
     assert browser.find_elements("css selector", "#time-panels rect.column.hovered") != []
-    ActionChains(browser).move_to_element(browser.find_element("css selector", '#tokens [data-t="1"]')).perform()
+    token = browser.find_element("css selector", '#tokens [data-t="1"]')
+    ActionChains(browser).move_to_element(token).perform()
     assert hovered_steps(browser) == [[1]]
     assert [c.get_attribute("data-t") for c in browser.find_elements(
         "css selector", "#panel-weights rect.column.hovered")] == ["1"]
+    assert_clean(browser)
+
+
+def test_tokens_take_the_colour_of_a_chosen_units_value(browser, pages):
+    from selenium.webdriver.support.select import Select
+
+    path, _, (_, rec, _) = pages["rnn"]
+    open_page(browser, path)
+    Select(browser.find_element("id", "colour-by")).select_by_visible_text("a unit of h, rnn/l0")
+    Select(browser.find_element("id", "unit")).select_by_value("1")
+    backgrounds = [token.value_of_css_property("background-color")
+                   for token in browser.find_elements("css selector", "#tokens .token")]
+    colours = [re.match(r"rgba?\((\d+), (\d+), (\d+)", background).groups() for background in backgrounds]
+    # blue below 0, red above, as the heatmaps
+    assert colours == [("59", "76", "192") if v < 0 else ("180", "4", "38") for v in rec.values("h")[:, 0, 1]]
     assert_clean(browser)
 
 

@@ -41,7 +41,7 @@ from ..bptt import Recording
 from ..tensor import Tensor
 from .dot import body
 from .graph import Graph, flatten_roots
-from .explore_data import run_data
+from .explore_data import run_data, token_units
 
 HEAT_ROWS, HEAT_COLS = 8, 32  # a heatmap shows at most this many rows (batch) and columns (units)
 _FALLBACKS = {"ops": ("cells", "rolled"), "rolled": ("cells",), "cells": ()}
@@ -83,7 +83,8 @@ class Page:
                 'style="width: 100%; height: 760px; border: 1px solid #ccc"></iframe>')
 
 
-def explore(runs, rec=None, *, detail="ops", tokens=None, connectivity=None, max_nodes=2000, timeout=60):
+def explore(runs, rec=None, *, detail="ops", tokens=None, connectivity=None, annotation=None, max_nodes=2000,
+            timeout=60):
     """The explorer :class:`Page` of one run, several runs, or snapshots of them over training.
 
     ``explore(loss, rec)``: one run, a loss after ``loss.backward(retain_grads=True)``
@@ -95,7 +96,9 @@ def explore(runs, rec=None, *, detail="ops", tokens=None, connectivity=None, max
     take more than about 30 s to lay out, is drawn coarser (cells, then rolled)
     with a note on the page. ``tokens``: a label for each time step (text), shown as a
     strip; with ``connectivity`` (``bptt.connectivity``: (B, T, T) or (T, T)) each token is
-    coloured by how much the hovered step's prediction listens to it (mean over the batch).
+    coloured by how much the hovered step's prediction listens to it (mean over the batch),
+    or by a chosen unit's value along time (h, c or a gate, batch item 0); with
+    ``annotation`` (T,), the units are offered ranked by |correlation| with it.
     ``timeout``: seconds after which Graphviz's dot is stopped. Writing the
     page needs Graphviz's dot; viewing it needs nothing but a browser.
     """
@@ -105,6 +108,8 @@ def explore(runs, rec=None, *, detail="ops", tokens=None, connectivity=None, max
                                   or max_nodes < 1):
         raise ValueError(f"explore: max_nodes must be a positive int or None, got {max_nodes!r}")
     snapshots = _snapshots(runs, rec)
+    sequence_view = _tokens(tokens, connectivity)
+    annotation = _annotation(annotation, tokens)
     layouts, data = {}, []  # DOT source -> its dot process, laying it out while the data is made
     try:
         for label, named in snapshots:
@@ -116,6 +121,8 @@ def explore(runs, rec=None, *, detail="ops", tokens=None, connectivity=None, max
                     layouts[source] = _start_layout(source)
                 built.append(run_data(name, graph, recording, source, list(layouts).index(source), note,
                                       (HEAT_ROWS, HEAT_COLS)))
+                if tokens is not None:
+                    built[-1]["units"] = token_units(recording, len(tokens), annotation)
             data.append({"label": label, "runs": built})
         deadline = time.monotonic() + timeout
         svgs = [_svg(process, deadline, timeout) for process in layouts.values()]
@@ -126,7 +133,7 @@ def explore(runs, rec=None, *, detail="ops", tokens=None, connectivity=None, max
             process.stdout.close()
             process.stderr.close()
             process.wait()
-    return Page({"snapshots": data, "svgs": svgs, **_tokens(tokens, connectivity)})
+    return Page({"snapshots": data, "svgs": svgs, **sequence_view})
 
 
 # ----------------------------------------------------------------- what was passed
@@ -205,6 +212,17 @@ def _tokens(tokens, connectivity):
         top = matrix.max(axis=1, keepdims=True)
         rows = np.round(matrix / np.where(top > 0, top, 1), 3).tolist()
     return {"tokens": [str(token) for token in tokens], "connectivity": rows}
+
+
+def _annotation(annotation, tokens):
+    if annotation is None:
+        return None
+    values = np.asarray(annotation, dtype=np.float64)
+    if tokens is None or values.shape != (len(tokens),):
+        count = "no" if tokens is None else len(tokens)
+        raise ValueError(f"explore: annotation must be an array (T,), one number per token, with "
+                         f"tokens=[...]; got shape {values.shape} and {count} tokens")
+    return values
 
 
 # ----------------------------------------------------------------- the picture

@@ -246,3 +246,33 @@ def _weight(rec, param, scope, where):
     return {"label": f"{param.name or 'parameter'} {tuple(param.shape)}, {where}",
             "times": rec.steps_of(param, scope=scope), "values": [_number(v) for v in values],
             "outside": _number(grad_norm(rec.weight_grad_outside(param, scope=scope)))}
+
+
+# ----------------------------------------------------------------- the tokens' units
+
+def token_units(rec, count, annotation):
+    """For the tokens strip: one item per sequence and state or gate whose steps are the ``count``
+    tokens, with each unit's value along time for batch item 0 (``values``: units x T) and the
+    units in the order offered (``order``): by |correlation| with ``annotation`` (T,), largest
+    first, else as they are; ``corr`` gives each unit's correlation (None without annotation)."""
+    items = []
+    for sequence in rec.sequences:
+        scope, where = sequence or None, sequence or "top level"
+        for name in [n for n in _STATES + _GATES if n in rec.names(scope=scope)]:
+            found = _item(lambda: rec.values(name, scope=scope))
+            if not found or found[0].ndim != 3 or len(found[0]) != count:
+                continue  # not one (T, B, units) value per token
+            units = found[0][:, 0, :].T.astype(np.float64)
+            corr = None if annotation is None else [_correlation(unit, annotation) for unit in units]
+            order = list(range(len(units))) if corr is None else sorted(range(len(units)),
+                                                                       key=lambda k: -abs(corr[k]))
+            items.append({"label": f"{name}, {where}", "order": order,
+                          "corr": corr, "values": [[_number(v) for v in unit] for unit in units]})
+    return items
+
+
+def _correlation(a, b):
+    """Pearson's r of two series; 0 where either is constant or not finite."""
+    if not (np.isfinite(a).all() and np.isfinite(b).all()) or a.std() == 0 or b.std() == 0:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])

@@ -11,9 +11,10 @@
   const PLAY_MS = 500;
 
   // position: 0 ... T-1 is forward at t = times[position]; T ... 2T-1 backward, t from T-1 down.
-  // hover: the step t pointed at in any view; chosen: which item each time panel shows.
+  // hover: the step t pointed at in any view; chosen: which item each time panel shows;
+  // colourBy, unit: what colours the tokens (-1: connectivity, else an item of the run's units).
   const state = {snapshot: 0, run: 0, position: 0, selected: null, hover: null, playing: null,
-                 chosen: {norms: 0, weights: 0, gates: 0}};
+                 chosen: {norms: 0, weights: 0, gates: 0}, colourBy: -1, unit: 0};
 
   // ------------------------------------------------------------------ small helpers
 
@@ -160,12 +161,21 @@
     parts.times = el("section", {class: "time-panels", id: "time-panels"});
     parts.tokens = el("section", {class: "tokens", id: "tokens"});
     parts.tokens.hidden = !DATA.tokens;
+    parts.colourBy = el("select", {id: "colour-by"});
+    parts.unit = el("select", {id: "unit"});
+    parts.colourBy.addEventListener("change", () => {
+      state.colourBy = Number(parts.colourBy.value);
+      render();
+    });
+    parts.unit.addEventListener("change", () => { state.unit = Number(parts.unit.value); render(); });
+    parts.strip = el("div", {class: "strip"});
     for (const [k, token] of (DATA.tokens || []).entries()) {
       const span = el("span", {class: "token", "data-t": String(k)}, token);
       span.addEventListener("pointerenter", () => hoverAt(k));
       span.addEventListener("pointerleave", () => hoverAt(null));
-      parts.tokens.append(span);
+      parts.strip.append(span);
     }
+    parts.tokens.append(el("span", {}, "colour by "), parts.colourBy, parts.unit, parts.strip);
     document.body.append(top, controls, parts.note, parts.legend, main, parts.tokens, parts.times);
     panAndZoom(parts.pane);
     parts.pane.addEventListener("pointerover", event => {
@@ -251,15 +261,45 @@
     renderLegend(current);
     renderPanel(current, phase, t);
     renderTimePanels(current, t);
-    renderTokens(t);
+    renderTokens(current, t);
   }
 
-  // A token is coloured by how much the hovered (else the current) step listens to it.
-  function renderTokens(t) {
-    const at = state.hover === null ? t : state.hover, rows = DATA.connectivity;
-    Array.from(parts.tokens.children).forEach((span, k) => {
-      const weight = rows && rows[at] ? rows[at][k] : 0;
-      span.style.background = `rgba(255, 127, 14, ${weight})`;
+  // A token is coloured by how much the hovered (else the current) step listens to it, or by
+  // the chosen unit's value at its step (blue below 0, red above).
+  function renderTokens(current, t) {
+    if (!DATA.tokens) return;
+    const items = current.units || [], at = state.hover === null ? t : state.hover;
+    const first = DATA.connectivity ? -1 : 0;
+    if (state.colourBy < first || state.colourBy >= items.length) state.colourBy = first;
+    const key = `${state.snapshot}/${state.run}`;
+    if (parts.colourBy.dataset.key !== key) {
+      const options = DATA.connectivity ?
+        [el("option", {value: "-1"}, "connectivity to the hovered step")] : [];
+      items.forEach((item, k) => options.push(el("option", {value: String(k)}, `a unit of ${item.label}`)));
+      parts.colourBy.replaceChildren(...options);
+      parts.colourBy.dataset.key = key;
+      parts.unit.dataset.key = "";
+    }
+    parts.colourBy.value = String(state.colourBy);
+    const item = state.colourBy >= 0 ? items[state.colourBy] : null;
+    parts.unit.hidden = !item;
+    if (item && parts.unit.dataset.key !== `${key}/${state.colourBy}`) {
+      parts.unit.replaceChildren(...item.order.map(u => el("option", {value: String(u)},
+        `unit ${u}` + (item.corr ? ` (r = ${fmt(item.corr[u])} with the annotation)` : ""))));
+      parts.unit.dataset.key = `${key}/${state.colourBy}`;
+      state.unit = item.order[0];
+    }
+    if (item) parts.unit.value = String(state.unit);
+    const values = item ? item.values[state.unit].map(v => typeof v === "number" ? v : 0) : null;
+    const scale = values ? Math.max(...values.map(Math.abs)) || 1 : 1;
+    Array.from(parts.strip.children).forEach((span, k) => {
+      if (values) {
+        const x = values[k] / scale;
+        span.style.background = x < 0 ? `rgba(59, 76, 192, ${-x})` : `rgba(180, 4, 38, ${x})`;
+      } else {
+        const rows = DATA.connectivity;
+        span.style.background = `rgba(255, 127, 14, ${rows && rows[at] ? rows[at][k] : 0})`;
+      }
       span.classList.toggle("now", k === at);
     });
   }
@@ -470,7 +510,9 @@
       }
     }
     const shown = TIME_PANELS.map(([kind]) => timeViews[kind].element);
-    if (shown.some((element, k) => parts.times.children[k] !== element)) parts.times.replaceChildren(...shown);
+    if (shown.some((element, k) => parts.times.children[k] !== element)) {
+      parts.times.replaceChildren(...shown);
+    }
   }
 
   // ------------------------------------------------------------------ changing the state
