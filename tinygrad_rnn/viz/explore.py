@@ -95,10 +95,10 @@ def explore(runs, rec=None, *, detail="ops", tokens=None, connectivity=None, ann
     run whose picture holds more than ``max_nodes`` nodes, or which Graphviz would
     take more than about 30 s to lay out, is drawn coarser (cells, then rolled)
     with a note on the page. ``tokens``: a label for each time step (text), shown as a
-    strip; with ``connectivity`` (``bptt.connectivity``: (B, T, T) or (T, T)) each token is
-    coloured by how much the hovered step's prediction listens to it (mean over the batch),
-    or by a chosen unit's value along time (h, c or a gate, batch item 0); with
-    ``annotation`` (T,), the units are offered ranked by |correlation| with it.
+    strip whose tokens are coloured by a chosen unit's value at their step (h, c or a
+    gate, batch item 0) or, given ``connectivity`` (``bptt.connectivity``: (B, T, T) or
+    (T, T)), by how much the hovered step's prediction listens to each (mean over the
+    batch); ``annotation`` (T,): the units are offered ranked by |correlation| with it.
     ``timeout``: seconds after which Graphviz's dot is stopped. Writing the
     page needs Graphviz's dot; viewing it needs nothing but a browser.
     """
