@@ -178,6 +178,35 @@ def test_switching_runs_and_snapshots(browser, pages):
     assert_clean(browser)
 
 
+def test_wheel_zooms_drag_pans_and_play_moves_the_scrubber(browser, pages):
+    from selenium.webdriver import ActionChains
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    path, _, _ = pages["rnn"]
+    open_page(browser, path)
+
+    def view():
+        box = browser.execute_script("return document.querySelector('#graph svg').getAttribute('viewBox')")
+        return [float(v) for v in box.split()]
+
+    whole = view()
+    browser.execute_script("""document.getElementById('graph').dispatchEvent(new WheelEvent('wheel',
+        {deltaY: -400, clientX: 300, clientY: 300, bubbles: true, cancelable: true}))""")
+    zoomed = view()
+    assert zoomed[2] < whole[2] and zoomed[3] < whole[3]
+    pane = browser.find_element("id", "graph")
+    ActionChains(browser).move_to_element(pane).click_and_hold().move_by_offset(120, 0).release().perform()
+    assert view()[0] < zoomed[0] and view()[2] == pytest.approx(zoomed[2])  # moved left, same zoom
+    browser.find_element("id", "fit").click()
+    assert view() == pytest.approx(whole)
+    browser.find_element("id", "play").click()
+    WebDriverWait(browser, 10).until(lambda driver: state(driver)["t"] >= 2)
+    browser.find_element("id", "play").click()  # pause
+    paused = state(browser)
+    assert paused["phase"] == "forward" and browser.find_element("id", "play").text == "▶ play"
+    assert_clean(browser)
+
+
 def hovered_steps(driver):
     """The times of the step boxes the graph shows as hovered."""
     return driver.execute_script("""
