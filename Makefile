@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: test test-long demo demos notebooks bench images graphviz torch clean
+.PHONY: test test-long demo demos notebooks bench images graphviz chromium torch clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,12 +20,16 @@ $(VENV)/.demo-installed: setup.cfg pyproject.toml $(VENV)/.test-installed
 graphviz:
 	@sh scripts/install_graphviz.sh
 
+# headless Chromium and chromedriver, for the explorer page's browser tests (skipped without them)
+chromium:
+	@sh scripts/install_chromium.sh
+
 ## make test: set up .venv and run the test suite (about a minute; the demos' quick runs are tests too)
-test: $(VENV)/.demo-installed graphviz
+test: $(VENV)/.demo-installed graphviz chromium
 	$(PY) -m pytest
 
 ## make test-long: the property tests with many more examples, plus the slow checks
-test-long: $(VENV)/.demo-installed graphviz
+test-long: $(VENV)/.demo-installed graphviz chromium
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest -m "slow or not slow"
 
 ## make demo: set up .venv and run the quick demo tour

@@ -31,7 +31,8 @@
 #
 # Run it as a script, `python demos/03_vanishing_exploding.py [--quick]` (the
 # pictures go to out/03_gradient_norms.png, 03_weight_shares.png and
-# 03_exploding.png), or cell by cell as a notebook.
+# 03_exploding.png, the explorer page to out/03_explorer.html), or cell by cell
+# as a notebook.
 
 # %%
 import _common as common  # first: it sets numpy's thread count before numpy loads
@@ -341,3 +342,38 @@ def plot_training(runs, steps):
 
 
 plot_training(runs, args.train_steps)
+
+# %% [markdown]
+# ## Playing BPTT forward and backward: the explorer page
+#
+# `viz.explore` writes the unrolled graphs of four of the networks, on the
+# first 8 steps of the same inputs, into one page that opens offline in any
+# browser: scrub forward to watch each step compute, then backward to watch
+# the gradient arrive step by step, each node coloured by its norm. In the
+# tanh RNN it fades as it goes back; in the LSTM with its forget gate open it
+# travels along c. Click a node for its values and gradient; below the graph,
+# ||dL/dh(t)||, each step's share of dL/dC and the gates over time.
+
+# %%
+def explorer_page(args, names=("tanh RNN", "LSTM", "LSTM, forget-gate bias +2", "GRU"), steps=8):
+    """Write out/03_explorer.html: the networks ``names`` on the first ``steps`` inputs, 2 sequences."""
+    tr.manual_seed(args.seed)
+    xs = generator().standard_normal((args.length, args.batch, 1))[:steps, :2]
+    target = generator().standard_normal((args.batch, 1))[:2]
+    xs, target = tr.Tensor(xs.astype(np.float32), name="x"), tr.Tensor(target.astype(np.float32))
+    runs, cells = {}, make_cells(1, args.hidden)
+    for name in names:
+        tr.manual_seed(args.seed + 1)
+        cell = cells[name]()
+        readout = nn.Linear(cell.hidden_size, 1)
+        with bptt.record() as rec:
+            hs, _ = nn.unroll(cell, xs)
+            loss = nn.mse_loss(readout(hs[-1]), target).named("L")
+            loss.backward(retain_grads=True)
+        runs[name] = loss, rec
+    path = viz.explore(runs).save(common.out_path("03_explorer.html"))
+    print(f"explorer page: {common.shown(path)}")
+    return path
+
+
+explorer_page(args)

