@@ -328,3 +328,54 @@ def test_07_generated_dates_are_valid_and_encode_back():
     targets = translation.encode_targets(dates[:2])
     assert [translation.decode_text(t) for t in targets.T] == \
         [translation.target_text(*d) for d in dates[:2]]
+
+
+
+
+# ---------------------------------------------------------------------- 09
+
+def test_09_bracket_text_nests_to_at_most_6_and_its_depth_counts_the_open_brackets():
+    units = demo("09_what_units_learn")
+    tr.manual_seed(0)
+    text, depth = units.bracket_text(3000)
+    assert len(text) == len(depth) == 3000 and set(text) <= set("()[]abcd")
+    stack = []
+    for char, d in zip(text, depth):
+        if char in "([":
+            stack.append(char)
+        elif char in ")]":
+            assert "([".index(stack.pop()) == ")]".index(char)
+        assert d == len(stack)
+    assert depth.min() == 0 and depth.max() == units.MAX_DEPTH
+    tr.manual_seed(0)
+    assert units.bracket_text(3000)[0] == text
+
+
+def test_09_matching_openings_pairs_each_closing_bracket_with_its_opening():
+    units = demo("09_what_units_learn")
+    assert units.matching_openings("a([b]c)[]") == [(4, 2), (6, 1), (8, 7)]
+
+
+def test_09_training_windows_start_where_no_bracket_is_open():
+    units = demo("09_what_units_learn")
+    tr.manual_seed(1)
+    text, depth = units.bracket_text(2000)
+    data = np.arange(len(text))      # each character's own position, to find where a window starts
+    inputs, targets = units.windows_from_depth_zero(data, depth, batch=50, length=20)
+    assert inputs.shape == targets.shape == (20, 50)
+    np.testing.assert_array_equal(targets[:-1], inputs[1:])
+    for start in inputs[0]:
+        assert start == 0 or depth[start - 1] == 0
+
+
+def test_09_quick_run_finds_the_unit_and_the_connectivity_of_closing_brackets(out_dir):
+    run = common.run("09_what_units_learn", ["--quick", "--steps", "20", "--test-length", "200"])
+    cell, depth, unit = run["cell"], run["test_depth"], run["unit"]
+    correlations = [np.corrcoef(cell[:, k], depth)[0, 1] for k in range(cell.shape[1])]
+    assert run["r"] == pytest.approx(correlations[unit])
+    assert abs(run["r"]) == pytest.approx(np.max(np.abs(correlations)))
+    C, closings = run["connectivity"], run["closings"]
+    assert C.shape == (len(closings), 200)
+    for row, (t, o) in zip(C, closings):
+        assert not row[t:].any() and row[o] > 0   # the prediction before t reads characters up to t - 1
+    assert (out_dir / "09_depth_unit.png").stat().st_size > 0
