@@ -75,16 +75,16 @@ def per_position_connectivity(fn, x, target=None):
     return C
 
 
-def random_target(rng, steps, batch):
-    return rng.integers(0, K, size=(steps, batch))
+def model_input_and_target(model, seed, steps, batch):
+    """MODELS[model] with random weights, a random x (steps, batch, I) and a random target."""
+    rng = np.random.default_rng(seed)
+    fn = MODELS[model](rng)
+    return fn, rng.normal(size=(steps, batch, I)), rng.integers(0, K, size=(steps, batch))
 
 
 @pytest.mark.parametrize("model", list(MODELS))
 def test_connectivity_matches_float64_finite_differences(model):
-    rng = np.random.default_rng(1)
-    fn = MODELS[model](rng)
-    x = rng.normal(size=(5, 2, I))
-    target = random_target(rng, 5, 2)
+    fn, x, target = model_input_and_target(model, 1, steps=5, batch=2)
     C = bptt.connectivity(fn, x, target)
     assert C.shape == (2, 5, 5)
     np.testing.assert_allclose(C, finite_difference_connectivity(fn, x, target), rtol=1e-6, atol=1e-9)
@@ -92,19 +92,14 @@ def test_connectivity_matches_float64_finite_differences(model):
 
 @pytest.mark.parametrize("model", ["lstm", "hand-made-cell"])
 def test_the_default_target_is_the_predicted_class(model):
-    rng = np.random.default_rng(11)
-    fn = MODELS[model](rng)
-    x = rng.normal(size=(5, 2, I))
+    fn, x, _ = model_input_and_target(model, 11, steps=5, batch=2)
     np.testing.assert_allclose(bptt.connectivity(fn, x), finite_difference_connectivity(fn, x),
                                rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize("model", list(MODELS))
 def test_connectivity_matches_an_item_by_item_position_by_position_backward(model):
-    rng = np.random.default_rng(2)
-    fn = MODELS[model](rng)
-    x = rng.normal(size=(6, 3, I))
-    target = random_target(rng, 6, 3)
+    fn, x, target = model_input_and_target(model, 2, steps=6, batch=3)
     np.testing.assert_allclose(bptt.connectivity(fn, x, target), per_position_connectivity(fn, x, target),
                                rtol=1e-12, atol=1e-15)
 
