@@ -259,6 +259,10 @@ args = common.parse_args(
              ("--temperature", dict(type=float, help=f"sample at this temperature only "
                                                      f"(default: at each of {TEMPERATURES})"))])
 tr.manual_seed(args.seed)
+training_flags = [flag for flag in ("--text", "--resume", "--checkpoint") if getattr(args, flag[2:])]
+if args.sample is not None and training_flags:
+    raise ValueError(f"--sample only samples from a checkpoint; {', '.join(training_flags)} belong "
+                     f"to a training run")
 if args.sample is not None:
     model, vocab = load_checkpoint(args.sample or default_checkpoint(args), flag="--sample")
 else:

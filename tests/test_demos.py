@@ -276,6 +276,12 @@ def test_05_a_bad_prompt_or_temperature_is_named(tmp_path, out_dir, argv, error,
     assert words in str(caught.value)
 
 
+def test_05_sample_refuses_the_flags_of_a_training_run(tmp_path, out_dir):
+    with pytest.raises(ValueError, match="--sample only samples from a checkpoint; --text, --checkpoint "
+                                         "belong to a training run"):
+        common.run("05_text_generation", ["--sample", "--text", "a.txt", "--checkpoint", "b.npz"])
+
+
 def test_05_sample_without_a_checkpoint_says_to_train_first(tmp_path, out_dir):
     with pytest.raises(FileNotFoundError, match="--sample .*missing.npz: no such checkpoint; a run "
                                                 "without --sample trains"):
