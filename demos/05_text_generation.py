@@ -13,20 +13,27 @@
 # trained with the cross-entropy of the true next character. The default text
 # is the standard library's own docstrings, gathered at run time (modules,
 # classes and functions of the modules below, in a fixed order); `--text
-# FILE` trains on your own. Sampling draws each character from
+# FILE` trains on your own (any UTF-8 text file of a few hundred kilobytes,
+# such as a book from Project Gutenberg). Sampling draws each character from
 # softmax(B h(t) / temperature): low temperatures play safe, high ones invent.
 # The model is saved with tr.save (a checkpoint of arrays, no pickle) and
 # `--resume PATH` continues from one, with a fresh optimizer. No run writes
-# over another's checkpoint unless told to with `--checkpoint`: a quick run
-# saves to its own file, and a resumed run beside the one it resumed from.
+# over another's checkpoint or picture unless told to with `--checkpoint`: a
+# quick run saves to its own file, a resumed run beside the one it resumed
+# from, and the learning curve is named after the checkpoint. `--sample`
+# only samples from a checkpoint: no training, no file written.
 #
 #     python demos/05_text_generation.py                 # out/05_char_lstm.npz
 #     python demos/05_text_generation.py --quick         # out/05_char_lstm_quick.npz
 #     python demos/05_text_generation.py --resume out/05_char_lstm.npz --steps 500
 #                                                        # out/05_char_lstm_resumed.npz
+#     python demos/05_text_generation.py --text my_book.txt --checkpoint out/book.npz
+#     python demos/05_text_generation.py --sample out/book.npz --prompt "The " \
+#         --temperature 0.8 --length 500
 #
-# The learning curve goes to out/05_learning_curve.png. Run it as a script, or
-# cell by cell as a notebook.
+# The learning curve goes to out/05_char_lstm_learning_curve.png (the
+# checkpoint's name, then `_learning_curve.png`). Run it as a script, or cell
+# by cell as a notebook.
 
 # %%
 import importlib
@@ -160,12 +167,19 @@ def train(model, data, args):
     """Adam on the next-character cross-entropy, gradients clipped at norm 1, on a training
     step traced once and replayed (``tr.compile``: every batch has the same shape)."""
     batch_loss = common.compiled_loss(model, next_character_loss,
-                                      lambda: random_windows(data, args.batch, args.length))
+                                      lambda: random_windows(data, args.batch, args.window))
     return common.fit(model, batch_loss, args.steps, args.lr, compiled=True)
 
 
 def sample(model, vocab, prompt, length, temperature):
     """Continue ``prompt`` by ``length`` characters, each drawn from softmax(logits / temperature)."""
+    unknown = sorted(set(prompt) - set(vocab.chars))
+    if not prompt or unknown:
+        raise ValueError(f"--prompt {prompt!r}: the model reads only the {len(vocab.chars)} characters "
+                         f"of its vocabulary and needs at least one; "
+                         f"{'it is empty' if not prompt else f'not in it: {unknown}'}")
+    if not temperature > 0:
+        raise ValueError(f"--temperature must be positive, got {temperature}")
     with tr.no_grad():
         logits, state = model(vocab.encode(prompt)[:, None])
         chars = []
@@ -183,21 +197,24 @@ def save_checkpoint(model, vocab, path):
     print(f"checkpoint: {common.shown(path)}")
 
 
-def load_checkpoint(path):
+def load_checkpoint(path, flag="--resume"):
     """A model and vocabulary rebuilt from a checkpoint written by :func:`save_checkpoint`.
 
     The sizes come from the arrays' shapes, so the command line need not repeat them.
     """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{flag} {path}: no such checkpoint; a run without --sample "
+                                f"trains a model and saves one")
     state = tr.load(path)
     if "vocab" not in state or "embedding.weight" not in state:
-        raise ValueError(f"--resume {path}: not a checkpoint of this demo "
+        raise ValueError(f"{flag} {path}: not a checkpoint of this demo "
                          f"(it holds {', '.join(state) or 'nothing'})")
     vocab = Vocabulary(chr(code) for code in state.pop("vocab"))
     embedding_dim = state["embedding.weight"].shape[1]
     hidden_size = state["lstm.weight_hh_l0"].shape[1]
     model = CharLSTM(len(vocab.chars), embedding_dim, hidden_size)
     model.load_state_dict(state)
-    print(f"resumed from {common.shown(path)}")
+    print(f"model: {common.shown(path)}")
     return model, vocab
 
 
@@ -209,6 +226,11 @@ def checkpoint_path(args):
     if args.resume:
         resumed = Path(args.resume)
         return str(resumed.with_name(resumed.stem + "_resumed" + resumed.suffix))
+    return default_checkpoint(args)
+
+
+def default_checkpoint(args):
+    """``out/05_char_lstm.npz``, or ``out/05_char_lstm_quick.npz`` for ``--quick``."""
     return str(common.out_path("05_char_lstm_quick.npz" if args.quick else "05_char_lstm.npz"))
 
 
@@ -224,23 +246,36 @@ def checkpoint_path(args):
 args = common.parse_args(
     description="Demo 05: a character-level LSTM that learns to write like Python's docstrings",
     sizes={"steps": (400, 2000), "hidden": (64, 128), "embedding": (16, 32),
-           "length": (32, 64), "batch": (16, 32), "lr": (0.005, 0.003), "sample_length": (120, 300)},
+           "window": (32, 64), "batch": (16, 32), "lr": (0.005, 0.003), "length": (120, 300)},
     options=[("--text", dict(help="train on this UTF-8 text file instead of the docstrings")),
              ("--resume", dict(help="continue from a checkpoint written by this demo")),
              ("--checkpoint", dict(help="where to save the model (default out/05_char_lstm.npz; "
                                         "_quick.npz with --quick; beside --resume PATH, "
-                                        "with _resumed added to its name)"))])
+                                        "with _resumed added to its name)")),
+             ("--sample", dict(nargs="?", const="", metavar="CHECKPOINT",
+                               help="only sample from a checkpoint (default out/05_char_lstm.npz, "
+                                    "_quick.npz with --quick): no training, no file written")),
+             ("--prompt", dict(default=PROMPT, help=f"the text samples continue (default {PROMPT!r})")),
+             ("--temperature", dict(type=float, help=f"sample at this temperature only "
+                                                     f"(default: at each of {TEMPERATURES})"))])
 tr.manual_seed(args.seed)
-text = read_text(args.text)
-if args.resume:
-    model, vocab = load_checkpoint(args.resume)
+training_flags = [flag for flag in ("--text", "--resume", "--checkpoint") if getattr(args, flag[2:])]
+if args.sample is not None and training_flags:
+    raise ValueError(f"--sample only samples from a checkpoint; {', '.join(training_flags)} belong "
+                     f"to a training run")
+if args.sample is not None:
+    model, vocab = load_checkpoint(args.sample or default_checkpoint(args), flag="--sample")
 else:
-    vocab = Vocabulary(sorted(set(text)))
-    model = CharLSTM(len(vocab.chars), args.embedding, args.hidden)
-data = vocab.encode(text)
-if len(data) <= args.length + 1:
-    raise ValueError(f"the text has {len(data)} usable characters; training windows need "
-                     f"more than --length + 1 = {args.length + 1}")
+    text = read_text(args.text)
+    if args.resume:
+        model, vocab = load_checkpoint(args.resume)
+    else:
+        vocab = Vocabulary(sorted(set(text)))
+        model = CharLSTM(len(vocab.chars), args.embedding, args.hidden)
+    data = vocab.encode(text)
+    if len(data) <= args.window + 1:
+        raise ValueError(f"the text has {len(data)} usable characters; training windows need "
+                         f"more than --window + 1 = {args.window + 1}")
 print(f"vocabulary: {len(vocab.chars)} characters; model: {model.embedding!r} -> "
       f"{model.lstm!r} -> {model.readout!r}")
 print(f"chance level: cross-entropy ln {len(vocab.chars)} = {np.log(len(vocab.chars)):.2f} nats")
@@ -251,47 +286,58 @@ print(f"chance level: cross-entropy ln {len(vocab.chars)} = {np.log(len(vocab.ch
 # Adam on the next-character cross-entropy, the gradient clipped at norm 1,
 # on a training step traced once by `tr.compile` and replayed (the first 10
 # losses are checked against the engine's own backward); the model is saved
-# at the end.
+# at the end. With `--sample` this part and the next are skipped.
 
 # %%
-difference = common.eager_and_compiled_differ(
-    lambda: CharLSTM(len(vocab.chars), model.embedding.embedding_dim, model.lstm.hidden_size),
-    next_character_loss, lambda: random_windows(data, args.batch, args.length), 10, args.lr, args.seed)
-print(f"the first 10 losses, eager and compiled: largest relative difference {difference:.1g}")
-with common.Stopwatch() as clock:
-    losses = train(model, data, args)
-if losses:
-    print(f"{args.steps} steps of {args.batch} x {args.length} characters in {clock.seconds:.0f} s: "
-          f"cross-entropy {np.mean(losses[:10]):.3f} -> {np.mean(losses[-10:]):.3f} nats")
-checkpoint = checkpoint_path(args)
-save_checkpoint(model, vocab, checkpoint)
+losses = []
+if args.sample is None:
+    difference = common.eager_and_compiled_differ(
+        lambda: CharLSTM(len(vocab.chars), model.embedding.embedding_dim, model.lstm.hidden_size),
+        next_character_loss, lambda: random_windows(data, args.batch, args.window), 10, args.lr,
+        args.seed)
+    print(f"the first 10 losses, eager and compiled: largest relative difference {difference:.1g}")
+    with common.Stopwatch() as clock:
+        losses = train(model, data, args)
+    if losses:
+        print(f"{args.steps} steps of {args.batch} x {args.window} characters in {clock.seconds:.0f} s: "
+              f"cross-entropy {np.mean(losses[:10]):.3f} -> {np.mean(losses[-10:]):.3f} nats")
+    checkpoint = checkpoint_path(args)
+    save_checkpoint(model, vocab, checkpoint)
 
 # %% [markdown]
 # The cross-entropy falls from the chance level ln V as the model learns
-# which characters tend to follow which.
+# which characters tend to follow which. The picture is named after the
+# checkpoint, so a quick, resumed or `--checkpoint` run draws its own.
 
 # %%
-fig, ax = common.figure()
-ax.plot(common.smooth(losses, 20), label="training cross-entropy (moving average of 20)")
-ax.axhline(np.log(len(vocab.chars)), color="black", linestyle="--",
-           label=f"chance: ln {len(vocab.chars)} = {np.log(len(vocab.chars)):.2f}")
-ax.set_xlabel("training step")
-ax.set_ylabel("nats per character")
-ax.set_title("A character-level LSTM learning the docstrings" if args.text is None
-             else f"A character-level LSTM learning {args.text}")
-ax.legend()
-common.save_figure(fig, "05_learning_curve.png")
+def learning_curve(losses, vocab, checkpoint, text_path):
+    """The smoothed training cross-entropy against chance, to out/<checkpoint's name>_learning_curve.png."""
+    fig, ax = common.figure()
+    ax.plot(common.smooth(losses, 20), label="training cross-entropy (moving average of 20)")
+    ax.axhline(np.log(len(vocab.chars)), color="black", linestyle="--",
+               label=f"chance: ln {len(vocab.chars)} = {np.log(len(vocab.chars)):.2f}")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("nats per character")
+    ax.set_title("A character-level LSTM learning the docstrings" if text_path is None
+                 else f"A character-level LSTM learning {text_path}")
+    ax.legend()
+    return common.save_figure(fig, Path(checkpoint).stem + "_learning_curve.png")
+
+
+picture = None if args.sample is not None else learning_curve(losses, vocab, checkpoint, args.text)
+picture
 
 # %% [markdown]
 # ## Samples
 #
 # Each sample continues the prompt, one character at a time. At temperature
 # 0.6 the model keeps to what it is sure of; at 1.0 it draws from its full
-# distribution and invents more, mistakes included.
+# distribution and invents more, mistakes included. `--prompt`,
+# `--temperature` and `--length` change them.
 
 # %%
 tr.manual_seed(args.seed)  # samples depend on the model and the seed only
 samples = {}
-for temperature in TEMPERATURES:
-    samples[temperature] = sample(model, vocab, PROMPT, args.sample_length, temperature)
+for temperature in TEMPERATURES if args.temperature is None else (args.temperature,):
+    samples[temperature] = sample(model, vocab, args.prompt, args.length, temperature)
     print(f"\n--- sample, temperature {temperature} ---\n{samples[temperature]}")

@@ -40,7 +40,7 @@ def out_dir(tmp_path, monkeypatch):
 def test_05_quick_and_resumed_runs_never_overwrite_another_runs_checkpoint(tmp_path, out_dir):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("Return the value of the key.\n" * 40)
-    small = ["--text", str(corpus), "--length", "8", "--sample-length", "5", "--hidden", "8",
+    small = ["--text", str(corpus), "--window", "8", "--length", "5", "--hidden", "8",
              "--embedding", "4", "--batch", "4"]
     full = common.run("05_text_generation", small + ["--steps", "2"])
     quick = common.run("05_text_generation", small + ["--quick", "--steps", "2"])

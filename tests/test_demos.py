@@ -195,7 +195,7 @@ def test_05_produces_text_and_resumes_from_an_equal_checkpoint(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("Return the value of the key. Return the list of values.\n" * 40)
     first, resumed = tmp_path / "first.npz", tmp_path / "resumed.npz"
-    common_args = ["--quick", "--text", str(corpus), "--length", "16", "--sample-length", "30"]
+    common_args = ["--quick", "--text", str(corpus), "--window", "16", "--length", "30"]
     trained = common.run("05_text_generation", common_args + [
         "--hidden", "16", "--embedding", "8", "--steps", "30", "--checkpoint", str(first)])
     # the sizes come from the checkpoint
@@ -215,8 +215,8 @@ def test_05_produces_text_and_resumes_from_an_equal_checkpoint(tmp_path):
 def test_05_refuses_a_text_shorter_than_a_training_window(tmp_path):
     corpus = tmp_path / "short.txt"
     corpus.write_text("too short")
-    with pytest.raises(ValueError, match="9 usable characters.*--length"):
-        common.run("05_text_generation", ["--quick", "--text", str(corpus), "--length", "16"])
+    with pytest.raises(ValueError, match="9 usable characters.*--window"):
+        common.run("05_text_generation", ["--quick", "--text", str(corpus), "--window", "16"])
 
 
 def test_05_refuses_a_checkpoint_of_something_else(tmp_path):
@@ -224,6 +224,78 @@ def test_05_refuses_a_checkpoint_of_something_else(tmp_path):
     tr.save({"weight": np.zeros(3)}, other)
     with pytest.raises(ValueError, match="not a checkpoint of this demo.*weight"):
         common.run("05_text_generation", ["--quick", "--resume", str(other)])
+
+
+def small_05_run(tmp_path, *extra):
+    """Demo 05 trained for a few steps on a small text, with small sizes; returns its variables."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("Return the value of the key. Return the list of values.\n" * 40)
+    return common.run("05_text_generation", [
+        "--quick", "--text", str(corpus), "--window", "16", "--length", "30", "--hidden", "16",
+        "--embedding", "8", "--steps", "20", *extra])
+
+
+def files_in(folder):
+    return {path.name: (path.read_bytes(), path.stat().st_mtime_ns) for path in folder.iterdir()}
+
+
+def test_05_sample_loads_the_checkpoint_and_only_samples(tmp_path, out_dir):
+    trained = small_05_run(tmp_path)
+    before = files_in(out_dir)
+    assert set(before) == {"05_char_lstm_quick.npz", "05_char_lstm_quick_learning_curve.png"}
+    # --quick --sample with no path reads the quick run's checkpoint
+    sampled = common.run("05_text_generation", ["--quick", "--sample", "--length", "30",
+                                                "--temperature", "0.6"])
+    assert sampled["losses"] == [] and "text" not in sampled and sampled["picture"] is None
+    assert sampled["samples"] == {0.6: trained["samples"][0.6]}
+    assert files_in(out_dir) == before
+
+
+def test_05_prompt_temperature_and_length_shape_the_samples(tmp_path, out_dir):
+    small_05_run(tmp_path, "--checkpoint", str(tmp_path / "model.npz"))
+    runs = [common.run("05_text_generation", ["--sample", str(tmp_path / "model.npz"), "--prompt", "the key",
+                                              "--temperature", temperature, "--length", "40"])
+            for temperature in ("0.01", "5.0")]
+    cold, hot = (run["samples"] for run in runs)
+    assert list(cold) == [0.01] and list(hot) == [5.0]
+    for text in (cold[0.01], hot[5.0]):
+        assert text.startswith("the key") and len(text) == len("the key") + 40
+    # near 0 nearly every draw is the likeliest character; at 5 they spread over the vocabulary
+    assert len(set(hot[5.0][7:])) > len(set(cold[0.01][7:])) + 5
+
+
+@pytest.mark.parametrize("argv, error, words", [
+    (["--prompt", "Return 42"], ValueError, "not in it: ['2', '4']"),
+    (["--prompt", ""], ValueError, "it is empty"),
+    (["--temperature", "0"], ValueError, "--temperature must be positive, got 0.0"),
+])
+def test_05_a_bad_prompt_or_temperature_is_named(tmp_path, out_dir, argv, error, words):
+    small_05_run(tmp_path, "--steps", "1")
+    with pytest.raises(error) as caught:
+        common.run("05_text_generation", ["--quick", "--sample", *argv])
+    assert words in str(caught.value)
+
+
+def test_05_sample_refuses_the_flags_of_a_training_run(tmp_path, out_dir):
+    with pytest.raises(ValueError, match="--sample only samples from a checkpoint; --text, --checkpoint "
+                                         "belong to a training run"):
+        common.run("05_text_generation", ["--sample", "--text", "a.txt", "--checkpoint", "b.npz"])
+
+
+def test_05_sample_without_a_checkpoint_says_to_train_first(tmp_path, out_dir):
+    with pytest.raises(FileNotFoundError, match="--sample .*missing.npz: no such checkpoint; a run "
+                                                "without --sample trains"):
+        common.run("05_text_generation", ["--sample", str(tmp_path / "missing.npz")])
+
+
+def test_05_a_resumed_run_draws_its_own_learning_curve(tmp_path, out_dir):
+    first = small_05_run(tmp_path, "--steps", "3")
+    picture = out_dir / "05_char_lstm_quick_learning_curve.png"
+    before = picture.read_bytes()
+    resumed = small_05_run(tmp_path, "--steps", "3", "--resume", first["checkpoint"])
+    assert resumed["picture"].path == out_dir / "05_char_lstm_quick_resumed_learning_curve.png"
+    assert resumed["picture"].path.read_bytes() != before
+    assert picture.read_bytes() == before
 
 
 # ---------------------------------------------------------------------- 06
@@ -264,3 +336,52 @@ def test_07_generated_dates_are_valid_and_encode_back():
         [translation.target_text(*d) for d in dates[:2]]
 
 
+
+
+# ---------------------------------------------------------------------- 09
+
+def test_09_bracket_text_nests_to_at_most_6_and_its_depth_counts_the_open_brackets():
+    units = demo("09_what_units_learn")
+    tr.manual_seed(0)
+    text, depth = units.bracket_text(3000)
+    assert len(text) == len(depth) == 3000 and set(text) <= set("()[]abcd")
+    stack = []
+    for char, d in zip(text, depth):
+        if char in "([":
+            stack.append(char)
+        elif char in ")]":
+            assert "([".index(stack.pop()) == ")]".index(char)
+        assert d == len(stack)
+    assert depth.min() == 0 and depth.max() == units.MAX_DEPTH
+    tr.manual_seed(0)
+    assert units.bracket_text(3000)[0] == text
+
+
+def test_09_matching_openings_pairs_each_closing_bracket_with_its_opening():
+    units = demo("09_what_units_learn")
+    assert units.matching_openings("a([b]c)[]") == [(4, 2), (6, 1), (8, 7)]
+
+
+def test_09_training_windows_start_where_no_bracket_is_open():
+    units = demo("09_what_units_learn")
+    tr.manual_seed(1)
+    text, depth = units.bracket_text(2000)
+    data = np.arange(len(text))      # each character's own position, to find where a window starts
+    inputs, targets = units.windows_from_depth_zero(data, depth, batch=50, length=20)
+    assert inputs.shape == targets.shape == (20, 50)
+    np.testing.assert_array_equal(targets[:-1], inputs[1:])
+    for start in inputs[0]:
+        assert start == 0 or depth[start - 1] == 0
+
+
+def test_09_quick_run_finds_the_unit_and_the_connectivity_of_closing_brackets(out_dir):
+    run = common.run("09_what_units_learn", ["--quick", "--steps", "20", "--test-length", "200"])
+    cell, depth, unit = run["cell"], run["test_depth"], run["unit"]
+    correlations = [np.corrcoef(cell[:, k], depth)[0, 1] for k in range(cell.shape[1])]
+    assert run["r"] == pytest.approx(correlations[unit])
+    assert abs(run["r"]) == pytest.approx(np.max(np.abs(correlations)))
+    C, closings = run["connectivity"], run["closings"]
+    assert C.shape == (len(closings), 200)
+    for row, (t, o) in zip(C, closings):
+        assert not row[t:].any() and row[o] > 0   # the prediction before t reads characters up to t - 1
+    assert (out_dir / "09_depth_unit.png").stat().st_size > 0

@@ -92,7 +92,7 @@ def test_05_in_a_kernel_the_loss_falls_and_the_samples_continue_the_prompt(tmp_p
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("Return the value of the key. Return the list of values.\n" * 40)
     shown, values = run_in_kernel(
-        "05_text_generation", ["--quick", "--text", str(corpus), "--length", "16", "--sample-length", "30",
+        "05_text_generation", ["--quick", "--text", str(corpus), "--window", "16", "--length", "30",
                                "--hidden", "16", "--embedding", "8", "--steps", "30"],
         tmp_path, ["losses", "samples", "PROMPT"])
     assert shown == {"image/png": 1}

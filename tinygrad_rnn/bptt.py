@@ -34,6 +34,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import autograd
+from .tensor import Tensor
 
 _STEP = re.compile(r"t=(\d+)")
 # Said by every error about something not recorded.
@@ -313,3 +314,98 @@ def _describe(leaf):
 
 def _listing(items):
     return ", ".join(repr(item) for item in items) or "none"
+
+
+# ------------------------------------------------------------------ connectivity
+
+def connectivity(fn, x, target=None):
+    """Which earlier inputs each prediction listens to: C (B, T_out, T_in), exact.
+
+    ``fn(x)`` maps a float input sequence x (T, B, I) (for a character model:
+    the embedded characters) to outputs (T_out, B, K); ``target`` (T_out, B)
+    names the output followed at each step (default: the argmax, the
+    predicted class; for K = 1 the one output). Then
+
+        C[b, t, s] = || d fn(x)[t, b, target[t, b]] / d x[s, b] ||_2
+
+    the norm over the I features of the gradient of one prediction with
+    respect to one input. It is computed by backward through the unrolled
+    graph, one backward per output step t for all batch items at once: the
+    items of a batch do not mix, so d(sum over b of fn(x)[t, b, target]) /
+    d x[s, b] is item b's own gradient. For a one-directional network
+    C[b, t, s] = 0 for s > t. An unbatched x (T, I) goes to ``fn`` as a
+    batch of one, (T, 1, I), and gives C (T_out, T_in).
+
+    ``x`` (a Tensor or an ndarray) need not require grad: a fresh leaf copy
+    of it is followed. The leaves ``fn`` uses (its parameters) do not
+    require grad during the backward passes, so their ``.grad`` are left
+    as they were and their gradients are not computed.
+    """
+    leaf, unbatched = _connectivity_input(x)
+    if not autograd.is_grad_enabled():
+        raise RuntimeError("connectivity: gradients are off (inside tr.no_grad()); "
+                           "call it outside no_grad")
+    out = fn(leaf)
+    steps = _connectivity_output(out, leaf)
+    picked = _connectivity_target(target, out, unbatched)
+    others = [node for node in autograd._graph_order(out) if node.op is None and node is not leaf]
+    C = np.zeros((leaf.shape[1], steps, leaf.shape[0]), leaf.dtype)
+    try:
+        for other in others:
+            other.requires_grad = False
+        for t in range(steps):
+            seed = np.zeros(out.shape, out.dtype)
+            seed[t, np.arange(out.shape[1]), picked[t]] = 1
+            leaf.grad = None
+            out.backward(seed, retain_graph=t < steps - 1)
+            if leaf.grad is not None:  # else fn's output at t does not depend on x
+                C[:, t, :] = np.linalg.norm(leaf.grad, axis=2).T
+    finally:
+        for other in others:
+            other.requires_grad = True
+    return C[0] if unbatched else C
+
+
+def _connectivity_input(x):
+    """(a fresh (T, B, I) leaf that requires grad, whether x was unbatched (T, I))."""
+    data = x.data if isinstance(x, Tensor) else x
+    if not isinstance(data, np.ndarray) or data.dtype.kind != "f":
+        got = data.dtype if isinstance(data, np.ndarray) else type(data).__name__
+        raise TypeError(f"connectivity: x must be a floating Tensor or ndarray (T, B, I), e.g. the "
+                        f"embedded characters, got {got}")
+    if data.ndim not in (2, 3) or 0 in data.shape:
+        raise ValueError(f"connectivity: x must be (T, B, I), or (T, I) for one unbatched "
+                         f"sequence, with no empty axis; got shape {data.shape}")
+    unbatched = data.ndim == 2
+    leaf = Tensor(data[:, None] if unbatched else data, requires_grad=True)
+    return leaf, unbatched
+
+
+def _connectivity_output(out, leaf):
+    """T_out, after checking that fn's output is a (T_out, B, K) Tensor computed from x."""
+    if not isinstance(out, Tensor):
+        raise TypeError(f"connectivity: fn(x) must return a Tensor (T, B, K), got {type(out).__name__}"
+                        f" (a layer returns (output, state): pass a fn that returns the output)")
+    if out.ndim != 3 or out.shape[1] != leaf.shape[1] or 0 in out.shape:
+        raise ValueError(f"connectivity: fn(x) must return (T_out, B, K) with B = {leaf.shape[1]} "
+                         f"as in x {leaf.shape} (T, B, I), got shape {out.shape}")
+    if not out.requires_grad:
+        raise ValueError("connectivity: fn(x) does not depend on x through operations on Tensors "
+                         "(its output does not require grad); fn must compute with the x it is given")
+    return out.shape[0]
+
+
+def _connectivity_target(target, out, unbatched):
+    """The (T_out, B) class indices followed: ``target`` checked, or the argmax of each output."""
+    steps, batch, classes = out.shape
+    if target is None:
+        return out.data.argmax(axis=2)
+    data = np.asarray(target.data if isinstance(target, Tensor) else target)
+    shape = (steps,) if unbatched else (steps, batch)
+    if data.shape != shape or data.dtype.kind not in "iu":
+        raise ValueError(f"connectivity: target must be integer class indices of shape {shape} "
+                         f"(T_out{'' if unbatched else ', B'}), got shape {data.shape}, dtype {data.dtype}")
+    if data.size and (data.min() < 0 or data.max() >= classes):
+        raise ValueError(f"connectivity: target holds classes {data.min()}..{data.max()} but fn(x) "
+                         f"has K = {classes} outputs per step (classes 0..{classes - 1})")
+    return data.reshape(steps, batch)
