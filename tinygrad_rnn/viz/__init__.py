@@ -59,10 +59,11 @@ import warnings
 
 from ..nn.module import Parameter
 from .plots import plot_gates, plot_state_grads, plot_weight_grads  # noqa: F401  the bptt.record plots
-from .dot import Shades, body, constant_text, shape_text
+from .dot import body
 from .errors import GraphvizNotFound, LayoutTimeout, PictureTooBig
 from .budget import LAYOUT_LIMIT, graph_layout_seconds, layout_seconds
 from .graph import Graph, flatten_roots, norm, walk
+from .model import Shades, constant_text, shape_text
 from .renderers import check_timeout, dot_output, renderer, to_svg
 from .explore import Page, explore
 

@@ -15,7 +15,7 @@ drawn node its facts, its value and gradient (heatmaps of at most
 :data:`HEAT_ROWS` x :data:`HEAT_COLS`), the time step at which the forward
 pass computes it and the one at which backward's gradient reaches it, and its
 colour on the static pictures' log scale of gradient norms
-(:class:`~tinygrad_rnn.viz.dot.Shades`). All of it goes into the page as JSON
+(:class:`~tinygrad_rnn.viz.model.Shades`). All of it goes into the page as JSON
 (:mod:`tinygrad_rnn.viz.explore_data` makes the JSON of one run), with the
 script and style of ``viz/explorer/``: the script only draws that data and
 reacts, from one state object, and sets every user string as text.
@@ -38,10 +38,11 @@ import numpy as np
 from ..bptt import Recording
 from ..tensor import Tensor
 from .budget import LAYOUT_LIMIT, graph_layout_seconds
-from .dot import body
+from .dot import write
 from .errors import PictureTooBig
 from .graph import Graph, flatten_roots
 from .explore_data import run_data, token_units
+from .model import Model
 from .renderers import check_timeout, renderer, to_svg
 
 HEAT_ROWS, HEAT_COLS = 8, 32  # a heatmap shows at most this many rows (batch) and columns (units)
@@ -123,10 +124,11 @@ def explore(runs, rec=None, *, detail="ops", tokens=None, connectivity=None, ann
                 built = []
                 for name, (loss, recording) in named.items():
                     graph, note = _fitting_graph(name, loss, detail, max_nodes, layout)
-                    source = _TOOLTIP.sub("", _dot(graph))  # the page shows its own tooltips
+                    model = Model(graph)
+                    source = _TOOLTIP.sub("", _dot(model))  # the page shows its own tooltips
                     if source not in layouts:
                         layouts[source] = pool.submit(to_svg, source, timeout, "explore", detail=graph.detail)
-                    built.append(run_data(name, graph, recording, source, list(layouts).index(source), note,
+                    built.append(run_data(name, model, recording, source, list(layouts).index(source), note,
                                           (HEAT_ROWS, HEAT_COLS)))
                     if tokens is not None:
                         built[-1]["units"] = token_units(recording, len(tokens), annotation)
@@ -246,8 +248,8 @@ def _fitting_graph(name, loss, detail, max_nodes, layout):
                         detail, "larger max_nodes")
 
 
-def _dot(graph):
-    return "digraph tinygrad_rnn {\n" + "".join(f"\t{line}\n" for line in body(graph, "scope", None)) + "}\n"
+def _dot(model):
+    return "digraph tinygrad_rnn {\n" + "".join(f"\t{line}\n" for line in write(model, "scope")) + "}\n"
 
 
 def _without_prolog(svg):

@@ -1,13 +1,13 @@
 """The data of one run of the explorer page (:mod:`tinygrad_rnn.viz.explore`), as JSON-ready dicts.
 
-For every drawn node of a :class:`~tinygrad_rnn.viz.graph.Graph`: what it is
-(kind, name, op, scope, shape, its tooltip as the static pictures write it),
-the numbers of its value and gradient (min / mean / max over the finite
-entries, nan and inf counts, the gradient's norm and its colour on the log
-scale of :class:`~tinygrad_rnn.viz.dot.Shades`), heatmaps of both, the op's
-formula and derivative as the primitive's docstring gives them, the
-article's equation for a named state or gate, and the two times of the
-scrubber:
+For every drawn node of a picture :class:`~tinygrad_rnn.viz.model.Model`, what
+the model says of it (kind, scope, the steps it stands for, its tooltip,
+gradient norm and colours, nan and inf counts, the first-nan mark), as the
+static pictures write it; and what only the page shows: name, op, shape, the
+numbers of its value and gradient (min / mean / max over the finite entries,
+nan and inf counts, the gradient's norm), heatmaps of both, the op's formula
+and derivative as the primitive's docstring gives them, the article's
+equation for a named state or gate, and the two times of the scrubber:
 
 - ``fwd``: the step t at which the forward pass has computed the node: its
   step's t; -1 for a leaf; for an op outside every step, the largest t among
@@ -29,8 +29,8 @@ import math
 import numpy as np
 
 from .. import ops
-from .graph import grad_norm, is_step, nonfinite_count, norm, time_of
-from .dot import Shades, tooltip
+from .graph import grad_norm, time_of
+from .model import stats
 
 # The primitives' docstrings give "out = <formula>;  <derivative>" on their first line.
 _OPS = {cls.name: cls.__doc__.split("\n\n")[0] for _, cls in inspect.getmembers(ops, inspect.isclass)
@@ -52,55 +52,39 @@ _EQUATIONS = {
 }
 
 
-def run_data(name, graph, rec, source, svg, note, caps):
-    """The JSON-ready dict of one run: its drawn ``graph``, laid out as SVG number ``svg``
+def run_data(name, model, rec, source, svg, note, caps):
+    """The JSON-ready dict of one run: its picture ``model``, laid out as SVG number ``svg``
     from the DOT ``source``, and its recording ``rec``; ``caps``: (rows, cols) of a heatmap."""
-    shades = Shades([graph.norm(node) for node in graph.nodes.values()]
-                    + [norm(outputs) for outputs in graph.step_outputs.values()])
+    graph = model.graph
     fwd, bwd = _times(graph)
     kinds = _cell_kinds(graph)
-    nodes = {key: _node(node, graph, shades, fwd, bwd, kinds, caps) for key, node in graph.nodes.items()}
+    nodes = {key: _node(node, fwd, bwd, kinds, caps) for key, node in model.nodes.items()}
     times = sorted({t for node in nodes.values() for t in node["times"]})
-    return {"name": name, "svg": svg, "detail": graph.detail, "note": note, "times": times,
-            "nodes": nodes, "boxes": _step_boxes(source, graph),
-            "legend": {"low": shades.low, "high": shades.high}, "panels": time_panels(graph, rec, caps)}
+    return {"name": name, "svg": svg, "detail": model.detail, "note": note, "times": times,
+            "nodes": nodes, "boxes": _step_boxes(source, model),
+            "legend": {"low": model.shades.low, "high": model.shades.high},
+            "panels": time_panels(model, rec, caps)}
 
 
-def _node(node, graph, shades, fwd, bwd, kinds, caps):
+def _node(node, fwd, bwd, kinds, caps):
     t = node.tensor
-    shown = graph.step_outputs.get(node.step, []) if node.kind == "cell" else [t]
-    value = shown[0].data if shown else np.zeros(0)
-    gradient = shown[0].grad if shown else None
-    size = graph.norm(node)
-    fill, font = shades.colours(size)
+    value = node.shown[0].data if node.shown else np.zeros(0)
+    gradient = node.shown[0].grad if node.shown else None
     arrived = [bwd[id(m)] for m in node.tensors if bwd.get(id(m)) is not None]
     return {
         "kind": node.kind, "name": t.name if node.kind != "cell" else None,
         "op": {"param": "parameter", "input": "input", "cell": "cell"}.get(node.kind, t.op),
         "scope": node.scope if node.kind != "cell" else node.step, "shape": list(value.shape),
-        "dtype": str(value.dtype), "tooltip": tooltip(node, graph),
-        "times": [] if node.kind == "param" else sorted({time_of(graph.step(m)) for m in node.tensors
-                                                         if graph.step(m) is not None}),
-        "drawn": time_of(node.step) if node.step else None,
+        "dtype": str(value.dtype), "tooltip": node.tooltip, "times": node.times, "drawn": node.time,
         "fwd": min(fwd[id(m)] for m in node.tensors), "bwd": max(arrived) if arrived else None,
-        "norm": _number(size), "fill": fill, "font": font,
-        "nonfinite": sum(nonfinite_count(m) for m in node.tensors), "first": node is graph.first_nonfinite,
+        "norm": _number(node.norm), "fill": node.fill, "font": node.font,
+        "nonfinite": node.nonfinite, "first": node.first,
         "value": {**stats(value), "heat": heat(value, *caps)},
         "grad": None if gradient is None else {**stats(gradient), "norm": _number(grad_norm(gradient)),
                                                "heat": heat(gradient, *caps)},
         "formula": _OPS.get(t.op) if node.kind == "op" else None,
         "equation": _EQUATIONS.get(kinds.get(node.step), {}).get(t.name) if node.kind == "op" else None,
     }
-
-
-def stats(array):
-    """{"min", "mean", "max"} over the finite entries (None if there is none), "nan", "inf"."""
-    values = np.asarray(array, dtype=np.float64).ravel()
-    finite = values[np.isfinite(values)]
-    some = bool(finite.size)
-    return {"min": _number(finite.min()) if some else None, "mean": _number(finite.mean()) if some else None,
-            "max": _number(finite.max()) if some else None,
-            "nan": int(np.isnan(values).sum()), "inf": int(np.isinf(values).sum())}
 
 
 def heat(array, rows, cols):
@@ -161,10 +145,10 @@ def _cell_kinds(graph):
             for step, found in names.items()}
 
 
-def _step_boxes(source, graph):
+def _step_boxes(source, model):
     """{SVG title of a step's box ("cluster_4"): the times t it stands for}, read from the DOT
     ``source``: a box labelled "t=..." holds, directly or in its borderless lane boxes, the
-    nodes of one step, whose scope gives the step."""
+    nodes of one step, whose model box gives the times."""
     boxes, stack, members = {}, [], {}
     for line in source.splitlines():
         text = line.strip()
@@ -177,15 +161,13 @@ def _step_boxes(source, graph):
                 members[stack[-1]] += members[done]
         elif stack and text.startswith("graph [label=\"t="):
             boxes[stack[-1]] = True
-        elif stack and text.split(" ", 1)[0] in graph.nodes:
-            members[stack[-1]].append(graph.nodes[text.split(" ", 1)[0]])
+        elif stack and text.split(" ", 1)[0] in model.nodes:
+            members[stack[-1]].append(model.nodes[text.split(" ", 1)[0]])
     found = {}
     for title in boxes:
-        steps = {node.step for node in members[title] if node.step is not None}
-        drawn = [step for step in steps if is_step(step)]
-        if drawn:
-            runs = graph.runs.get(drawn[0], drawn)
-            found[title] = sorted({time_of(step) for step in runs})
+        steps = [node.step for node in members[title] if node.step is not None]
+        if steps:
+            found[title] = model.boxes[steps[0]].times
     return found
 
 
@@ -195,7 +177,7 @@ _STATES = ("h", "c")
 _GATES = ("f", "i", "o", "c~", "r", "z", "n")
 
 
-def time_panels(graph, rec, caps):
+def time_panels(model, rec, caps):
     """The recording's time panels: {"norms": [...], "weights": [...], "gates": [...]}, one item
     per sequence and state, weight or gate, each with the steps ``times`` it covers:
 
@@ -206,7 +188,7 @@ def time_panels(graph, rec, caps):
       each step the fraction of its values below 0.1 or above 0.9 (``rec.saturation``).
     """
     norms, weights, gates = [], [], []
-    params = [node.tensor for node in graph.nodes.values() if node.kind == "param"]
+    params = [node.tensor for node in model.nodes.values() if node.kind == "param"]
     for sequence in rec.sequences:
         # bptt's scopes are prefixes by whole parts: the top level's steps are reached by None
         scope, where = sequence or None, sequence or "top level"

@@ -47,7 +47,9 @@ def _created(node):
 
 
 class Lanes:
-    """Where the upper lanes' points go and which edges pass through them (``detail="ops"``).
+    """Where the upper lanes' points go and which edges pass through them (``detail="ops"``),
+    in a picture :class:`~tinygrad_rnn.viz.model.Model` (or its graph: both have ``detail``,
+    ``nodes`` with their lanes and ``edges``).
 
     ``upper``: the lanes held on top. ``points``: {step: [(point key, lane)]}.
     ``ranks``: lists of keys that share a rank (a step's points and the bottom
