@@ -63,7 +63,7 @@ from .dot import body
 from .errors import GraphvizNotFound, LayoutTimeout, PictureTooBig
 from .budget import LAYOUT_LIMIT, graph_layout_seconds, layout_seconds
 from .graph import Graph, flatten_roots, norm, walk
-from .model import Shades, constant_text, shape_text
+from .model import constant_text, picture_shades, shape_text
 from .renderers import check_timeout, dot_output, renderer, to_svg
 from .explore import Page, explore
 
@@ -240,10 +240,7 @@ def _warn_without_grads(caller, tensors, stacklevel):
 
 
 def _shades(graph, grads):
-    if not grads:
-        return None
-    return Shades([graph.norm(node) for node in graph.nodes.values()]
-                  + [norm(outputs) for outputs in graph.step_outputs.values()])
+    return picture_shades(graph) if grads else None
 
 
 def _source(graph, group, grads):

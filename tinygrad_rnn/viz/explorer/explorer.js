@@ -4,7 +4,7 @@
 (function () {
   "use strict";
   const DATA = JSON.parse(document.getElementById("explorer-data").textContent);
-  const NO_GRAD = ["#eeeeee", "#777777"];   // fill and font of a node without gradient (dot.py)
+  const NO_GRAD = ["#eeeeee", "#777777"];   // fill and font of a node without gradient (model.py)
   const VIRIDIS = ["#440154", "#481a6c", "#472f7d", "#414487", "#39568c", "#31688e", "#2a788e",
                    "#23888e", "#1f988b", "#22a884", "#35b779", "#54c568", "#7ad151", "#a5db36",
                    "#d2e21b", "#fde725"];
