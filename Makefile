@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: test test-long demo demos notebooks bench images graphviz chromium torch clean
+.PHONY: test test-random test-long demo demos notebooks bench images graphviz chromium torch clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ chromium:
 ## make test: set up .venv and run the test suite (about a minute; the demos' quick runs are tests too)
 test: $(VENV)/.demo-installed graphviz chromium
 	$(PY) -m pytest
+
+## make test-random: the suite in a random order, printed as its seed; SEED=N runs that order again
+test-random: $(VENV)/.demo-installed graphviz chromium
+	$(PY) -m pytest -p randomly $(if $(SEED),--randomly-seed=$(SEED))
 
 ## make test-long: the property tests with many more examples, plus the slow checks
 test-long: $(VENV)/.demo-installed graphviz chromium
