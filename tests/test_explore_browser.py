@@ -71,8 +71,8 @@ def pages(tmp_path_factory):
                         for name, page in made.items()}}
 
 
-VOCAB = ["a", "b", "(", ")", HOSTILE]  # as many as the top predictions shown: all are shown
-TEXT = {"sequence": list("ab(abba)b(a"), "hostile tokens": [HOSTILE, "a", HOSTILE, "(", "b"]}
+VOCAB = ["a", " ", "(", ")", HOSTILE]  # as many as the top predictions shown: all are shown
+TEXT = {"sequence": list("a (a  a) (a"), "hostile tokens": [HOSTILE, "a", HOSTILE, "(", ")"]}
 SEQUENCES = {name: {kind: sequence_run(kind, tokens, VOCAB, seed)
                     for seed, kind in enumerate(("rnn", "lstm", "gru"))} for name, tokens in TEXT.items()}
 
@@ -331,7 +331,7 @@ def test_hovering_a_token_shows_each_runs_top_predictions(browser, pages):
         guesses = line.find_elements("css selector", ".guess")
         best = np.argsort(-p[5], kind="stable")[:5]
         assert [g.find_element("css selector", ".guess-token").text for g in guesses] == [
-            VOCAB[k] for k in best]
+            VOCAB[k].replace(" ", "\u2423") for k in best]  # a predicted space shows as a sign
         assert [float(g.text.split()[-1]) for g in guesses] == pytest.approx(p[5, best], rel=5e-3)
     assert_clean(browser)
 
@@ -365,4 +365,17 @@ def test_hostile_tokens_stay_text(browser, pages):
     assert browser.execute_script("return document.querySelectorAll('script, img').length") == 2
     with pytest.raises(Exception, match="no such alert"):
         browser.switch_to.alert.text
+    assert_clean(browser)
+
+
+def test_with_an_annotation_the_page_opens_on_the_unit_that_matches_it_best(browser, pages, tmp_path):
+    from selenium.webdriver.support.select import Select
+
+    loss, rec, _, _ = SEQUENCES["sequence"]["lstm"]
+    depth = rec.values("c")[:, 0, 2] + 0.01 * np.arange(len(TEXT["sequence"]))  # c's unit 2, nearly
+    path = viz.explore(loss, rec, tokens=TEXT["sequence"], annotation=depth).save(tmp_path / "annotated.html")
+    open_page(browser, path)
+    colour_by = Select(browser.find_element("id", "colour-by")).first_selected_option
+    assert colour_by.text == "a unit of c, lstm/l0"
+    assert Select(browser.find_element("id", "unit")).first_selected_option.text.startswith("unit 2 (r = ")
     assert_clean(browser)

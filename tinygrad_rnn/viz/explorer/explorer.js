@@ -342,12 +342,17 @@
     parts.lines.dataset.snapshot = String(state.snapshot);
   }
 
+  // A predicted space, newline or tab, which would show as nothing, as a sign.
+  function visible(token) {
+    return token.replace(/ /g, "\u2423").replace(/\n/g, "\u21b5").replace(/\t/g, "\u21e5");
+  }
+
   function predictionLine(other, at) {
     const line = el("div", {class: "guesses", "data-run": other.name});
     line.append(el("span", {class: "label"}, `${other.name}, next after t = ${at}:`));
     for (const [k, p] of other.predictions[at]) {
       const guess = el("span", {class: "guess", "data-token": String(k), "data-p": String(p)});
-      guess.append(el("span", {class: "guess-token"}, DATA.vocab[k]), el("span", {}, ` ${fmt(p)}`));
+      guess.append(el("span", {class: "guess-token"}, visible(DATA.vocab[k])), el("span", {}, ` ${fmt(p)}`));
       line.append(guess);
     }
     return line;
