@@ -20,8 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from explorer_check import browser  # noqa: E402  (a script beside this one)
+from explorer_check import browser  # the script beside this one: run as a script, scripts/ is on the path
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,7 +56,8 @@ def main(argv=None):
         driver.execute_script("const s = document.getElementById('colour-by'); s.value = '-1';"
                               "s.dispatchEvent(new Event('change'));")
         tokens = json.loads(driver.find_element("id", "explorer-data").get_attribute("textContent"))["tokens"]
-        closing = driver.find_element("css selector", f'#lines .token[data-t="{farthest_closing(tokens) - 1}"]')
+        before = farthest_closing(tokens) - 1  # the step whose prediction is that closing bracket
+        closing = driver.find_element("css selector", f'#lines .token[data-t="{before}"]')
         ActionChains(driver).move_to_element(closing).perform()
         shots.append(view.screenshot_as_png)
     finally:
