@@ -48,12 +48,14 @@ clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache .hypothesis
 
 ## make images: regenerate the pictures shown in README (docs/images/; the demo plots take a few minutes)
-images: $(VENV)/.demo-installed graphviz
+images: $(VENV)/.demo-installed graphviz chromium
 	$(PY) scripts/make_images.py
 	$(PY) demos/03_vanishing_exploding.py && cp out/03_gradient_norms.png docs/images/demo_gradient_norms.png
 	$(PY) demos/04_long_term.py && cp out/04_adding.png docs/images/demo_adding_problem.png \
 		&& cp out/04_gates.png docs/images/bptt_gates.png
 	$(PY) demos/06_time_series.py && cp out/06_forecast.png docs/images/demo_forecast.png
+	$(PY) demos/09_what_units_learn.py && cp out/09_depth_unit.png docs/images/demo_depth_unit.png \
+		&& $(PY) scripts/screenshot_sequence.py
 
 ## make demos: every demo in full
 demos: $(VENV)/.demo-installed graphviz

@@ -32,8 +32,9 @@
 #         --temperature 0.8 --length 500
 #
 # The learning curve goes to out/05_char_lstm_learning_curve.png (the
-# checkpoint's name, then `_learning_curve.png`). Run it as a script, or cell
-# by cell as a notebook.
+# checkpoint's name, then `_learning_curve.png`), the explorer page of a
+# held-out docstring to out/05_char_lstm_explorer.html (the checkpoint's name, then
+# `_explorer.html`). Run it as a script, or cell by cell as a notebook.
 
 # %%
 import importlib
@@ -46,7 +47,7 @@ import _common as common  # first: it sets numpy's thread count before numpy loa
 import numpy as np
 
 import tinygrad_rnn as tr
-from tinygrad_rnn import nn
+from tinygrad_rnn import bptt, nn, viz
 from tinygrad_rnn.rng import generator
 
 # %% [markdown]
@@ -61,6 +62,7 @@ STDLIB_MODULES = [
     "threading", "timeit", "typing", "unittest", "urllib.parse", "uuid", "zipfile",
 ]
 PROMPT = "Return the "
+EXPLORED = 160  # characters of the held-out docstring on the explorer page
 TEMPERATURES = (0.6, 1.0)
 
 
@@ -341,3 +343,49 @@ samples = {}
 for temperature in TEMPERATURES if args.temperature is None else (args.temperature,):
     samples[temperature] = sample(model, vocab, args.prompt, args.length, temperature)
     print(f"\n--- sample, temperature {temperature} ---\n{samples[temperature]}")
+
+
+# %% [markdown]
+# ## What each prediction listens to: the explorer page
+#
+# `viz.explore` writes a page that shows a docstring the model never trained
+# on (`glob.glob`'s) as text. Hovering a character colours every character
+# before it by its connectivity to that prediction (`bptt.connectivity`: the
+# norm of the gradient of the most probable next character's logit with
+# respect to each embedded character, Madsen's Distill figure) and lists the
+# model's most probable next characters there; choosing a unit (h, c or a
+# gate) colours the text by its value instead. With `--text FILE` the page
+# shows the file's last characters, which the model did train on; with
+# `--sample` no page is written.
+
+# %%
+def explorer_page(model, vocab, text, name, annotation=None):
+    """Write out/<name>: ``model`` reading ``text`` (the characters of ``vocab``; others are
+    dropped), each character a token, with every prediction's connectivity to the characters
+    before it, its probabilities, and the units ranked by |correlation| with ``annotation``
+    (one number per character but the last, the one no prediction reads); returns the path."""
+    indices = vocab.encode(text)
+    embedded = model.embedding(indices[:-1, None]).data           # (T, 1, E)
+
+    def logits_of(e):
+        return model.readout(model.lstm(e)[0])                      # (T, 1, V)
+
+    connectivity = bptt.connectivity(logits_of, embedded)         # (1, T, T): of the argmax
+    with bptt.record() as rec:
+        logits = logits_of(tr.Tensor(embedded))
+        loss = nn.cross_entropy(logits.reshape(-1, len(vocab.chars)), indices[1:])
+        loss.backward(retain_grads=True)
+    scores = np.exp(logits.data[:, 0] - logits.data[:, 0].max(axis=1, keepdims=True))
+    page = viz.explore({"character LSTM": (loss, rec)}, detail="rolled",
+                       tokens=list(vocab.decode(indices[:-1])), connectivity=connectivity,
+                       predictions=scores / scores.sum(axis=1, keepdims=True), vocab=vocab.chars,
+                       annotation=annotation)
+    path = page.save(common.out_path(name))
+    print(f"explorer page: {common.shown(path)}")
+    return path
+
+
+# held out: a docstring of a module outside STDLIB_MODULES; with --text, the text's end
+explored = inspect.getdoc(importlib.import_module("glob").glob) if args.text is None else text[-EXPLORED:]
+page = None if args.sample is not None else explorer_page(model, vocab, explored[:EXPLORED],
+                                                          Path(checkpoint).stem + "_explorer.html")

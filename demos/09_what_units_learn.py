@@ -22,9 +22,9 @@
 #
 # Run it as a script, `python demos/09_what_units_learn.py` (it prints
 # `depth unit: <k>, correlation with nesting depth <r>`, |r| = 0.87 with the
-# seed it ships; the picture goes to out/09_depth_unit.png; `--quick` is a
-# run of seconds that finds a much weaker unit), or cell by cell as a
-# notebook.
+# seed it ships; the picture goes to out/09_depth_unit.png and the explorer
+# page to out/09_explorer.html; `--quick` is a run of seconds that finds a
+# much weaker unit), or cell by cell as a notebook.
 
 # %%
 import _common as common  # first: it sets numpy's thread count before numpy loads
@@ -266,3 +266,20 @@ farthest = max((k for k, (t, _) in enumerate(closings) if t < SHOWN), key=lambda
 fig = depth_unit_figure(test_text[:SHOWN], test_depth[:SHOWN], cell[:SHOWN, unit], unit, r,
                         connectivity[farthest], *closings[farthest])
 common.save_figure(fig, "09_depth_unit.png")
+
+
+# %% [markdown]
+# ## The explorer page
+#
+# `out/09_explorer.html` shows the first held-out characters as text (demo
+# 05's `explorer_page`). It opens with the text coloured by the unit that
+# matches the nesting depth best (the units of h, c and each gate are offered
+# ranked by |correlation| with the depth, LSTMVis's hypothesis matching).
+# Choose "connectivity" and hover a closing bracket: the characters its
+# prediction listens to light up, and the model's most probable next
+# characters are listed below the text.
+
+# %%
+EXPLORED = 121  # characters: the page shows the 120 that a prediction reads
+page = text_generation.explorer_page(model, vocab, test_text[:EXPLORED], "09_explorer.html",
+                                     annotation=test_depth[:EXPLORED - 1])

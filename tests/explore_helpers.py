@@ -59,3 +59,23 @@ def node_named(run, name, t):
     (found,) = [(key, node) for key, node in run["nodes"].items()
                 if node["name"] == name and t in node["times"]]
     return found
+
+
+def sequence_run(kind, tokens, vocab, seed=0):
+    """(loss, rec, C, p) of a seeded ``kind`` layer with a Linear readout reading ``tokens`` as
+    one-hot vectors over ``vocab`` (T, 1, V): C (1, T, T) from bptt.connectivity of the most
+    probable next token, p (T, V) the readout's softmax, loss the sum of the readout."""
+    manual_seed(seed)
+    layer, readout = LAYERS[kind](len(vocab), 4), nn.Linear(4, len(vocab))
+    x = np.eye(len(vocab), dtype=np.float32)[[vocab.index(token) for token in tokens]][:, None, :]
+
+    def predict(x):
+        return readout(layer(x)[0])
+
+    connectivity = bptt.connectivity(predict, x)
+    with bptt.record() as rec:
+        logits = predict(tr.Tensor(x))
+        loss = logits.sum()
+        loss.backward(retain_grads=True)
+    scores = np.exp(logits.data[:, 0] - logits.data[:, 0].max(axis=1, keepdims=True))
+    return loss, rec, connectivity, scores / scores.sum(axis=1, keepdims=True)

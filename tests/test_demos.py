@@ -19,6 +19,8 @@ import pytest
 
 import tinygrad_rnn as tr
 
+from explore_helpers import page_data
+
 DEMOS = Path(__file__).resolve().parent.parent / "demos"
 sys.path.insert(0, str(DEMOS))
 common = importlib.import_module("_common")
@@ -242,7 +244,8 @@ def files_in(folder):
 def test_05_sample_loads_the_checkpoint_and_only_samples(tmp_path, out_dir):
     trained = small_05_run(tmp_path)
     before = files_in(out_dir)
-    assert set(before) == {"05_char_lstm_quick.npz", "05_char_lstm_quick_learning_curve.png"}
+    assert set(before) == {"05_char_lstm_quick.npz", "05_char_lstm_quick_learning_curve.png",
+                           "05_char_lstm_quick_explorer.html"}
     # --quick --sample with no path reads the quick run's checkpoint
     sampled = common.run("05_text_generation", ["--quick", "--sample", "--length", "30",
                                                 "--temperature", "0.6"])
@@ -286,6 +289,24 @@ def test_05_sample_without_a_checkpoint_says_to_train_first(tmp_path, out_dir):
     with pytest.raises(FileNotFoundError, match="--sample .*missing.npz: no such checkpoint; a run "
                                                 "without --sample trains"):
         common.run("05_text_generation", ["--sample", str(tmp_path / "missing.npz")])
+
+
+def sequence_view(path):
+    """(tokens, the one run's data) of an explorer page."""
+    data = page_data(Path(path).read_text(encoding="utf-8"))
+    (run,) = data["snapshots"][0]["runs"]
+    return data["tokens"], run
+
+
+def test_05_writes_the_explorer_page_of_held_out_text(tmp_path, out_dir):
+    trained = small_05_run(tmp_path)
+    tokens, run = sequence_view(trained["page"])
+    assert trained["page"] == out_dir / "05_char_lstm_quick_explorer.html"
+    assert "".join(tokens) == trained["text"][-trained["EXPLORED"]:][:-1]  # with --text: the text's end
+    connectivity = np.array(run["connectivity"])
+    assert connectivity.shape == (len(tokens), len(tokens))
+    assert not np.triu(connectivity, 1).any() and connectivity.max(axis=1) == pytest.approx(1)
+    assert len(run["predictions"]) == len(tokens)
 
 
 def test_05_a_resumed_run_draws_its_own_learning_curve(tmp_path, out_dir):
@@ -385,3 +406,8 @@ def test_09_quick_run_finds_the_unit_and_the_connectivity_of_closing_brackets(ou
     for row, (t, o) in zip(C, closings):
         assert not row[t:].any() and row[o] > 0   # the prediction before t reads characters up to t - 1
     assert (out_dir / "09_depth_unit.png").stat().st_size > 0
+    tokens, page = sequence_view(run["page"])
+    assert run["page"] == out_dir / "09_explorer.html" and "".join(tokens) == run["test_text"][:120]
+    assert np.array(page["connectivity"]).shape == (120, 120)
+    (c,) = [item for item in page["units"] if item["label"] == "c, lstm/l0"]
+    assert c["corr"][unit] == pytest.approx(np.corrcoef(cell[:120, unit], depth[:120])[0, 1], abs=1e-6)

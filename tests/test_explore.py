@@ -7,9 +7,11 @@ import pytest
 
 import tinygrad_rnn as tr
 from tinygrad_rnn import bptt, nn, viz
+from tinygrad_rnn.viz.explore import TOP_PREDICTIONS
 from tinygrad_rnn.viz.explore_data import heat
 
-from explore_helpers import HOSTILE, HOSTILE_SCOPE, hostile_run, needs_graphviz, node_named, page_data, recorded
+from explore_helpers import (HOSTILE, HOSTILE_SCOPE, hostile_run, needs_graphviz, node_named, page_data,
+                             recorded)
 
 pytestmark = needs_graphviz
 
@@ -207,13 +209,53 @@ def test_tokens_and_their_connectivity(rnn):
     connectivity = np.arange(2 * 4 * 4, dtype=float).reshape(2, 4, 4)
     data = page_data(viz.explore(loss, rec, tokens=list("ab<c"), connectivity=connectivity).html())
     assert data["tokens"] == list("ab<c")
-    rows = np.array(data["connectivity"])
+    rows = np.array(data["snapshots"][0]["runs"][0]["connectivity"])
     expected = connectivity.mean(axis=0)
     assert rows == pytest.approx(np.round(expected / expected.max(axis=1, keepdims=True), 3))
     with pytest.raises(ValueError, match=r"\(B, T, T\) or \(T, T\) with T = 4 tokens, got shape \(3, 3\)"):
         viz.explore(loss, rec, tokens=list("abcd"), connectivity=np.zeros((3, 3)))
     with pytest.raises(ValueError, match="pass tokens"):
         viz.explore(loss, rec, connectivity=np.zeros((4, 4)))
+
+
+def test_each_run_gets_its_own_connectivity_and_predictions(rnn):
+    loss, rec, _ = rnn
+    other = recorded("gru", steps=4)
+    p = np.full((4, 3), 1 / 3)
+    c_rnn, c_gru = np.eye(4), np.tril(np.ones((4, 4)))
+    data = page_data(viz.explore({"rnn": (loss, rec), "gru": other[:2]}, tokens=list("abcd"),
+                                 connectivity={"rnn": c_rnn, "gru": c_gru}, predictions={"gru": p},
+                                 vocab=list("xyz")).html())
+    runs = {run["name"]: run for run in data["snapshots"][0]["runs"]}
+    assert runs["rnn"]["connectivity"] == c_rnn.tolist() and runs["gru"]["connectivity"] == c_gru.tolist()
+    assert runs["rnn"]["predictions"] is None and len(runs["gru"]["predictions"]) == 4
+    assert data["vocab"] == list("xyz")
+    with pytest.raises(ValueError,
+                       match=r"connectivity names runs \['lstm'\].*its runs are \['gru', 'rnn'\]"):
+        viz.explore({"rnn": (loss, rec), "gru": other[:2]}, tokens=list("abcd"), connectivity={"lstm": c_rnn})
+
+
+def test_top_predictions_are_the_most_probable_tokens_of_batch_item_0(rnn):
+    loss, rec, _ = rnn
+    logits = np.random.default_rng(0).standard_normal((2, 4, 7))
+    p = np.exp(logits) / np.exp(logits).sum(axis=2, keepdims=True)
+    vocab = [f"<{k}>" for k in range(7)]
+    shown = only_run(viz.explore(loss, rec, tokens=list("abcd"), predictions=p, vocab=vocab))["predictions"]
+    for t, top in enumerate(shown):
+        assert [k for k, _ in top] == list(np.argsort(-p[0, t])[:TOP_PREDICTIONS])
+        assert [q for _, q in top] == pytest.approx(p[0, t, [k for k, _ in top]])
+
+
+@pytest.mark.parametrize("predictions, vocab, message", [
+    (np.full((4, 3), 1 / 3), None, "pass vocab"),
+    (np.full((4, 3), 1 / 3), list("xy"), r"\(T, K\) or \(B, T, K\) with T = 4 tokens and K = 2.*\(4, 3\)"),
+    (np.full((5, 3), 1 / 3), list("xyz"), r"with T = 4 tokens.*got shape \(5, 3\)"),
+    (np.full((4, 3), 0.5), list("xyz"), r"probabilities.*at t = 0 they sum to 1.5"),
+])
+def test_bad_predictions_say_what_is_wrong(rnn, predictions, vocab, message):
+    loss, rec, _ = rnn
+    with pytest.raises(ValueError, match=message):
+        viz.explore(loss, rec, tokens=list("abcd"), predictions=predictions, vocab=vocab)
 
 
 # ----------------------------------------------------------------- the command line

@@ -11,11 +11,12 @@ import shutil
 import tempfile
 import xml.etree.ElementTree as ElementTree
 
+import numpy as np
 import pytest
 
 from tinygrad_rnn import viz
 
-from explore_helpers import HOSTILE, hostile_run, needs_graphviz, node_named, recorded
+from explore_helpers import HOSTILE, hostile_run, needs_graphviz, node_named, recorded, sequence_run
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium (the test extra)")
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -60,8 +61,20 @@ def pages(tmp_path_factory):
                                 ("after", {"tanh RNN": rnn[:2], "LSTM": later[:2]})]),
         "hostile": viz.explore({HOSTILE: hostile_run()}),
     }
-    return {name: (page.save(folder / f"{name}.html"), page, rnn if name == "rnn" else None)
-            for name, page in made.items()}
+    found = {name: (page.save(folder / f"{name}.html"), page, rnn if name == "rnn" else None)
+             for name, page in made.items()}
+    made = {name: viz.explore({kind: run[:2] for kind, run in runs.items()}, tokens=TEXT[name],
+                              connectivity={kind: run[2] for kind, run in runs.items()},
+                              predictions={kind: run[3] for kind, run in runs.items()}, vocab=VOCAB)
+            for name, runs in SEQUENCES.items()}
+    return {**found, **{name: (page.save(folder / f"{name}.html"), page, SEQUENCES[name])
+                        for name, page in made.items()}}
+
+
+VOCAB = ["a", " ", "(", ")", HOSTILE]  # as many as the top predictions shown: all are shown
+TEXT = {"sequence": list("a (a  a) (a"), "hostile tokens": [HOSTILE, "a", HOSTILE, "(", ")"]}
+SEQUENCES = {name: {kind: sequence_run(kind, tokens, VOCAB, seed)
+                    for seed, kind in enumerate(("rnn", "lstm", "gru"))} for name, tokens in TEXT.items()}
 
 
 def open_page(driver, path):
@@ -262,4 +275,107 @@ def test_a_hostile_name_stays_text(browser, pages):
     assert any(HOSTILE in text for text in texts)  # drawn as a label
     with pytest.raises(Exception, match="no such alert"):
         browser.switch_to.alert.text
+    assert_clean(browser)
+
+
+# ----------------------------------------------------------------- the sequence view
+
+def token_colours(driver):
+    """{run name: [(r, g, b, alpha) of each token]} of the lines of text the page shows."""
+    found = driver.execute_script("""
+        const out = {};
+        for (const line of document.querySelectorAll('#lines .line')) {
+          if (!line.hidden) out[line.dataset.run] = Array.from(line.querySelectorAll('.token'),
+            span => getComputedStyle(span).backgroundColor);
+        }
+        return out;""")
+    return {name: [colour(background) for background in backgrounds] for name, backgrounds in found.items()}
+
+
+def colour(background):
+    r, g, b, alpha = re.fullmatch(r"rgba?\((\d+), (\d+), (\d+)(?:, ([\d.e-]+))?\)", background).groups()
+    return int(r), int(g), int(b), 1.0 if alpha is None else float(alpha)
+
+
+def hover_token(driver, t, run="lstm"):
+    from selenium.webdriver import ActionChains
+
+    span = driver.find_element("css selector", f'#lines .line[data-run="{run}"] .token[data-t="{t}"]')
+    ActionChains(driver).move_to_element(span).perform()
+
+
+def test_hovering_a_token_colours_every_run_by_its_connectivity(browser, pages):
+    path, _, runs = pages["sequence"]
+    open_page(browser, path)
+    assert [label.text for label in browser.find_elements("css selector", "#lines .line-label")] == [
+        "rnn", "lstm", "gru"]  # side by side
+    for t in (3, 7):
+        hover_token(browser, t)
+        shown = token_colours(browser)
+        for name, (_, _, connectivity, _) in runs.items():
+            row = connectivity[0, t]
+            assert [rgb[:3] for rgb in shown[name]] == [(255, 127, 14)] * len(row)
+            # the one-directional runs give exact zeros after t; alpha is kept to 1/255
+            assert [rgb[3] for rgb in shown[name]] == pytest.approx(row / row.max(), abs=2 / 255)
+            assert all(rgb[3] == 0 for rgb in shown[name][t + 1:])
+    assert_clean(browser)
+
+
+def test_hovering_a_token_shows_each_runs_top_predictions(browser, pages):
+    path, _, runs = pages["sequence"]
+    open_page(browser, path)
+    hover_token(browser, 5)
+    for name, (_, _, _, p) in runs.items():
+        line = browser.find_element("css selector", f'#predictions .guesses[data-run="{name}"]')
+        assert line.find_element("css selector", ".label").text == f"{name}, next after t = 5:"
+        guesses = line.find_elements("css selector", ".guess")
+        best = np.argsort(-p[5], kind="stable")[:5]
+        assert [g.find_element("css selector", ".guess-token").text for g in guesses] == [
+            VOCAB[k].replace(" ", "\u2423") for k in best]  # a predicted space shows as a sign
+        assert [float(g.text.split()[-1]) for g in guesses] == pytest.approx(p[5, best], rel=5e-3)
+    assert_clean(browser)
+
+
+def test_a_chosen_unit_colours_the_current_runs_text_by_its_values(browser, pages):
+    from selenium.webdriver.support.select import Select
+
+    path, _, runs = pages["sequence"]
+    open_page(browser, path)
+    browser.find_element("css selector", '#lines .line[data-run="gru"] .line-label').click()
+    assert state(browser)["run"] == "gru"
+    Select(browser.find_element("id", "colour-by")).select_by_visible_text("a unit of h, gru/l0")
+    Select(browser.find_element("id", "unit")).select_by_value("2")
+    shown = token_colours(browser)
+    values = runs["gru"][1].values("h")[:, 0, 2]
+    assert list(shown) == ["gru"]  # a unit belongs to one run: the others' lines are hidden
+    assert [rgb[:3] for rgb in shown["gru"]] == [(59, 76, 192) if v < 0 else (180, 4, 38) for v in values]
+    assert [rgb[3] for rgb in shown["gru"]] == pytest.approx(np.abs(values) / np.abs(values).max(),
+                                                            abs=2 / 255)
+    assert_clean(browser)
+
+
+def test_hostile_tokens_stay_text(browser, pages):
+    path, _, _ = pages["hostile tokens"]
+    open_page(browser, path)
+    hover_token(browser, 2)
+    line = browser.find_element("css selector", '#lines .line[data-run="rnn"]')
+    texts = [span.text for span in line.find_elements("css selector", ".token")]
+    assert texts == TEXT["hostile tokens"]
+    assert HOSTILE in [g.text for g in browser.find_elements("css selector", "#predictions .guess-token")]
+    assert browser.execute_script("return document.querySelectorAll('script, img').length") == 2
+    with pytest.raises(Exception, match="no such alert"):
+        browser.switch_to.alert.text
+    assert_clean(browser)
+
+
+def test_with_an_annotation_the_page_opens_on_the_unit_that_matches_it_best(browser, pages, tmp_path):
+    from selenium.webdriver.support.select import Select
+
+    loss, rec, _, _ = SEQUENCES["sequence"]["lstm"]
+    depth = rec.values("c")[:, 0, 2] + 0.01 * np.arange(len(TEXT["sequence"]))  # c's unit 2, nearly
+    path = viz.explore(loss, rec, tokens=TEXT["sequence"], annotation=depth).save(tmp_path / "annotated.html")
+    open_page(browser, path)
+    colour_by = Select(browser.find_element("id", "colour-by")).first_selected_option
+    assert colour_by.text == "a unit of c, lstm/l0"
+    assert Select(browser.find_element("id", "unit")).first_selected_option.text.startswith("unit 2 (r = ")
     assert_clean(browser)

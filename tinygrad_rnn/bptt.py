@@ -27,6 +27,8 @@ tensor's gradient and every share an op adds into a leaf's gradient
 
 Run the forward pass and ``backward()`` inside the block. Outside it the
 engine keeps nothing: the recording lets go of the graph when the block ends.
+
+``connectivity(fn, x)``: which earlier inputs each prediction listens to, C[t, s] = ||d fn(x)[t] / d x[s]||.
 """
 import re
 from contextlib import contextmanager

