@@ -24,7 +24,7 @@ graphviz:
 chromium:
 	@sh scripts/install_chromium.sh
 
-## make test: set up .venv and run the test suite (about a minute; the demos' quick runs are tests too)
+## make test: set up .venv and run the test suite (a few minutes; the demos' quick runs and the browser tests are in it)
 test: $(VENV)/.demo-installed graphviz chromium
 	$(PY) -m pytest
 
