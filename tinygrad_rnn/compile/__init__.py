@@ -38,10 +38,14 @@ from ..rng import generator
 from ..tensor import Tensor, _tensor, observing
 from .passes import DEFAULT_PASSES
 from .replay import lower
+from .roll import Loop, roll_loops
 from .tape import plan_accumulation
 from .trace import TraceError, Tracer
 
-__all__ = ["compile", "Compiled", "TraceError", "DEFAULT_PASSES"]
+__all__ = ["compile", "Compiled", "TraceError", "DEFAULT_PASSES", "ROLLED_PASSES"]
+
+# The default passes, then the loop rolled back (roll.py): one step's code run T times.
+ROLLED_PASSES = DEFAULT_PASSES + (roll_loops,)
 
 
 def compile(fn, backward=True, passes=DEFAULT_PASSES):
@@ -67,7 +71,7 @@ class Compiled:
             raise TypeError(f"compile: fn must be callable, got {type(fn).__name__}")
         self.fn, self.backward, self.passes = fn, bool(backward), tuple(passes)
         self.traces = 0
-        self._cache = {}
+        self._cache, self._last = {}, None
 
     def __call__(self, *args):
         tensors, key = signature(args)
@@ -86,6 +90,18 @@ class Compiled:
             self(*args)
         return self._cache[key].tape
 
+    def source(self):
+        """The Python source of every loop that the last traced signature rolled back
+        (``ROLLED_PASSES``): one body per loop, forward loops first, whatever T is."""
+        replay = self._last
+        if replay is None:
+            raise RuntimeError("compile: source() needs a traced call first; call the step once")
+        loops = [step for step in replay.tape.forward + replay.tape.backward if isinstance(step, Loop)]
+        if not loops:
+            raise RuntimeError("compile: this step has no rolled loop; compile it with "
+                               "passes=ROLLED_PASSES, over a sequence of two steps or more")
+        return "\n".join(loop.source()[0] for loop in loops)
+
     def _trace(self, args, tensors):
         """Run ``fn`` under the tracer, then backward: the first call's results and its Replay."""
         tracer = Tracer(tensors)
@@ -98,6 +114,7 @@ class Compiled:
         fixed = [not tracer.varies[slot] for slot in tape.outputs]
         replay = Replay(plan_accumulation(tape), rebuild, self.backward, fixed)
         self.traces += 1
+        self._last = replay
         if self.backward:
             loss.backward()
         return replay, replay.results([t._data for t in (loss, *rest)])

@@ -67,7 +67,8 @@ class Tracer:
         out = self._new_slot(t, None, varies)
         self.forward.append(Forward(t._fn, ins, params, out, keep_saved=t._requires_grad,
                                     bound=self._bound(params), shape=t._data.shape,
-                                    dtype=t._data.dtype, wrap=t._data.ndim == 0))
+                                    dtype=t._data.dtype, wrap=t._data.ndim == 0,
+                                    scope=t.scope))
 
     def read(self, t, how):
         """Refuse to let ``fn`` read a value that differs from call to call."""
