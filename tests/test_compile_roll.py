@@ -5,7 +5,10 @@ import pytest
 import tinygrad_rnn as tr
 from tinygrad_rnn import nn
 from tinygrad_rnn.compile import ROLLED_PASSES, compile
+from tinygrad_rnn.compile.replay import lower
 from tinygrad_rnn.compile.roll import Loop
+from tinygrad_rnn.compile.tape import SliceGrad
+from tinygrad_rnn.rng import generator
 from compile_helpers import assert_compiled_matches
 from test_compile import sequence_problem
 
@@ -31,7 +34,7 @@ def steps_of(loop):
     return range(int(first), int(last) + 1)
 
 
-def hand_made(activations):
+def hand_made(activations, steps=6):
     """(loss_fn, calls, leaves): a hand-made loop whose step t applies the ``activations(t)``."""
     tr.manual_seed(0)
     weight = nn.Parameter(np.random.default_rng(0).normal(size=(3, 3)))
@@ -46,7 +49,7 @@ def hand_made(activations):
         return (h * h).sum()
 
     rng = np.random.default_rng(1)
-    return loss_fn, [(tr.Tensor(rng.normal(size=(6, 2, 3))),) for _ in range(2)], [weight]
+    return loss_fn, [(tr.Tensor(rng.normal(size=(steps, 2, 3))),) for _ in range(2)], [weight]
 
 
 def test_steps_that_are_not_copies_stay_unrolled():
@@ -57,42 +60,42 @@ def test_steps_that_are_not_copies_stay_unrolled():
 
 
 def test_a_step_that_differs_ends_the_loop():
-    fn, calls, leaves = hand_made(lambda t: ["tanh"] * (2 if t == 3 else 1))
+    fn, calls, leaves = hand_made(lambda t: ["tanh"] * (2 if t == 4 else 1), steps=9)
     step = assert_compiled_matches(fn, calls, leaves, passes=ROLLED_PASSES)
     spans = [steps_of(s) for s in step.tape(*calls[0]).forward if isinstance(s, Loop)]
-    assert spans and all(3 not in span for span in spans), spans
+    assert spans == [range(1, 4), range(5, 8)], spans  # step 0 reads zeros, step 8 is the last
 
 
 def test_numbers_that_do_not_move_on_evenly_end_the_loop():
-    """A constant made between steps 2 and 3 shifts every slot after it: the slots of steps
-    0..5 then do not advance by one amount, so no loop spans step 3."""
+    """A constant made between steps 3 and 4 shifts every slot after it: the slots of steps
+    1..7 then do not advance by one amount, so no loop spans steps 3 and 4."""
     tr.manual_seed(0)
     weight = nn.Parameter(np.random.default_rng(0).normal(size=(3, 3)))
 
     def loss_fn(xs):
         h = xs[0]
         for t in range(xs.shape[0]):
-            if t == 3:
+            if t == 4:
                 h = h * 0.5
             with tr.scope(f"t={t}"):
                 h = (xs[t] + h @ weight).tanh()
         return (h * h).sum()
 
     rng = np.random.default_rng(1)
-    calls = [(tr.Tensor(rng.normal(size=(7, 2, 3))),) for _ in range(2)]
+    calls = [(tr.Tensor(rng.normal(size=(9, 2, 3))),) for _ in range(2)]
     step = assert_compiled_matches(loss_fn, calls, [weight], passes=ROLLED_PASSES)
     spans = [steps_of(s) for s in step.tape(*calls[0]).forward if isinstance(s, Loop)]
-    assert spans and all(not (2 in span and 3 in span) for span in spans), spans
+    assert spans == [range(1, 4), range(4, 8)], spans
 
 
 def test_the_source_does_not_grow_with_the_number_of_steps():
     lengths = []
-    for steps in (6, 12):
+    for steps in (8, 16):
         fn, calls, leaves = sequence_problem(nn.LSTM, {}, steps=steps)
         step = compile(fn, passes=ROLLED_PASSES)
         step(*calls[0])
         lengths.append(len(step.source().splitlines()))
-        assert f"range({steps - 1})" in step.source() or f"range({steps - 2})" in step.source()
+        assert f"for k in range({steps - 2}):" in step.source()  # backward: every step but the ends
     assert lengths[0] == lengths[1]
 
 
@@ -104,3 +107,61 @@ def test_source_needs_a_rolled_trace():
     step(*calls[0])
     with pytest.raises(RuntimeError, match="no rolled loop"):
         step.source()
+
+
+def filled_slots(tape, args):
+    """V, S, G, L of a call with ``args``, its inputs read as a replay reads them."""
+    V, S, G, L = ([None] * tape.slots for _ in range(4))
+    for source in tape.inputs:
+        if source.arg is not None:
+            V[source.slot], L[source.slot] = args[source.arg].data, args[source.arg]
+        elif source.generator:
+            V[source.slot] = generator()
+        elif source.leaf is not None:
+            V[source.slot], L[source.slot] = source.leaf.data, source.leaf
+        else:
+            V[source.slot] = source.array
+    return V, S, G, L
+
+
+def snapshot(slots):
+    return [None if v is None else (np.array(v) if isinstance(v, np.ndarray) else v) for v in slots]
+
+
+@pytest.mark.parametrize("layer_class", [nn.RNN, nn.LSTM, nn.GRU])
+def test_the_source_run_on_its_own_gives_the_steps_results(layer_class):
+    """Each loop's source, executed alone on the slots of a call, leaves the values and gradients
+    that the loop's steps, run one instruction after another, leave."""
+    fn, calls, leaves = sequence_problem(layer_class, {}, steps=8)
+    step = compile(fn, passes=ROLLED_PASSES)
+    step(*calls[0])
+    tape = step.tape(*calls[0])
+    program = tape.forward + ["seed"] + tape.backward
+    unrolled = [i for s in tape.backward
+                for i in ([i for b in s.blocks for i in b] if isinstance(s, Loop) else [s])]
+    hosts = {i.host[0]: i.host for i in unrolled if isinstance(i, SliceGrad) and i.host is not None}.values()
+    for j in [j for j, s in enumerate(program) if isinstance(s, Loop)]:
+        results = []
+        for way in ("source", "steps"):
+            V, S, G, L = filled_slots(tape, calls[1])
+            for host, shape, dtype, _ in hosts:  # zeros, not np.empty: rows not yet written compare
+                G[host] = np.zeros(shape, dtype)
+            with np.errstate(all="ignore"):
+                for instruction in program[:j]:
+                    if instruction == "seed":
+                        G[tape.outputs[0]] = np.ones_like(V[tape.outputs[0]])
+                    else:
+                        lower([instruction])[0](V, S, G, L)
+                loop = program[j]
+                if way == "source":
+                    source, names = loop.source()
+                    namespace = dict(names)
+                    exec(source, namespace)
+                    namespace["run"](V, S, G, L)
+                else:
+                    for run in lower([i for block in loop.blocks for i in block]):
+                        run(V, S, G, L)
+            results.append((snapshot(V), snapshot(G)))
+        for got, want in zip(*results):
+            assert [v is None for v in got] == [v is None for v in want]
+            assert all(v is None or np.array_equal(v, w) for v, w in zip(got, want))

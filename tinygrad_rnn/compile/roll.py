@@ -16,7 +16,8 @@ What it checks, never guessing:
   copies when their instructions are of the same kinds with equal fields, every
   integer apart (slots, indices, shapes), and each integer changes by the same
   amount from every step to the next (``n_t = n_0 + d t``, checked at every t:
-  a zero initial state read at t=0 only leaves step 0 outside the loop);
+  a zero initial state read at t=0 only leaves step 0 outside the loop), in
+  three steps or more (two steps would fit any change);
 - fields that are objects (a primitive, a dtype, a constant array, a buffer
   that ``reuse_buffers`` gave) are equal in every step, arrays by identity;
 - in backward, the way each share is added (``tape.plan_accumulation``) is the
@@ -40,12 +41,13 @@ KINDS = (Forward, Backward, SliceGrad, LeafGrad, Free, ReusingForward)
 
 
 def roll_loops(tape):
-    """Pass 5: every run of two or more copies of a step (see the module docstring) as a Loop."""
+    """Pass 5: every run of three or more copies of a step (see the module docstring) as a Loop."""
     plan_accumulation(tape)  # the way shares are added is part of what must repeat
     made = [forward_of(i) for i in tape.forward]
     steps = {f.out: step_of(f.scope) for f in made if f is not None}
-    forward = roll(tape.forward, lambda i: steps.get(getattr(forward_of(i), "out", None)))
-    backward = roll(tape.backward, lambda i: steps.get(getattr(i, "node", None)))
+    named = {f.out: f.name for f in made if f is not None and f.name}
+    forward = roll(tape.forward, lambda i: steps.get(getattr(forward_of(i), "out", None)), named)
+    backward = roll(tape.backward, lambda i: steps.get(getattr(i, "node", None)), named)
     return _with(tape, forward=forward, backward=backward)
 
 
@@ -56,10 +58,10 @@ def forward_of(instruction):
     return instruction if isinstance(instruction, Forward) else None
 
 
-def roll(instructions, step_of_instruction):
+def roll(instructions, step_of_instruction, named):
     """``instructions`` with each run of copied steps replaced by one Loop. A loop's body is one
     step, or two when the steps alternate between two things (``reuse_buffers`` hands two
-    buffers back and forth, one step to the next)."""
+    buffers back and forth, one step to the next). ``named``: slot -> the name of its value."""
     blocks = []  # [(sequence and step, or None), [instructions]]
     for instruction in instructions:
         where = None if isinstance(instruction, Free) else step_of_instruction(instruction)
@@ -72,13 +74,13 @@ def roll(instructions, step_of_instruction):
     result, start = [], 0
     while start < len(blocks):
         count, body = run_length(pairs(blocks, start, 1)), 1
-        if count < 2 and run_length(pairs(blocks, start + 1, 1)) < 2:
+        if count < 3 and run_length(pairs(blocks, start + 1, 1)) < 3:
             count, body = run_length(pairs(blocks, start, 2)) * 2, 2
-        if count >= 2 * body:
+        if count >= 3 * body:
             sequence, first = blocks[start][0]
             label = f"{sequence or 'steps'}, t={first}..{blocks[start + count - 1][0][1]}"
             result.append(Loop([[i for _, block in blocks[k:k + body] for i in block]
-                                for k in range(start, start + count, body)], label, body))
+                                for k in range(start, start + count, body)], label, body, named))
         else:
             count = 1
             result += blocks[start][1]
@@ -158,7 +160,7 @@ def fields(instruction):
     if type(instruction) not in KINDS:
         return None
     return tuple((f.name, getattr(instruction, f.name))
-                 for f in dataclasses.fields(instruction) if f.name != "scope")
+                 for f in dataclasses.fields(instruction) if f.name not in ("scope", "name"))
 
 
 def flatten(block):
@@ -197,8 +199,9 @@ class Loop:
     counts them (a body may hold two steps, see :func:`roll`).
     """
 
-    def __init__(self, blocks, label="", body=1):
+    def __init__(self, blocks, label="", body=1, named=None):
         self.blocks, self.label, self.steps = blocks, label, len(blocks) * body
+        self.named = named or {}
         self.rolled = True
         numbers = flatten(blocks[0])[1]
         self.start = numbers
@@ -270,6 +273,11 @@ class Loop:
             reused = type(instruction) is ReusingForward
             parts = dict(render(fields(instruction)[1] if reused else fields(instruction)))
             code = emit(parts, instruction, name, name(instruction.buffer, "buffer") if reused else None)
+            made = forward_of(instruction)
+            slot = made.out if made is not None else getattr(instruction, "node", None)
+            if slot in self.named:  # the article's quantity: i, f, c~, o, c, h; r, z, n
+                what = self.named[slot]
+                code[0] += f"  # {what}" if made is not None else f"  # backward of {what}"
             lines += ["        " + line for line in code]
         return "\n".join(lines) + "\n", names
 

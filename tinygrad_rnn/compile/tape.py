@@ -49,7 +49,8 @@ class Forward:
     integer Tensor): ``(key, position in a tuple or None, slot)``, filled from
     ``V`` at every call. ``shape`` and ``dtype`` are the output's.
     ``wrap``: the output is 0-d, so numpy may give a scalar. ``scope``: the
-    output's scope path ("lstm/l0/t=3"), which says to which step it belongs.
+    output's scope path ("lstm/l0/t=3"), which says to which step it belongs;
+    ``name``: the output's name ("c~"), if it has one.
     """
     fn: type
     ins: tuple
@@ -61,6 +62,7 @@ class Forward:
     dtype: np.dtype = None
     wrap: bool = False
     scope: str = ""
+    name: str = ""
 
 
 @dataclass

@@ -145,6 +145,9 @@ class Tracer:
         if backward:
             self._refuse_retained()
         steps = backward_instructions(self, loss) if backward else []
+        names = {self.slots[id(t)]: t.name for t in self.kept if t.name}  # named after the op ran
+        for step in self.forward:
+            step.name = names.get(step.out, "")
         return Tape(len(self.varies), self.inputs, self.forward, steps, outputs, self.leaves)
 
     def _refuse_retained(self):
