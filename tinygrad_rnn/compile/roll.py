@@ -287,7 +287,7 @@ def emit(f, instruction, name, buffer):
     kind = type(instruction.step if buffer is not None else instruction)
     if kind is Forward and buffer is not None:
         a, b = f["ins"]
-        ufunc = name(UFUNCS[instruction.step.fn], "ufunc")
+        ufunc = name(UFUNCS[instruction.step.fn], f"np_{UFUNCS[instruction.step.fn].__name__}_")
         lines = [f"V[{f['out']}] = {ufunc}(V[{a}], V[{b}], out={buffer})"]
         if f["keep_saved"]:
             lines.append(f"S[{f['out']}] = (V[{a}], V[{b}])" if instruction.step.fn is ops.Mul
@@ -301,9 +301,10 @@ def emit(f, instruction, name, buffer):
         else:
             args += [f"{key}={value!r}" for key, value in f["params"].items()]
         call = f"{forward}({', '.join(args)})"
-        value = "np.asarray(value)" if f["wrap"] else "value"
-        lines = [f"value, saved = {call}", f"V[{f['out']}] = {value}"]
-        return lines + ([f"S[{f['out']}] = saved"] if f["keep_saved"] else [])
+        if f["wrap"]:
+            lines = [f"value, saved = {call}", f"V[{f['out']}] = np.asarray(value)"]
+            return lines + ([f"S[{f['out']}] = saved"] if f["keep_saved"] else [])
+        return [f"V[{f['out']}], S[{f['out']}] = {call}" if f["keep_saved"] else f"V[{f['out']}] = {call}[0]"]
     if kind is Backward:
         backward = name(plain(instruction.fn.backward), f"{instruction.fn.__name__.lower()}_")
         lines = [f"shares = {backward}(S[{f['node']}], G[{f['node']}], {f['needs']!r})"]
