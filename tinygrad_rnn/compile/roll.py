@@ -71,11 +71,12 @@ def roll(instructions, step_of_instruction, named):
             blocks[-1][1].append(instruction)
         else:
             blocks.append([where, [instruction]])
+    flat = [flatten(block) for _, block in blocks]
     result, start = [], 0
     while start < len(blocks):
-        count, body = run_length(pairs(blocks, start, 1)), 1
-        if count < 3 and run_length(pairs(blocks, start + 1, 1)) < 3:
-            count, body = run_length(pairs(blocks, start, 2)) * 2, 2
+        count, body = run_length(blocks, flat, start, 1), 1
+        if count < 3 and run_length(blocks, flat, start + 1, 1) < 3:
+            count, body = run_length(blocks, flat, start, 2) * 2, 2
         if count >= 3 * body:
             sequence, first = blocks[start][0]
             label = f"{sequence or 'steps'}, t={first}..{blocks[start + count - 1][0][1]}"
@@ -88,35 +89,30 @@ def roll(instructions, step_of_instruction, named):
     return result
 
 
-def pairs(blocks, start, body):
-    """The blocks from ``start`` joined ``body`` at a time (steps of one sequence only)."""
-    joined = []
-    for k in range(start, len(blocks) - body + 1, body):
-        group = blocks[k:k + body]
-        wheres = [where for where, _ in group]
-        if None in wheres or len({where[0] for where in wheres}) != 1:
-            break
-        joined.append([wheres[0], [i for _, block in group for i in block]])
-    return joined
-
-
-def run_length(blocks):
-    """How many of ``blocks`` from the first are copies of one step (1 or 0: none). The first is
-    left out of a loop that would include it when the blocks after it are copies without it
+def run_length(blocks, flat, start, body):
+    """How many groups of ``body`` blocks from ``start``, all steps of one sequence, are copies of
+    one step (0 or 1: none). ``flat`` holds each block's (template, numbers). The first group is
+    left out of a loop that would include it when the groups after it are copies without it
     (t=0 reading a zero initial state)."""
-    def copies_from(first):
-        if first >= len(blocks):
+    def group(k):
+        """(template, numbers) of the k-th group, or None past the sequence's steps."""
+        first = start + k * body
+        wheres = [where for where, _ in blocks[first:first + body]]
+        if len(wheres) < body or any(where is None or where[0] != blocks[start][0][0] for where in wheres):
+            return None
+        return ([part for template, _ in flat[first:first + body] for part in template],
+                [n for _, numbers in flat[first:first + body] for n in numbers])
+
+    def copies_from(k):
+        if start >= len(blocks) or blocks[start][0] is None or group(k) is None:
             return 0
-        template, numbers = flatten(blocks[first][1])
+        template, numbers = group(k)
         count, step = 1, None
-        for _, other in blocks[first + 1:]:
-            other_template, other_numbers = flatten(other)
-            if other_template != template:
-                break
-            change = tuple(b - a for a, b in zip(numbers, other_numbers))
+        while (other := group(k + count)) is not None and other[0] == template:
+            change = tuple(b - a for a, b in zip(numbers, other[1]))
             if step is not None and change != step:
                 break
-            step, numbers, count = change, other_numbers, count + 1
+            step, numbers, count = change, other[1], count + 1
         return count
 
     count = copies_from(0)
@@ -132,31 +128,13 @@ class Name(str):
         return str(self)
 
 
-class Same:
-    """A field that is an object, compared by value when hashable (by identity otherwise)."""
-
-    def __init__(self, value):
-        self.value = value
-        try:
-            self.key = (type(value), hash(value), value) if not isinstance(value, np.ndarray) else None
-        except TypeError:
-            self.key = None
-
-    def __eq__(self, other):
-        if self.key is None or other.key is None:
-            return self.value is other.value
-        return self.key == other.key
-
-    __hash__ = None
-
-
 NUMBER = "<number>"
 
 
 def fields(instruction):
     """An instruction's fields in a fixed order, as nested tuples; None for one of another kind."""
     if type(instruction) is ReusingForward:
-        return ("reuse", fields(instruction.step), Same(instruction.buffer))
+        return ("reuse", fields(instruction.step), instruction.buffer)
     if type(instruction) not in KINDS:
         return None
     return tuple((f.name, getattr(instruction, f.name))
@@ -164,27 +142,33 @@ def fields(instruction):
 
 
 def flatten(block):
-    """(template, numbers) of a block: its fields with every int taken out into ``numbers``."""
+    """(template, numbers) of a block: its fields with every int taken out into ``numbers``, and
+    every other object as (its type, itself) when hashable, else by identity (an array)."""
     numbers = []
 
     def walk(value):
-        if type(value) is int:
+        kind = type(value)
+        if kind is int:
             numbers.append(value)
             return NUMBER
-        if isinstance(value, (tuple, list)):
-            return tuple(walk(v) for v in value)
-        if isinstance(value, dict):
+        if kind is tuple or kind is list:
+            return tuple(map(walk, value))
+        if kind is dict:
             return tuple((key, walk(v)) for key, v in value.items())
-        if isinstance(value, slice):
+        if kind is slice:
             return ("slice", walk((value.start, value.stop, value.step)))
-        if isinstance(value, Same):
-            return value
-        return Same(value)
+        if kind is np.ndarray:
+            return ("identity", id(value))
+        try:
+            hash(value)
+        except TypeError:
+            return ("identity", id(value))
+        return (kind, value)
 
     template = []
     for instruction in block:
         parts = fields(instruction)
-        template.append(Same(object()) if parts is None else walk(parts))
+        template.append(("identity", id(instruction)) if parts is None else walk(parts))
     return template, numbers
 
 
