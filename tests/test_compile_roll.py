@@ -7,7 +7,7 @@ from tinygrad_rnn import nn
 from tinygrad_rnn.compile import ROLLED_PASSES, compile
 from tinygrad_rnn.compile.replay import lower
 from tinygrad_rnn.compile.roll import Loop
-from tinygrad_rnn.compile.tape import SliceGrad
+from tinygrad_rnn.compile.tape import Backward, SliceGrad, plan_accumulation
 from tinygrad_rnn.rng import generator
 from compile_helpers import assert_compiled_matches
 from test_compile import sequence_problem
@@ -165,3 +165,14 @@ def test_the_source_run_on_its_own_gives_the_steps_results(layer_class):
         for got, want in zip(*results):
             assert [v is None for v in got] == [v is None for v in want]
             assert all(v is None or np.array_equal(v, w) for v, w in zip(got, want))
+
+
+def test_a_loop_whose_steps_add_their_shares_differently_runs_them_one_by_one():
+    fn, calls, leaves = sequence_problem(nn.RNN, {}, steps=8)
+    tape = compile(fn, passes=ROLLED_PASSES).tape(*calls[0])
+    loop = next(s for s in tape.backward if isinstance(s, Loop))
+    first = next(i for i in loop.blocks[0] if isinstance(i, Backward) and i.routes)
+    loop.plan({first.routes[0][1]: True})  # that slot already owned: its first share is added in place
+    assert not loop.rolled
+    plan_accumulation(tape)  # planned in the tape's order again, as a replay plans it
+    assert loop.rolled

@@ -22,6 +22,11 @@ random draws (an op whose class says ``draws_random = True`` runs its forward
 at every call, so dropout draws a new mask each step, from the generator that
 ``tr.manual_seed`` set last).
 
+``passes=ROLLED_PASSES`` adds ``roll.roll_loops``, which folds the unrolled
+steps back into loops of generated Python source (``step.source()`` shows
+them); it gives the same bits as the default passes and is not yet the
+default.
+
 ``tr.compile`` is the function below; its modules are imported as
 ``from tinygrad_rnn.compile import passes`` (``import tinygrad_rnn.compile.passes
 as p`` finds the function first).
