@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import ops
 from ..bptt import step_of
-from .passes import ReusingForward, UFUNCS, _with, reads
+from .passes import ReusingForward, UFUNCS, _with
 from .replay import bind, lower, plain, releaser
 from .tape import Backward, Forward, Free, LeafGrad, SliceGrad, plan_accumulation, plan_step
 
@@ -191,13 +191,6 @@ class Loop:
         self.start = numbers
         self.change = tuple(b - a for a, b in zip(numbers, flatten(blocks[1])[1]))
 
-    def reads(self):
-        found = ([], [], [])
-        for instruction in (i for block in self.blocks for i in block):
-            for kind, slots in zip(found, reads(instruction)):
-                kind += slots
-        return tuple(tuple(kind) for kind in found)
-
     def plan(self, owned):
         """Plan every step's shares; the body is the same code in every step only if they are
         added the same way in every step (else the steps run one by one)."""
@@ -236,17 +229,18 @@ class Loop:
             names[key] = value
             return Name(key)
 
-        def render(value):
-            if type(value) is int:
+        def render(value):  # the numbers taken in flatten's order, the same types walked
+            kind = type(value)
+            if kind is int:
                 first, change = next(numbers)
                 return Name(f"{first} + {change} * k" if change else str(first))
-            if isinstance(value, (tuple, list)):
-                return tuple(render(v) for v in value)
-            if isinstance(value, dict):
+            if kind is tuple or kind is list:
+                return kind(map(render, value))
+            if kind is dict:
                 return {key: render(v) for key, v in value.items()}
-            if isinstance(value, slice):
+            if kind is slice:
                 return slice(*render((value.start, value.stop, value.step)))
-            if value is None or type(value) in (bool, str):
+            if value is None or kind in (bool, str):
                 return value
             return name(value, "c")
 
