@@ -3,6 +3,8 @@
 - ``compiled``: the engine's step of ``steps.engine_step`` with its loss
   function traced once by ``tr.compile`` and replayed after: forward, BPTT
   and the leaves' gradients, then the same SGD update;
+- ``rolled``: the same with ``passes=ROLLED_PASSES``, the tape's steps rolled
+  back into loops of generated source (``tinygrad_rnn/compile/roll.py``);
 - ``matmuls``: only the matrix products of the hand-written numpy step
   (``numpy_reference``) on arrays of the same shapes, in the same order:
   the BLAS floor of that step, which no implementation on numpy can beat.
@@ -20,6 +22,7 @@ import measure
 import steps
 import tinygrad_rnn as tr
 from tinygrad_rnn import nn
+from tinygrad_rnn.compile import DEFAULT_PASSES, ROLLED_PASSES
 
 # {config: {baseline: the largest allowed compiled / baseline time ratio}}
 STEP_TARGETS = {"S": {"numpy": 1.3, "torch-cells": 0.6}, "M": {"numpy": 1.15, "torch-cells": 0.6},
@@ -30,13 +33,15 @@ SHORT_NAMES = {"numpy": "numpy", "torch-cells": "cells", "torch-fused": "fused",
 
 
 def build_steps(cell, weights, x, targets, lr=steps.LEARNING_RATE):
-    """{"compiled": step() -> loss, "matmuls": step() -> None} on private copies of ``weights``."""
+    """{"compiled", "rolled": step() -> loss, "matmuls": step() -> None} on private copies of
+    ``weights``."""
     return {"compiled": compiled_step(cell, weights, x, targets, lr),
+            "rolled": compiled_step(cell, weights, x, targets, lr, ROLLED_PASSES),
             "matmuls": matmul_step(cell, weights, x)}
 
 
-def compiled_step(cell, weights, x, targets, lr):
-    """``steps.engine_step`` with its loss function compiled."""
+def compiled_step(cell, weights, x, targets, lr, passes=DEFAULT_PASSES):
+    """``steps.engine_step`` with its loss function compiled with ``passes``."""
     layer, readout, optimizer, classes = steps.engine_model(cell, weights, x, lr)
     inputs_t, flat_targets = tr.Tensor(x), tr.Tensor(targets.reshape(-1))
 
@@ -44,7 +49,7 @@ def compiled_step(cell, weights, x, targets, lr):
         output, _ = layer(x)
         return nn.cross_entropy(readout(output).reshape(-1, classes), y)
 
-    compiled = tr.compile(loss_fn)
+    compiled = tr.compile(loss_fn, passes=passes)
 
     def step():
         loss = compiled(inputs_t, flat_targets)
@@ -109,14 +114,20 @@ def ratios(record):
     return {impl: medians["compiled"] / medians[impl] for impl in SHORT_NAMES if impl in medians}
 
 
+def rolled(record):
+    """The rolled step's time / the compiled step's (None if the record has no rolled step)."""
+    medians = record["median_ms"]
+    return medians["rolled"] / medians["compiled"] if "rolled" in medians else None
+
+
 def step_table(records, ms, ratio, verdict):
     """The compiled step beside the others, as table headers and rows.
 
     ``ms`` and ``ratio`` format the figures; ``verdict(ratios, targets)`` is bench.py's.
     """
-    names = ["compiled", "engine", "numpy", "torch-cells", "torch-fused", "matmuls"]
+    names = ["compiled", "rolled", "engine", "numpy", "torch-cells", "torch-fused", "matmuls"]
     headers = (["config", "cell"] + [f"{name} ms" for name in names]
-               + [f"compiled/{SHORT_NAMES[name]}" for name in SHORT_NAMES]
+               + [f"compiled/{SHORT_NAMES[name]}" for name in SHORT_NAMES] + ["rolled/compiled"]
                + ["first call / engine step", "target", "result"])
     rows = []
     for r in records:
@@ -125,7 +136,7 @@ def step_table(records, ms, ratio, verdict):
         limits = STEP_TARGETS.get(r["config"], {})
         target = ", ".join(f"{SHORT_NAMES[base]}<={limit}x" for base, limit in limits.items())
         rows.append([r["config"], r["cell"]] + [ms(r["median_ms"].get(name)) for name in names]
-                    + [ratio(got.get(name)) for name in SHORT_NAMES]
+                    + [ratio(got.get(name)) for name in SHORT_NAMES] + [ratio(rolled(r))]
                     + [ratio(None if first is None else first / r["median_ms"]["engine"]),
                        (target + ", " if target else "") + f"first<={FIRST_CALL_LIMIT:g}x",
                        _combined(verdict(got, limits), first is None or first / r["median_ms"]["engine"]

@@ -22,6 +22,11 @@ random draws (an op whose class says ``draws_random = True`` runs its forward
 at every call, so dropout draws a new mask each step, from the generator that
 ``tr.manual_seed`` set last).
 
+``passes=ROLLED_PASSES`` adds ``roll.roll_loops``, which folds the unrolled
+steps back into loops of generated Python source (``step.source()`` shows
+them); it gives the same bits as the default passes and is not yet the
+default.
+
 ``tr.compile`` is the function below; its modules are imported as
 ``from tinygrad_rnn.compile import passes`` (``import tinygrad_rnn.compile.passes
 as p`` finds the function first).
@@ -38,10 +43,14 @@ from ..rng import generator
 from ..tensor import Tensor, _tensor, observing
 from .passes import DEFAULT_PASSES
 from .replay import lower
+from .roll import Loop, roll_loops
 from .tape import plan_accumulation
 from .trace import TraceError, Tracer
 
-__all__ = ["compile", "Compiled", "TraceError", "DEFAULT_PASSES"]
+__all__ = ["compile", "Compiled", "TraceError", "DEFAULT_PASSES", "ROLLED_PASSES"]
+
+# The default passes, then the loop rolled back (roll.py): one step's code run T times.
+ROLLED_PASSES = DEFAULT_PASSES + (roll_loops,)
 
 
 def compile(fn, backward=True, passes=DEFAULT_PASSES):
@@ -67,7 +76,7 @@ class Compiled:
             raise TypeError(f"compile: fn must be callable, got {type(fn).__name__}")
         self.fn, self.backward, self.passes = fn, bool(backward), tuple(passes)
         self.traces = 0
-        self._cache = {}
+        self._cache, self._last = {}, None
 
     def __call__(self, *args):
         tensors, key = signature(args)
@@ -86,6 +95,18 @@ class Compiled:
             self(*args)
         return self._cache[key].tape
 
+    def source(self):
+        """The Python source of every loop that the last traced signature rolled back
+        (``ROLLED_PASSES``): one body per loop, forward loops first, whatever T is."""
+        replay = self._last
+        if replay is None:
+            raise RuntimeError("compile: source() needs a traced call first; call the step once")
+        loops = [step for step in replay.tape.forward + replay.tape.backward if isinstance(step, Loop)]
+        if not loops:
+            raise RuntimeError("compile: this step has no rolled loop; compile it with "
+                               "passes=ROLLED_PASSES, over a sequence of two steps or more")
+        return "\n".join(loop.source()[0] for loop in loops)
+
     def _trace(self, args, tensors):
         """Run ``fn`` under the tracer, then backward: the first call's results and its Replay."""
         tracer = Tracer(tensors)
@@ -98,6 +119,7 @@ class Compiled:
         fixed = [not tracer.varies[slot] for slot in tape.outputs]
         replay = Replay(plan_accumulation(tape), rebuild, self.backward, fixed)
         self.traces += 1
+        self._last = replay
         if self.backward:
             loss.backward()
         return replay, replay.results([t._data for t in (loss, *rest)])

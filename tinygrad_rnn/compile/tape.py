@@ -48,7 +48,9 @@ class Forward:
     ``bound`` lists the params that hold a traced array (an index taken from an
     integer Tensor): ``(key, position in a tuple or None, slot)``, filled from
     ``V`` at every call. ``shape`` and ``dtype`` are the output's.
-    ``wrap``: the output is 0-d, so numpy may give a scalar.
+    ``wrap``: the output is 0-d, so numpy may give a scalar. ``scope``: the
+    output's scope path ("lstm/l0/t=3"), which says to which step it belongs;
+    ``name``: the output's name ("c~"), if it has one.
     """
     fn: type
     ins: tuple
@@ -59,6 +61,8 @@ class Forward:
     shape: tuple = ()
     dtype: np.dtype = None
     wrap: bool = False
+    scope: str = ""
+    name: str = ""
 
 
 @dataclass
@@ -136,18 +140,24 @@ def plan_accumulation(tape):
     """
     owned = {}  # slot -> whether G[slot] is an array the replay owns (absent: no share yet)
     for instruction in tape.backward:
-        if isinstance(instruction, Backward):
-            instruction.kinds = tuple(share_kind(owned, parent) for _, parent, _ in instruction.routes)
-        elif isinstance(instruction, SliceGrad):
-            state = owned.get(instruction.parent)
-            if instruction.assign:
-                instruction.kind = "empty" if state is None else "owned"
-            else:
-                instruction.kind = {None: "zeros", False: "copy", True: "owned"}[state]
-            owned[instruction.parent] = True
-        elif hasattr(instruction, "plan"):
-            instruction.plan(owned)
+        plan_step(instruction, owned)
     return tape
+
+
+def plan_step(instruction, owned):
+    """Plan one backward instruction's shares (see :func:`plan_accumulation`), noting in
+    ``owned`` the gradient slots it leaves owned."""
+    if isinstance(instruction, Backward):
+        instruction.kinds = tuple(share_kind(owned, parent) for _, parent, _ in instruction.routes)
+    elif isinstance(instruction, SliceGrad):
+        state = owned.get(instruction.parent)
+        if instruction.assign:
+            instruction.kind = "empty" if state is None else "owned"
+        else:
+            instruction.kind = {None: "zeros", False: "copy", True: "owned"}[state]
+        owned[instruction.parent] = True
+    elif hasattr(instruction, "plan"):
+        instruction.plan(owned)
 
 
 def share_kind(owned, slot):

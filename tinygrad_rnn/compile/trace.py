@@ -67,7 +67,8 @@ class Tracer:
         out = self._new_slot(t, None, varies)
         self.forward.append(Forward(t._fn, ins, params, out, keep_saved=t._requires_grad,
                                     bound=self._bound(params), shape=t._data.shape,
-                                    dtype=t._data.dtype, wrap=t._data.ndim == 0))
+                                    dtype=t._data.dtype, wrap=t._data.ndim == 0,
+                                    scope=t.scope))
 
     def read(self, t, how):
         """Refuse to let ``fn`` read a value that differs from call to call."""
@@ -144,6 +145,9 @@ class Tracer:
         if backward:
             self._refuse_retained()
         steps = backward_instructions(self, loss) if backward else []
+        names = {self.slots[id(t)]: t.name for t in self.kept if t.name}  # named after the op ran
+        for step in self.forward:
+            step.name = names.get(step.out, "")
         return Tape(len(self.varies), self.inputs, self.forward, steps, outputs, self.leaves)
 
     def _refuse_retained(self):

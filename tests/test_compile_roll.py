@@ -1,0 +1,178 @@
+"""The rolling pass: the unrolled tape folded back into its loop, only where the steps are copies."""
+import numpy as np
+import pytest
+
+import tinygrad_rnn as tr
+from tinygrad_rnn import nn
+from tinygrad_rnn.compile import ROLLED_PASSES, compile
+from tinygrad_rnn.compile.replay import lower
+from tinygrad_rnn.compile.roll import Loop
+from tinygrad_rnn.compile.tape import Backward, SliceGrad, plan_accumulation
+from tinygrad_rnn.rng import generator
+from compile_helpers import assert_compiled_matches
+from test_compile import sequence_problem
+
+
+def loops(tape):
+    return [step for step in tape.forward + tape.backward if isinstance(step, Loop)]
+
+
+@pytest.mark.parametrize("layer_class", [nn.RNN, nn.LSTM, nn.GRU])
+def test_the_steps_of_a_layer_run_as_one_body(layer_class):
+    fn, calls, leaves = sequence_problem(layer_class, {}, steps=9)
+    step = assert_compiled_matches(fn, calls, leaves, passes=ROLLED_PASSES)
+    forward = [s for s in step.tape(*calls[0]).forward if isinstance(s, Loop)]
+    backward = [s for s in step.tape(*calls[0]).backward if isinstance(s, Loop)]
+    assert len(forward) == 1 and len(backward) == 1
+    assert forward[0].steps >= 6 and backward[0].steps >= 7
+    assert len(forward[0].blocks) >= 3 and len(backward[0].blocks) >= 7
+
+
+def steps_of(loop):
+    """The steps t that a loop's label says it runs: 'steps, t=1..4' -> range(1, 5)."""
+    first, last = loop.label.split("t=")[1].split("..")
+    return range(int(first), int(last) + 1)
+
+
+def hand_made(activations, steps=6):
+    """(loss_fn, calls, leaves): a hand-made loop whose step t applies the ``activations(t)``."""
+    tr.manual_seed(0)
+    weight = nn.Parameter(np.random.default_rng(0).normal(size=(3, 3)))
+
+    def loss_fn(xs):
+        h = tr.Tensor(np.zeros((2, 3)))
+        for t in range(xs.shape[0]):
+            with tr.scope(f"t={t}"):
+                h = xs[t] + h @ weight
+                for name in activations(t):
+                    h = getattr(h, name)()
+        return (h * h).sum()
+
+    rng = np.random.default_rng(1)
+    return loss_fn, [(tr.Tensor(rng.normal(size=(steps, 2, 3))),) for _ in range(2)], [weight]
+
+
+def test_steps_that_are_not_copies_stay_unrolled():
+    # no two steps in a row alike, nor two pairs of steps
+    fn, calls, leaves = hand_made(lambda t: [("tanh", "sigmoid", "relu")[t % 3]])
+    step = assert_compiled_matches(fn, calls, leaves, passes=ROLLED_PASSES)
+    assert loops(step.tape(*calls[0])) == []
+
+
+def test_a_step_that_differs_ends_the_loop():
+    fn, calls, leaves = hand_made(lambda t: ["tanh"] * (2 if t == 4 else 1), steps=9)
+    step = assert_compiled_matches(fn, calls, leaves, passes=ROLLED_PASSES)
+    spans = [steps_of(s) for s in step.tape(*calls[0]).forward if isinstance(s, Loop)]
+    assert spans == [range(1, 4), range(5, 8)], spans  # step 0 reads zeros, step 8 is the last
+
+
+def test_numbers_that_do_not_move_on_evenly_end_the_loop():
+    """A constant made between steps 3 and 4 shifts every slot after it: the slots of steps
+    1..7 then do not advance by one amount, so no loop spans steps 3 and 4."""
+    tr.manual_seed(0)
+    weight = nn.Parameter(np.random.default_rng(0).normal(size=(3, 3)))
+
+    def loss_fn(xs):
+        h = xs[0]
+        for t in range(xs.shape[0]):
+            if t == 4:
+                h = h * 0.5
+            with tr.scope(f"t={t}"):
+                h = (xs[t] + h @ weight).tanh()
+        return (h * h).sum()
+
+    rng = np.random.default_rng(1)
+    calls = [(tr.Tensor(rng.normal(size=(9, 2, 3))),) for _ in range(2)]
+    step = assert_compiled_matches(loss_fn, calls, [weight], passes=ROLLED_PASSES)
+    spans = [steps_of(s) for s in step.tape(*calls[0]).forward if isinstance(s, Loop)]
+    assert spans == [range(1, 4), range(4, 8)], spans
+
+
+def test_the_source_does_not_grow_with_the_number_of_steps():
+    lengths = []
+    for steps in (8, 16):
+        fn, calls, leaves = sequence_problem(nn.LSTM, {}, steps=steps)
+        step = compile(fn, passes=ROLLED_PASSES)
+        step(*calls[0])
+        lengths.append(len(step.source().splitlines()))
+        assert f"for k in range({steps - 2}):" in step.source()  # backward: every step but the ends
+    assert lengths[0] == lengths[1]
+
+
+def test_source_needs_a_rolled_trace():
+    fn, calls, leaves = hand_made(lambda t: ["tanh"] * (t + 1))
+    step = compile(fn, passes=ROLLED_PASSES)
+    with pytest.raises(RuntimeError, match="call the step once"):
+        step.source()
+    step(*calls[0])
+    with pytest.raises(RuntimeError, match="no rolled loop"):
+        step.source()
+
+
+def filled_slots(tape, args):
+    """V, S, G, L of a call with ``args``, its inputs read as a replay reads them."""
+    V, S, G, L = ([None] * tape.slots for _ in range(4))
+    for source in tape.inputs:
+        if source.arg is not None:
+            V[source.slot], L[source.slot] = args[source.arg].data, args[source.arg]
+        elif source.generator:
+            V[source.slot] = generator()
+        elif source.leaf is not None:
+            V[source.slot], L[source.slot] = source.leaf.data, source.leaf
+        else:
+            V[source.slot] = source.array
+    return V, S, G, L
+
+
+def snapshot(slots):
+    return [None if v is None else (np.array(v) if isinstance(v, np.ndarray) else v) for v in slots]
+
+
+@pytest.mark.parametrize("layer_class", [nn.RNN, nn.LSTM, nn.GRU])
+def test_the_source_run_on_its_own_gives_the_steps_results(layer_class):
+    """Each loop's source, executed alone on the slots of a call, leaves the values and gradients
+    that the loop's steps, run one instruction after another, leave."""
+    fn, calls, leaves = sequence_problem(layer_class, {}, steps=8)
+    step = compile(fn, passes=ROLLED_PASSES)
+    step(*calls[0])
+    tape = step.tape(*calls[0])
+    program = tape.forward + ["seed"] + tape.backward
+    unrolled = [i for s in tape.backward
+                for i in ([i for b in s.blocks for i in b] if isinstance(s, Loop) else [s])]
+    hosts = {i.host[0]: i.host for i in unrolled if isinstance(i, SliceGrad) and i.host is not None}.values()
+    for j in [j for j, s in enumerate(program) if isinstance(s, Loop)]:
+        results = []
+        for way in ("source", "steps"):
+            V, S, G, L = filled_slots(tape, calls[1])
+            for host, shape, dtype, _ in hosts:  # zeros, not np.empty: rows not yet written compare
+                G[host] = np.zeros(shape, dtype)
+            with np.errstate(all="ignore"):
+                for instruction in program[:j]:
+                    if instruction == "seed":
+                        G[tape.outputs[0]] = np.ones_like(V[tape.outputs[0]])
+                    else:
+                        lower([instruction])[0](V, S, G, L)
+                loop = program[j]
+                if way == "source":
+                    source, names = loop.source()
+                    namespace = dict(names)
+                    exec(source, namespace)
+                    namespace["run"](V, S, G, L)
+                else:
+                    for run in lower([i for block in loop.blocks for i in block]):
+                        run(V, S, G, L)
+            results.append((snapshot(V), snapshot(G)))
+        for got, want in zip(*results):
+            assert [v is None for v in got] == [v is None for v in want]
+            assert all(v is None or np.array_equal(v, w) for v, w in zip(got, want))
+
+
+def test_a_loop_whose_steps_add_their_shares_differently_runs_them_one_by_one():
+    fn, calls, leaves = sequence_problem(nn.RNN, {}, steps=8)
+    tape = compile(fn, passes=ROLLED_PASSES).tape(*calls[0])
+    loop = next(s for s in tape.backward if isinstance(s, Loop))
+    first = next(i for i in loop.blocks[0] if isinstance(i, Backward) and i.routes)
+    loop.plan({first.routes[0][1]: True})  # that slot already owned: its first share is added in place
+    assert not loop.rolled
+    plan_accumulation(tape)  # planned in the tape's order again, as a replay plans it
+    assert loop.rolled

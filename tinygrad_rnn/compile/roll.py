@@ -1,0 +1,325 @@
+"""Pass 5: the unrolled tape rolled back into its loop, one step's code run T times.
+
+A traced step over T time steps is T copies of one step's instructions: the
+copy for step t+1 is the copy for step t with every slot (and every index
+such as x_proj[t]) moved on by the same amount. :func:`roll_loops` finds those
+runs of copies and replaces each by one :class:`Loop`, so that the replay is a
+prologue, a forward loop, the loss, a backward loop and an epilogue; a loop's
+body is written once as Python source (``Loop.source``), whatever T is.
+
+What it checks, never guessing:
+
+- a step is a run of consecutive instructions whose values were made in one
+  scope ``t=<k>`` (forward: the output's scope; backward: the scope of the
+  node whose gradient it sends; a ``Free`` belongs to the instruction before);
+- consecutive steps of one sequence (the scope path before ``t=<k>``) are
+  copies when their instructions are of the same kinds with equal fields, every
+  integer apart (slots, indices, shapes), and each integer changes by the same
+  amount from every step to the next (``n_t = n_0 + d t``, checked at every t:
+  a zero initial state read at t=0 only leaves step 0 outside the loop), in
+  three steps or more (two steps would fit any change);
+- fields that are objects (a primitive, a dtype, a constant array, a buffer
+  that ``reuse_buffers`` gave) are equal in every step, arrays by identity;
+- in backward, the way each share is added (``tape.plan_accumulation``) is the
+  same in every step, or the loop replays its steps one by one, as before.
+
+A loop runs exactly the instructions of the unrolled tape in the same order,
+so its results are the plain replay's, bit for bit. Run it last: the other
+passes read instructions that this one hides inside its loops.
+"""
+import dataclasses
+
+import numpy as np
+
+from .. import ops
+from ..bptt import step_of
+from .passes import ReusingForward, UFUNCS, _with
+from .replay import bind, lower, plain, releaser
+from .tape import Backward, Forward, Free, LeafGrad, SliceGrad, plan_accumulation, plan_step
+
+KINDS = (Forward, Backward, SliceGrad, LeafGrad, Free, ReusingForward)
+
+
+def roll_loops(tape):
+    """Pass 5: every run of three or more copies of a step (see the module docstring) as a Loop."""
+    plan_accumulation(tape)  # the way shares are added is part of what must repeat
+    made = [forward_of(i) for i in tape.forward]
+    steps = {f.out: step_of(f.scope) for f in made if f is not None}
+    named = {f.out: f.name for f in made if f is not None and f.name}
+    forward = roll(tape.forward, lambda i: steps.get(getattr(forward_of(i), "out", None)), named)
+    backward = roll(tape.backward, lambda i: steps.get(getattr(i, "node", None)), named)
+    return _with(tape, forward=forward, backward=backward)
+
+
+def forward_of(instruction):
+    """The Forward that a forward instruction runs (None for an instruction of another kind)."""
+    if type(instruction) is ReusingForward:
+        return instruction.step
+    return instruction if isinstance(instruction, Forward) else None
+
+
+def roll(instructions, step_of_instruction, named):
+    """``instructions`` with each run of copied steps replaced by one Loop. A loop's body is one
+    step, or two when the steps alternate between two things (``reuse_buffers`` hands two
+    buffers back and forth, one step to the next). ``named``: slot -> the name of its value."""
+    blocks = []  # [(sequence and step, or None), [instructions]]
+    for instruction in instructions:
+        where = None if isinstance(instruction, Free) else step_of_instruction(instruction)
+        if isinstance(instruction, Free) and blocks:
+            blocks[-1][1].append(instruction)
+        elif blocks and where is not None and blocks[-1][0] == where:
+            blocks[-1][1].append(instruction)
+        else:
+            blocks.append([where, [instruction]])
+    flat = [flatten(block) for _, block in blocks]
+    result, start = [], 0
+    while start < len(blocks):
+        count, body = run_length(blocks, flat, start, 1), 1
+        if count < 3 and run_length(blocks, flat, start + 1, 1) < 3:
+            count, body = run_length(blocks, flat, start, 2) * 2, 2
+        if count >= 3 * body:
+            sequence, first = blocks[start][0]
+            label = f"{sequence or 'steps'}, t={first}..{blocks[start + count - 1][0][1]}"
+            result.append(Loop([[i for _, block in blocks[k:k + body] for i in block]
+                                for k in range(start, start + count, body)], label, body, named))
+        else:
+            count = 1
+            result += blocks[start][1]
+        start += count
+    return result
+
+
+def run_length(blocks, flat, start, body):
+    """How many groups of ``body`` blocks from ``start``, all steps of one sequence, are copies of
+    one step (0 or 1: none). ``flat`` holds each block's (template, numbers). The first group is
+    left out of a loop that would include it when the groups after it are copies without it
+    (t=0 reading a zero initial state)."""
+    def group(k):
+        """(template, numbers) of the k-th group, or None past the sequence's steps."""
+        first = start + k * body
+        wheres = [where for where, _ in blocks[first:first + body]]
+        if len(wheres) < body or any(where is None or where[0] != blocks[start][0][0] for where in wheres):
+            return None
+        return ([part for template, _ in flat[first:first + body] for part in template],
+                [n for _, numbers in flat[first:first + body] for n in numbers])
+
+    def copies_from(k):
+        if start >= len(blocks) or blocks[start][0] is None or group(k) is None:
+            return 0
+        template, numbers = group(k)
+        count, step = 1, None
+        while (other := group(k + count)) is not None and other[0] == template:
+            change = tuple(b - a for a, b in zip(numbers, other[1]))
+            if step is not None and change != step:
+                break
+            step, numbers, count = change, other[1], count + 1
+        return count
+
+    count = copies_from(0)
+    return 1 if copies_from(1) > count else count
+
+
+# ------------------------------------------- instructions as templates and numbers
+
+class Name(str):
+    """A name in the generated source (a constant, a function), written as itself."""
+
+    def __repr__(self):
+        return str(self)
+
+
+NUMBER = "<number>"
+
+
+def fields(instruction):
+    """An instruction's fields in a fixed order, as nested tuples; None for one of another kind."""
+    if type(instruction) is ReusingForward:
+        return ("reuse", fields(instruction.step), instruction.buffer)
+    if type(instruction) not in KINDS:
+        return None
+    return tuple((f.name, getattr(instruction, f.name))
+                 for f in dataclasses.fields(instruction) if f.name not in ("scope", "name"))
+
+
+def flatten(block):
+    """(template, numbers) of a block: its fields with every int taken out into ``numbers``, and
+    every other object as (its type, itself) when hashable, else by identity (an array)."""
+    numbers = []
+
+    def walk(value):
+        kind = type(value)
+        if kind is int:
+            numbers.append(value)
+            return NUMBER
+        if kind is tuple or kind is list:
+            return tuple(map(walk, value))
+        if kind is dict:
+            return tuple((key, walk(v)) for key, v in value.items())
+        if kind is slice:
+            return ("slice", walk((value.start, value.stop, value.step)))
+        if kind is np.ndarray:
+            return ("identity", id(value))
+        try:
+            hash(value)
+        except TypeError:
+            return ("identity", id(value))
+        return (kind, value)
+
+    template = []
+    for instruction in block:
+        parts = fields(instruction)
+        template.append(("identity", id(instruction)) if parts is None else walk(parts))
+    return template, numbers
+
+
+# ------------------------------------------------------------------- the loop
+
+class Loop:
+    """The T copies ``blocks`` of one step's instructions, run as one body T times.
+
+    ``source`` is the body as Python source, a function ``run(V, S, G, L)``
+    whose loop counter ``k`` moves every changing number on: ``V[12 + 16*k]``.
+    ``label`` names the sequence and its steps: "lstm/l0, t=1..6"; ``steps``
+    counts them (a body may hold two steps, see :func:`roll`).
+    """
+
+    def __init__(self, blocks, label="", body=1, named=None):
+        self.blocks, self.label, self.steps = blocks, label, len(blocks) * body
+        self.named = named or {}
+        self.rolled = True
+        numbers = flatten(blocks[0])[1]
+        self.start = numbers
+        self.change = tuple(b - a for a, b in zip(numbers, flatten(blocks[1])[1]))
+
+    def plan(self, owned):
+        """Plan every step's shares; the body is the same code in every step only if they are
+        added the same way in every step (else the steps run one by one)."""
+        for instruction in (i for block in self.blocks for i in block):
+            plan_step(instruction, owned)
+        kinds = [[(getattr(i, "kinds", ()), getattr(i, "kind", "")) for i in block] for block in self.blocks]
+        self.rolled = all(k == kinds[0] for k in kinds)
+
+    def lower(self, free):
+        release = releaser(free)
+        if not self.rolled:
+            runs = lower([i for block in self.blocks for i in block])
+        else:
+            source, names = self.source()
+            scope = dict(names)
+            exec(compile(source, f"<rolled step of {len(self.blocks)}>", "exec"), scope)
+            runs = [scope["run"]]
+
+        def run(V, S, G, L):
+            for each in runs:
+                each(V, S, G, L)
+            if release is not None:
+                release(V, S, G)
+        return run
+
+    def source(self):
+        """(the body as source of a function ``run(V, S, G, L)``, the names it uses)."""
+        names = {"np": np, "unbroadcast": ops.unbroadcast, "add_into": ops.GetItem.add_into, "bind": bind}
+        numbers = iter(zip(self.start, self.change))
+
+        def name(value, prefix):
+            for key, known in names.items():
+                if known is value and key.startswith(prefix):
+                    return Name(key)
+            key = f"{prefix}{len(names)}"
+            names[key] = value
+            return Name(key)
+
+        def render(value):  # the numbers taken in flatten's order, the same types walked
+            kind = type(value)
+            if kind is int:
+                first, change = next(numbers)
+                return Name(f"{first} + {change} * k" if change else str(first))
+            if kind is tuple or kind is list:
+                return kind(map(render, value))
+            if kind is dict:
+                return {key: render(v) for key, v in value.items()}
+            if kind is slice:
+                return slice(*render((value.start, value.stop, value.step)))
+            if value is None or kind in (bool, str):
+                return value
+            return name(value, "c")
+
+        lines = ["def run(V, S, G, L):",
+                 f'    """{self.label}: {len(self.blocks)} runs of one body."""',
+                 f"    for k in range({len(self.blocks)}):"]
+        for instruction in self.blocks[0]:
+            reused = type(instruction) is ReusingForward
+            parts = dict(render(fields(instruction)[1] if reused else fields(instruction)))
+            code = emit(parts, instruction, name, name(instruction.buffer, "buffer") if reused else None)
+            made = forward_of(instruction)
+            slot = made.out if made is not None else getattr(instruction, "node", None)
+            if slot in self.named:  # the article's quantity: i, f, c~, o, c, h; r, z, n
+                what = self.named[slot]
+                code[0] += f"  # {what}" if made is not None else f"  # backward of {what}"
+            lines += ["        " + line for line in code]
+        return "\n".join(lines) + "\n", names
+
+
+def emit(f, instruction, name, buffer):
+    """The source lines of one instruction, its numbers rendered in ``f`` (a dict of its fields)."""
+    kind = type(instruction.step if buffer is not None else instruction)
+    if kind is Forward and buffer is not None:
+        a, b = f["ins"]
+        ufunc = name(UFUNCS[instruction.step.fn], f"np_{UFUNCS[instruction.step.fn].__name__}_")
+        lines = [f"V[{f['out']}] = {ufunc}(V[{a}], V[{b}], out={buffer})"]
+        if f["keep_saved"]:
+            lines.append(f"S[{f['out']}] = (V[{a}], V[{b}])" if instruction.step.fn is ops.Mul
+                         else f"S[{f['out']}] = ()")
+        return lines
+    if kind is Forward:
+        forward = name(plain(instruction.fn.forward), f"{instruction.fn.__name__.lower()}_")
+        args = [f"V[{i}]" for i in f["ins"]]
+        if f["bound"]:
+            args.append(f"**bind({f['params']!r}, {f['bound']!r}, V)")
+        else:
+            args += [f"{key}={value!r}" for key, value in f["params"].items()]
+        call = f"{forward}({', '.join(args)})"
+        if f["wrap"]:
+            lines = [f"value, saved = {call}", f"V[{f['out']}] = np.asarray(value)"]
+            return lines + ([f"S[{f['out']}] = saved"] if f["keep_saved"] else [])
+        return [f"V[{f['out']}], S[{f['out']}] = {call}" if f["keep_saved"] else f"V[{f['out']}] = {call}[0]"]
+    if kind is Backward:
+        backward = name(plain(instruction.fn.backward), f"{instruction.fn.__name__.lower()}_")
+        lines = [f"shares = {backward}(S[{f['node']}], G[{f['node']}], {f['needs']!r})"]
+        for (i, parent, shape), how in zip(f["routes"], f["kinds"]):
+            lines += [f"g = shares[{i}]", f"if g.shape != {shape!r}:", f"    g = unbroadcast(g, {shape!r})",
+                      {"set": f"G[{parent}] = g", "new": f"G[{parent}] = G[{parent}] + g",
+                       "inplace": f"G[{parent}] += g"}[how]]
+        return lines
+    if kind is SliceGrad:
+        return emit_slice(f)
+    if kind is LeafGrad:
+        return [f"if L[{f['slot']}].grad is None:",
+                f"    L[{f['slot']}].grad = np.array(G[{f['slot']}], dtype={f['dtype']!r})",
+                "else:", f"    L[{f['slot']}].grad += G[{f['slot']}]"]
+    return ([f"V[{s}] = None" for s in f["values"]] + [f"S[{s}] = None" for s in f["saved"]]
+            + [f"G[{s}] = None" for s in f["grads"]])
+
+
+def emit_slice(f):
+    """A slice's gradient into its parent's, as ``replay._slice_grad`` adds it."""
+    node, parent, kind = f["node"], f["parent"], f["kind"]
+    lines = [f"g = G[{node}]"]
+    if f["assign"]:
+        if kind == "empty" and f["host"] is None:
+            lines.append(f"G[{parent}] = np.empty({f['shape']!r}, np.result_type({f['dtype']!r}, g.dtype))")
+        elif kind == "empty":
+            host, shape, dtype, index = f["host"]
+            lines += [f"if G[{host}] is None:",
+                      f"    G[{host}] = np.empty({shape!r}, np.result_type({dtype!r}, g.dtype))",
+                      f"G[{parent}] = G[{host}][{index!r}]"]
+        return lines + [f"G[{parent}][{f['index']!r}] = g"]
+    if kind == "owned":
+        lines.append(f"buffer = G[{parent}]")
+    elif kind == "copy":
+        lines.append(f"buffer = G[{parent}] = np.array(G[{parent}], "
+                     f"dtype=np.result_type(G[{parent}], g.dtype))")
+    else:
+        lines.append(f"buffer = G[{parent}] = np.zeros({f['shape']!r}, "
+                     f"np.result_type({f['dtype']!r}, g.dtype))")
+    return lines + [f"add_into(buffer, S[{node}], g)"]
