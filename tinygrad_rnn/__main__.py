@@ -34,7 +34,7 @@ def _positive_int(text):
 
 
 def build_parser():
-    """The argument parser: one subcommand per action (``draw`` so far)."""
+    """The argument parser: one subcommand per action (``draw`` and ``explore``)."""
     parser = argparse.ArgumentParser(
         prog=PROG, description="tinygrad_rnn from the command line.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -50,24 +50,13 @@ def build_parser():
                f"  {PROG} draw lstm --steps 100 --detail rolled -o lstm_rolled.svg\n"
                f"  {PROG} draw rnn --steps 30 --detail cells --grads -o rnn_grads.png")
     draw.add_argument("layer", choices=list(LAYERS), help="the kind of recurrent layer")
-    draw.add_argument("--steps", type=_positive_int, default=3, metavar="T",
-                      help="time steps to unroll (default: 3)")
-    draw.add_argument("--hidden", type=_positive_int, default=4, metavar="H",
-                      help="hidden size (default: 4)")
-    draw.add_argument("--input-size", type=_positive_int, default=3, metavar="I",
-                      help="input features per step (default: 3)")
-    draw.add_argument("--batch", type=_positive_int, default=2, metavar="B",
-                      help="sequences in the batch (default: 2)")
+    _add_model_options(draw, steps=3, detail="(default: ops)")
     draw.add_argument("--layers", type=_positive_int, default=1, metavar="L",
                       help="stacked layers (default: 1)")
     draw.add_argument("--bidirectional", action="store_true",
                       help="also run each layer backward in time")
-    draw.add_argument("--detail", choices=("ops", "cells", "rolled"), default="ops",
-                      help="one node per op, one per time step, or each layer's step "
-                           "drawn once (default: ops)")
     draw.add_argument("--grads", action="store_true",
                       help="backpropagate the loss and shade by gradient norm")
-    draw.add_argument("--seed", type=int, default=0, help="seed of weights and data (default: 0)")
     limits = draw.add_mutually_exclusive_group()
     limits.add_argument("--max-nodes", type=_positive_int, default=2000, metavar="N",
                         help="refuse to draw more nodes than this (default: 2000)")
@@ -83,6 +72,21 @@ def build_parser():
     return parser
 
 
+def _add_model_options(command, steps, detail):
+    """The options of the seeded layer a command builds: its size, its data and its picture's detail."""
+    command.add_argument("--steps", type=_positive_int, default=steps, metavar="T",
+                         help=f"time steps to unroll (default: {steps})")
+    command.add_argument("--hidden", type=_positive_int, default=4, metavar="H",
+                         help="hidden size (default: 4)")
+    command.add_argument("--input-size", type=_positive_int, default=3, metavar="I",
+                         help="input features per step (default: 3)")
+    command.add_argument("--batch", type=_positive_int, default=2, metavar="B",
+                         help="sequences in the batch (default: 2)")
+    command.add_argument("--detail", choices=("ops", "cells", "rolled"), default="ops",
+                         help=f"one node per op, one per time step, or each layer's step drawn once {detail}")
+    command.add_argument("--seed", type=int, default=0, help="seed of weights and data (default: 0)")
+
+
 def _add_explore(commands):
     explore = commands.add_parser(
         "explore", help="write the explorer page of small RNN, LSTM or GRU layers side by side",
@@ -95,18 +99,7 @@ def _add_explore(commands):
                f"  {PROG} explore rnn lstm gru --steps 8 -o compare.html")
     explore.add_argument("layers", nargs="+", choices=list(LAYERS), metavar="{rnn,lstm,gru}",
                          help="the kinds of recurrent layer, one run each")
-    explore.add_argument("--steps", type=_positive_int, default=5, metavar="N",
-                         help="time steps to unroll (default: 5)")
-    explore.add_argument("--hidden", type=_positive_int, default=4, metavar="H",
-                         help="hidden size (default: 4)")
-    explore.add_argument("--input-size", type=_positive_int, default=3, metavar="I",
-                         help="input features per step (default: 3)")
-    explore.add_argument("--batch", type=_positive_int, default=2, metavar="B",
-                         help="sequences in the batch (default: 2)")
-    explore.add_argument("--detail", choices=("ops", "cells", "rolled"), default="ops",
-                         help="one node per op, one per time step, or each layer's step drawn once "
-                              "(default: ops; a graph too big to lay out is drawn coarser)")
-    explore.add_argument("--seed", type=int, default=0, help="seed of weights and data (default: 0)")
+    _add_model_options(explore, steps=5, detail="(default: ops; a graph too big to lay out is drawn coarser)")
     explore.add_argument("-o", "--output", required=True, metavar="PAGE",
                          help="where to write the page (.html)")
     explore.set_defaults(run=run_explore)
