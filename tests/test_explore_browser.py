@@ -191,6 +191,19 @@ def test_switching_runs_and_snapshots(browser, pages):
     assert_clean(browser)
 
 
+def test_the_gate_panel_shows_a_gate_of_the_lstm_and_says_why_the_rnn_has_none(browser, pages):
+    path, _, _ = pages["compare"]
+    open_page(browser, path)
+    panel = browser.find_element("id", "panel-gates")
+    assert panel.find_elements("css selector", "select") == []
+    assert "a plain RNN has none" in panel.find_element("css selector", "p.hint").text
+    browser.execute_script("explorer.setRun('LSTM')")
+    panel = browser.find_element("id", "panel-gates")
+    assert panel.find_elements("css selector", "p.hint") == []
+    assert panel.find_element("css selector", "select option").text.startswith("f")
+    assert_clean(browser)
+
+
 def test_wheel_zooms_drag_pans_and_play_moves_the_scrubber(browser, pages):
     from selenium.webdriver import ActionChains
     from selenium.webdriver.support.wait import WebDriverWait

@@ -527,14 +527,17 @@
                           "bars: fraction saturated (< 0.1 or > 0.9)"};
   }
 
+  // kind, title, how to draw one item, what to say when the recording has none
   const TIME_PANELS = [
-    ["norms", "||dL/d(state) at t||", item => barChart(item, true)],
-    ["weights", "each step's share of dL/dW: ||(dL/dW)_t||", item => barChart(item, false)],
-    ["gates", "a gate over time", gateChart],
+    ["norms", "||dL/d(state) at t||", item => barChart(item, true), "no state was recorded"],
+    ["weights", "each step's share of dL/dW: ||(dL/dW)_t||", item => barChart(item, false),
+     "no weight with a gradient was recorded"],
+    ["gates", "a gate over time", gateChart,
+     "no gates in this run (a plain RNN has none; an LSTM has i, f, o, a GRU r, z)"],
   ];
 
   function renderTimePanels(current, t) {
-    for (const [kind, title, draw] of TIME_PANELS) {
+    for (const [kind, title, draw, none] of TIME_PANELS) {
       const items = current.panels[kind];
       if (state.chosen[kind] >= items.length) state.chosen[kind] = 0;
       const key = `${state.snapshot}/${state.run}/${state.chosen[kind]}`;
@@ -545,7 +548,7 @@
         const item = items[state.chosen[kind]];
         view = timeViews[kind] = {key, element, columns: []};
         if (!item) {
-          element.append(el("p", {class: "hint"}, "nothing recorded"));
+          element.append(el("p", {class: "hint"}, none));
         } else {
           const choice = el("select", {"data-kind": kind});
           items.forEach((other, k) => choice.append(el("option", {value: String(k)}, other.label)));
