@@ -383,6 +383,15 @@ def test_09_matching_openings_pairs_each_closing_bracket_with_its_opening():
     assert units.matching_openings("a([b]c)[]") == [(4, 2), (6, 1), (8, 7)]
 
 
+def test_09_listening_sets_the_opening_apart_from_the_letters_and_the_brackets_before_it():
+    units = demo("09_what_units_learn")
+    text = "a[b]c(dd)"          # the ')' at 8 closes the '(' at 5; before it letters 0, 2, 4, brackets 1, 3
+    row = np.array([0.1, 0.7, 0.3, 0.2, 0.05, 0.9, 0.2, 0.4, 0.0])
+    assert units.listening(row, text, 8, 5) == pytest.approx((0.9, 0.3, 0.7, 0.3))
+    at_opening, letter, bracket, between = units.listening(np.array([0.6, 0.2, 0.1, 0.0]), "[()]", 3, 0)
+    assert (at_opening, letter, bracket) == (0.6, 0.0, 0.0) and np.isnan(between)
+
+
 def test_09_training_windows_start_where_no_bracket_is_open():
     units = demo("09_what_units_learn")
     tr.manual_seed(1)
@@ -405,6 +414,8 @@ def test_09_quick_run_finds_the_unit_and_the_connectivity_of_closing_brackets(ou
     assert C.shape == (len(closings), 200)
     for row, (t, o) in zip(C, closings):
         assert not row[t:].any() and row[o] > 0   # the prediction before t reads characters up to t - 1
+    strict = [o == 0 or row[o] > row[:o].max() for row, (t, o) in zip(C, closings)]
+    assert list(run["above_everything"]) == strict   # heard more than every character before the opening
     assert (out_dir / "09_depth_unit.png").stat().st_size > 0
     tokens, page = sequence_view(run["page"])
     assert run["page"] == out_dir / "09_explorer.html" and "".join(tokens) == run["test_text"][:120]
