@@ -4,7 +4,7 @@ import pytest
 
 import tinygrad_rnn as tr
 from tinygrad_rnn import nn
-from tinygrad_rnn.compile import ROLLED_PASSES, compile
+from tinygrad_rnn.compile import UNROLLED_PASSES, compile
 from tinygrad_rnn.compile.replay import lower
 from tinygrad_rnn.compile.roll import Loop
 from tinygrad_rnn.compile.tape import Backward, SliceGrad, plan_accumulation
@@ -20,12 +20,21 @@ def loops(tape):
 @pytest.mark.parametrize("layer_class", [nn.RNN, nn.LSTM, nn.GRU])
 def test_the_steps_of_a_layer_run_as_one_body(layer_class):
     fn, calls, leaves = sequence_problem(layer_class, {}, steps=9)
-    step = assert_compiled_matches(fn, calls, leaves, passes=ROLLED_PASSES)
+    step = assert_compiled_matches(fn, calls, leaves)
     forward = [s for s in step.tape(*calls[0]).forward if isinstance(s, Loop)]
     backward = [s for s in step.tape(*calls[0]).backward if isinstance(s, Loop)]
     assert len(forward) == 1 and len(backward) == 1
     assert forward[0].steps >= 6 and backward[0].steps >= 7
     assert len(forward[0].blocks) >= 3 and len(backward[0].blocks) >= 7
+
+
+@pytest.mark.parametrize("layer_class", [nn.LSTM, nn.GRU])
+def test_the_unrolled_replay_stays_available(layer_class):
+    fn, calls, leaves = sequence_problem(layer_class, {}, steps=9)
+    step = assert_compiled_matches(fn, calls, leaves, passes=UNROLLED_PASSES)
+    assert loops(step.tape(*calls[0])) == []
+    with pytest.raises(RuntimeError, match="no rolled loop"):
+        step.source()
 
 
 def steps_of(loop):
@@ -55,13 +64,13 @@ def hand_made(activations, steps=6):
 def test_steps_that_are_not_copies_stay_unrolled():
     # no two steps in a row alike, nor two pairs of steps
     fn, calls, leaves = hand_made(lambda t: [("tanh", "sigmoid", "relu")[t % 3]])
-    step = assert_compiled_matches(fn, calls, leaves, passes=ROLLED_PASSES)
+    step = assert_compiled_matches(fn, calls, leaves)
     assert loops(step.tape(*calls[0])) == []
 
 
 def test_a_step_that_differs_ends_the_loop():
     fn, calls, leaves = hand_made(lambda t: ["tanh"] * (2 if t == 4 else 1), steps=9)
-    step = assert_compiled_matches(fn, calls, leaves, passes=ROLLED_PASSES)
+    step = assert_compiled_matches(fn, calls, leaves)
     spans = [steps_of(s) for s in step.tape(*calls[0]).forward if isinstance(s, Loop)]
     assert spans == [range(1, 4), range(5, 8)], spans  # step 0 reads zeros, step 8 is the last
 
@@ -83,7 +92,7 @@ def test_numbers_that_do_not_move_on_evenly_end_the_loop():
 
     rng = np.random.default_rng(1)
     calls = [(tr.Tensor(rng.normal(size=(9, 2, 3))),) for _ in range(2)]
-    step = assert_compiled_matches(loss_fn, calls, [weight], passes=ROLLED_PASSES)
+    step = assert_compiled_matches(loss_fn, calls, [weight])
     spans = [steps_of(s) for s in step.tape(*calls[0]).forward if isinstance(s, Loop)]
     assert spans == [range(1, 4), range(4, 8)], spans
 
@@ -92,7 +101,7 @@ def test_the_source_does_not_grow_with_the_number_of_steps():
     lengths = []
     for steps in (8, 16):
         fn, calls, leaves = sequence_problem(nn.LSTM, {}, steps=steps)
-        step = compile(fn, passes=ROLLED_PASSES)
+        step = compile(fn)
         step(*calls[0])
         lengths.append(len(step.source().splitlines()))
         assert f"for k in range({steps - 2}):" in step.source()  # backward: every step but the ends
@@ -101,7 +110,7 @@ def test_the_source_does_not_grow_with_the_number_of_steps():
 
 def test_source_needs_a_rolled_trace():
     fn, calls, leaves = hand_made(lambda t: ["tanh"] * (t + 1))
-    step = compile(fn, passes=ROLLED_PASSES)
+    step = compile(fn)
     with pytest.raises(RuntimeError, match="call the step once"):
         step.source()
     step(*calls[0])
@@ -133,7 +142,7 @@ def test_the_source_run_on_its_own_gives_the_steps_results(layer_class):
     """Each loop's source, executed alone on the slots of a call, leaves the values and gradients
     that the loop's steps, run one instruction after another, leave."""
     fn, calls, leaves = sequence_problem(layer_class, {}, steps=8)
-    step = compile(fn, passes=ROLLED_PASSES)
+    step = compile(fn)
     step(*calls[0])
     tape = step.tape(*calls[0])
     program = tape.forward + ["seed"] + tape.backward
@@ -169,7 +178,7 @@ def test_the_source_run_on_its_own_gives_the_steps_results(layer_class):
 
 def test_a_loop_whose_steps_add_their_shares_differently_runs_them_one_by_one():
     fn, calls, leaves = sequence_problem(nn.RNN, {}, steps=8)
-    tape = compile(fn, passes=ROLLED_PASSES).tape(*calls[0])
+    tape = compile(fn).tape(*calls[0])
     loop = next(s for s in tape.backward if isinstance(s, Loop))
     first = next(i for i in loop.blocks[0] if isinstance(i, Backward) and i.routes)
     loop.plan({first.routes[0][1]: True})  # that slot already owned: its first share is added in place

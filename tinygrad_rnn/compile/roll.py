@@ -71,7 +71,7 @@ def roll(instructions, step_of_instruction, named):
             blocks[-1][1].append(instruction)
         else:
             blocks.append([where, [instruction]])
-    flat = [flatten(block) for _, block in blocks]
+    flat = [None if where is None else flatten(block) for where, block in blocks]
     result, start = [], 0
     while start < len(blocks):
         count, body = run_length(blocks, flat, start, 1), 1
@@ -80,8 +80,10 @@ def roll(instructions, step_of_instruction, named):
         if count >= 3 * body:
             sequence, first = blocks[start][0]
             label = f"{sequence or 'steps'}, t={first}..{blocks[start + count - 1][0][1]}"
+            numbers = [np.concatenate([flat[j][1] for j in range(k, k + body)])
+                       for k in (start, start + body)]  # of the first two bodies
             result.append(Loop([[i for _, block in blocks[k:k + body] for i in block]
-                                for k in range(start, start + count, body)], label, body, named))
+                                for k in range(start, start + count, body)], numbers, label, body, named))
         else:
             count = 1
             result += blocks[start][1]
@@ -100,8 +102,10 @@ def run_length(blocks, flat, start, body):
         wheres = [where for where, _ in blocks[first:first + body]]
         if len(wheres) < body or any(where is None or where[0] != blocks[start][0][0] for where in wheres):
             return None
-        return ([part for template, _ in flat[first:first + body] for part in template],
-                [n for _, numbers in flat[first:first + body] for n in numbers])
+        if body == 1:
+            return flat[first]
+        return (sum((flat[j][0] for j in range(first, first + body)), ()),
+                np.concatenate([flat[j][1] for j in range(first, first + body)]))
 
     def copies_from(k):
         if start >= len(blocks) or blocks[start][0] is None or group(k) is None:
@@ -109,8 +113,8 @@ def run_length(blocks, flat, start, body):
         template, numbers = group(k)
         count, step = 1, None
         while (other := group(k + count)) is not None and other[0] == template:
-            change = tuple(b - a for a, b in zip(numbers, other[1]))
-            if step is not None and change != step:
+            change = other[1] - numbers
+            if step is not None and not np.array_equal(change, step):
                 break
             step, numbers, count = change, other[1], count + 1
         return count
@@ -131,19 +135,24 @@ class Name(str):
 NUMBER = "<number>"
 
 
+# The fields that say what an instruction does, per kind (its scope and name only say where).
+FIELDS = {kind: tuple(f.name for f in dataclasses.fields(kind) if f.name not in ("scope", "name"))
+          for kind in KINDS if dataclasses.is_dataclass(kind)}
+INT, PLAIN = {int}, {bool, str, type(None)}
+
+
 def fields(instruction):
-    """An instruction's fields in a fixed order, as nested tuples; None for one of another kind."""
+    """The values of an instruction's ``FIELDS``, in order; None for one of another kind."""
     if type(instruction) is ReusingForward:
         return ("reuse", fields(instruction.step), instruction.buffer)
-    if type(instruction) not in KINDS:
-        return None
-    return tuple((f.name, getattr(instruction, f.name))
-                 for f in dataclasses.fields(instruction) if f.name not in ("scope", "name"))
+    names = FIELDS.get(type(instruction))
+    return None if names is None else tuple(map(instruction.__getattribute__, names))
 
 
 def flatten(block):
-    """(template, numbers) of a block: its fields with every int taken out into ``numbers``, and
-    every other object as (its type, itself) when hashable, else by identity (an array)."""
+    """(template, numbers) of a block: its fields with every int taken out into ``numbers`` (an
+    int64 array), every other object as (its type, itself) when hashable, else by identity (an
+    array). Every instruction of a traced step passes here once: the common cases come first."""
     numbers = []
 
     def walk(value):
@@ -152,7 +161,13 @@ def flatten(block):
             numbers.append(value)
             return NUMBER
         if kind is tuple or kind is list:
-            return tuple(map(walk, value))
+            kinds = set(map(type, value))
+            if kinds == INT:  # slots, a shape
+                numbers.extend(value)
+                return (kind, len(value))
+            return value if kinds <= PLAIN else tuple(map(walk, value))
+        if kind is str or kind is bool or value is None:
+            return value
         if kind is dict:
             return tuple((key, walk(v)) for key, v in value.items())
         if kind is slice:
@@ -168,8 +183,11 @@ def flatten(block):
     template = []
     for instruction in block:
         parts = fields(instruction)
-        template.append(("identity", id(instruction)) if parts is None else walk(parts))
-    return template, numbers
+        template.append(("identity", id(instruction)) if parts is None else (type(instruction), walk(parts)))
+    try:
+        return tuple(template), np.array(numbers, dtype=np.int64)
+    except OverflowError:  # a Python int beyond int64 (a seed in a param): compared exactly
+        return tuple(template), np.array(numbers, dtype=object)
 
 
 # ------------------------------------------------------------------- the loop
@@ -183,13 +201,12 @@ class Loop:
     counts them (a body may hold two steps, see :func:`roll`).
     """
 
-    def __init__(self, blocks, label="", body=1, named=None):
+    def __init__(self, blocks, numbers, label="", body=1, named=None):
         self.blocks, self.label, self.steps = blocks, label, len(blocks) * body
         self.named = named or {}
         self.rolled = True
-        numbers = flatten(blocks[0])[1]
-        self.start = numbers
-        self.change = tuple(b - a for a, b in zip(numbers, flatten(blocks[1])[1]))
+        first, second = numbers  # of the first two bodies, as flatten gives them
+        self.start, self.change = first.tolist(), (second - first).tolist()
 
     def plan(self, owned):
         """Plan every step's shares; the body is the same code in every step only if they are
@@ -249,7 +266,8 @@ class Loop:
                  f"    for k in range({len(self.blocks)}):"]
         for instruction in self.blocks[0]:
             reused = type(instruction) is ReusingForward
-            parts = dict(render(fields(instruction)[1] if reused else fields(instruction)))
+            values = render(fields(instruction)[1] if reused else fields(instruction))
+            parts = dict(zip(FIELDS[Forward if reused else type(instruction)], values))
             code = emit(parts, instruction, name, name(instruction.buffer, "buffer") if reused else None)
             made = forward_of(instruction)
             slot = made.out if made is not None else getattr(instruction, "node", None)
