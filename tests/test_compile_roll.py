@@ -6,8 +6,9 @@ import tinygrad_rnn as tr
 from tinygrad_rnn import nn
 from tinygrad_rnn.compile import UNROLLED_PASSES, compile
 from tinygrad_rnn.compile.replay import lower
-from tinygrad_rnn.compile.roll import Loop
-from tinygrad_rnn.compile.tape import Backward, SliceGrad, plan_accumulation
+from tinygrad_rnn import ops
+from tinygrad_rnn.compile.roll import INLINE_FORWARD, Loop, inline_backward, inline_forward
+from tinygrad_rnn.compile.tape import Backward, Forward, SliceGrad, plan_accumulation
 from tinygrad_rnn.rng import generator
 from compile_helpers import assert_compiled_matches
 from test_compile import sequence_problem
@@ -185,3 +186,44 @@ def test_a_loop_whose_steps_add_their_shares_differently_runs_them_one_by_one():
     assert not loop.rolled
     plan_accumulation(tape)  # planned in the tape's order again, as a replay plans it
     assert loop.rolled
+
+
+# fn: (the shapes of its inputs, its params)
+INLINED = {ops.Sigmoid: ([(3, 4)], {}), ops.Tanh: ([(3, 4)], {}), ops.Mul: ([(3, 4), (3, 4)], {}),
+           ops.Add: ([(3, 4), (3, 4)], {}), ops.Sub: ([(3, 4), (3, 4)], {}),
+           ops.GetItem: ([(3, 4)], {"index": (slice(None), slice(1, 3))}),
+           ops.Linear: ([(3, 4), (5, 4), (5,)], {})}
+
+
+def same(got, want):
+    if isinstance(want, np.ndarray):
+        return got.dtype == want.dtype and np.array_equal(got, want)
+    if isinstance(want, tuple):
+        return len(got) == len(want) and all(same(a, b) for a, b in zip(got, want))
+    return got == want
+
+
+@pytest.mark.parametrize("fn", list(INLINE_FORWARD), ids=lambda fn: fn.name)
+def test_a_primitive_written_inline_is_the_primitive_bit_for_bit(fn):
+    """The expressions a loop's body writes in place of a primitive's forward and backward give
+    its value, saved tuple and shares, bit for bit."""
+    shapes, params = INLINED[fn]
+    rng = np.random.default_rng(0)
+    args = [(rng.normal(size=shape) * 4).astype(np.float32) for shape in shapes]
+    names = [f"a{k}" for k in range(len(args))]
+    want, want_saved = fn.forward(*args, **params)
+    value, saved = inline_forward(Forward(fn, tuple(range(len(args))), params, 9, True, shape=want.shape))
+    scope = {"np": np, **dict(zip(names, args))}
+    scope["out"] = eval(value.format(*names, **params), scope)
+    assert same(scope["out"], want)
+    assert same(eval(saved.format(*names, out="out", **params), scope), want_saved)
+    if fn is ops.GetItem:  # its gradient is a SliceGrad, written by emit_slice
+        return
+    routes = tuple((i, i, shape) for i, shape in enumerate(shapes))
+    saved_names, shares = inline_backward(Backward(9, fn, (True,) * len(args), routes))
+    g = rng.normal(size=want.shape).astype(np.float32)
+    scope = {"np": np, "saved": want_saved, "g": g}
+    if saved_names:
+        exec(f"{saved_names} = saved", scope)
+    for got, expected in zip(shares, fn.backward(want_saved, g, (True,) * len(args))):
+        assert same(eval(got.format(g="g"), scope), expected)

@@ -24,8 +24,11 @@ What it checks, never guessing:
   same in every step, or the loop replays its steps one by one, as before.
 
 A loop runs exactly the instructions of the unrolled tape in the same order,
-so its results are the plain replay's, bit for bit. Run it last: the other
-passes read instructions that this one hides inside its loops.
+so its results are the plain replay's, bit for bit; its body writes the
+common primitives (sigmoid, tanh, mul, add, sub, getitem, a two-axis linear)
+as the numpy expressions of their forward and backward rather than calls
+(``INLINE_FORWARD``, ``INLINE_BACKWARD``). Run it last: the other passes read
+instructions that this one hides inside its loops.
 """
 import dataclasses
 
@@ -278,6 +281,50 @@ class Loop:
         return "\n".join(lines) + "\n", names
 
 
+# Primitives whose forward and backward a loop's body writes out as numpy expressions, the
+# very ones of ``ops`` (tests/test_compile_roll.py checks them bit for bit), rather than calls:
+# a call costs a Python frame and a tuple per primitive, per step. Forward: (value, saved),
+# over the inputs {0}, {1}, ... and the params; backward: (the saved tuple's names, the share
+# of each input over the gradient {g}). ``linear`` only where its input has two axes.
+INLINE_FORWARD = {
+    ops.Sigmoid: ("1 / (1 + np.exp(-{0}))", "({out},)"),
+    ops.Tanh: ("np.tanh({0})", "({out},)"),
+    ops.Mul: ("{0} * {1}", "({0}, {1})"),
+    ops.Add: ("{0} + {1}", "()"),
+    ops.Sub: ("{0} - {1}", "()"),
+    ops.GetItem: ("{0}[{index!r}]", "({0}.shape, {index!r})"),
+    ops.Linear: ("{0} @ {1}.T", "({0}, {1})"),
+}
+INLINE_BACKWARD = {
+    ops.Sigmoid: ("out,", ("{g} * out * (1 - out)",)),
+    ops.Tanh: ("out,", ("{g} * (1 - out * out)",)),
+    ops.Mul: ("a, b", ("{g} * b", "{g} * a")),
+    ops.Add: ("", ("{g}", "{g}")),
+    ops.Sub: ("", ("{g}", "-{g}")),
+    ops.Linear: ("x, weight", ("{g} @ weight", "{g}.T @ x", "{g}")),
+}
+
+
+def inline_forward(instruction):
+    """(value, saved) expressions of a Forward written out in a loop, or None for a call."""
+    if instruction.fn not in INLINE_FORWARD or instruction.bound or instruction.wrap:
+        return None
+    if instruction.fn is ops.Linear:
+        if len(instruction.shape) != 2:
+            return None
+        value, saved = INLINE_FORWARD[ops.Linear]
+        return (value + " + {2}" if len(instruction.ins) == 3 else value), saved
+    return INLINE_FORWARD[instruction.fn]
+
+
+def inline_backward(instruction):
+    """(saved names, shares) of a Backward written out in a loop, or None for a call."""
+    if instruction.fn is ops.Linear:  # two axes: its input's share must say so
+        if not any(i == 0 and len(shape) == 2 for i, _, shape in instruction.routes):
+            return None
+    return INLINE_BACKWARD.get(instruction.fn)
+
+
 def emit(f, instruction, name, buffer):
     """The source lines of one instruction, its numbers rendered in ``f`` (a dict of its fields)."""
     kind = type(instruction.step if buffer is not None else instruction)
@@ -288,6 +335,13 @@ def emit(f, instruction, name, buffer):
         if f["keep_saved"]:
             lines.append(f"S[{f['out']}] = (V[{a}], V[{b}])" if instruction.step.fn is ops.Mul
                          else f"S[{f['out']}] = ()")
+        return lines
+    if kind is Forward and inline_forward(instruction) is not None:
+        expression, saved = inline_forward(instruction)
+        ins = [f"V[{i}]" for i in f["ins"]]
+        lines = [f"V[{f['out']}] = " + expression.format(*ins, **f["params"])]
+        if f["keep_saved"]:
+            lines.append(f"S[{f['out']}] = " + saved.format(*ins, out=f"V[{f['out']}]"))
         return lines
     if kind is Forward:
         forward = name(plain(instruction.fn.forward), f"{instruction.fn.__name__.lower()}_")
@@ -301,6 +355,15 @@ def emit(f, instruction, name, buffer):
             lines = [f"value, saved = {call}", f"V[{f['out']}] = np.asarray(value)"]
             return lines + ([f"S[{f['out']}] = saved"] if f["keep_saved"] else [])
         return [f"V[{f['out']}], S[{f['out']}] = {call}" if f["keep_saved"] else f"V[{f['out']}] = {call}[0]"]
+    if kind is Backward and inline_backward(instruction) is not None:
+        node, (saved_names, shares) = f["node"], inline_backward(instruction)
+        lines = [f"{saved_names} = S[{node}]"] if saved_names else []
+        for (i, _, _), (_, parent, shape), how in zip(instruction.routes, f["routes"], f["kinds"]):
+            lines += [f"g = {shares[i].format(g=f'G[{node}]')}", f"if g.shape != {shape!r}:",
+                      f"    g = unbroadcast(g, {shape!r})",
+                      {"set": f"G[{parent}] = g", "new": f"G[{parent}] = G[{parent}] + g",
+                       "inplace": f"G[{parent}] += g"}[how]]
+        return lines
     if kind is Backward:
         backward = name(plain(instruction.fn.backward), f"{instruction.fn.__name__.lower()}_")
         lines = [f"shares = {backward}(S[{f['node']}], G[{f['node']}], {f['needs']!r})"]
