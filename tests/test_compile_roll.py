@@ -1,4 +1,6 @@
 """The rolling pass: the unrolled tape folded back into its loop, only where the steps are copies."""
+import re
+
 import numpy as np
 import pytest
 
@@ -7,7 +9,7 @@ from tinygrad_rnn import nn
 from tinygrad_rnn.compile import UNROLLED_PASSES, compile
 from tinygrad_rnn.compile.replay import lower
 from tinygrad_rnn import ops
-from tinygrad_rnn.compile.roll import INLINE_FORWARD, Loop, inline_backward, inline_forward
+from tinygrad_rnn.compile.roll import INLINE_FORWARD, Loop, inline_backward, inline_forward, subscript
 from tinygrad_rnn.compile.tape import Backward, Forward, SliceGrad, plan_accumulation
 from tinygrad_rnn.rng import generator
 from compile_helpers import assert_compiled_matches
@@ -76,6 +78,24 @@ def test_a_step_that_differs_ends_the_loop():
     assert spans == [range(1, 4), range(5, 8)], spans  # step 0 reads zeros, step 8 is the last
 
 
+def test_a_share_of_a_broadcast_input_is_summed_back_in_a_loop():
+    """A bias (3,) and a scale (1, 3) applied to (2, 3) rows at every step: the loop's body sums
+    their shares back to their shapes."""
+    rng = np.random.default_rng(0)
+    weight, bias, scale = (nn.Parameter(rng.normal(size=shape)) for shape in [(3, 3), (3,), (1, 3)])
+
+    def loss_fn(xs):
+        h = tr.Tensor(np.zeros((2, 3)))
+        for t in range(xs.shape[0]):
+            with tr.scope(f"t={t}"):
+                h = ((xs[t] + h @ weight) * scale + bias).tanh()
+        return (h * h).sum()
+
+    calls = [(tr.Tensor(rng.normal(size=(6, 2, 3))),) for _ in range(2)]
+    step = assert_compiled_matches(loss_fn, calls, [weight, bias, scale])
+    assert [s for s in step.tape(*calls[0]).backward if isinstance(s, Loop)]
+
+
 def test_numbers_that_do_not_move_on_evenly_end_the_loop():
     """A constant made between steps 3 and 4 shifts every slot after it: the slots of steps
     1..7 then do not advance by one amount, so no loop spans steps 3 and 4."""
@@ -107,6 +127,17 @@ def test_the_source_does_not_grow_with_the_number_of_steps():
         lengths.append(len(step.source().splitlines()))
         assert f"for k in range({steps - 2}):" in step.source()  # backward: every step but the ends
     assert lengths[0] == lengths[1]
+
+
+@pytest.mark.parametrize("layer_class, names", [(nn.LSTM, ["i", "f", "c_tilde", "o", "c", "h"]),
+                                                (nn.GRU, ["r", "z", "n", "h"])])
+def test_the_source_names_the_articles_quantities(layer_class, names):
+    fn, calls, leaves = sequence_problem(layer_class, {}, steps=8)
+    step = compile(fn)
+    step(*calls[0])
+    for name in names:  # made as the value of its slot, and read by that name within the step
+        assert re.search(rf"^ +V\[[^]]+\] = {name} = ", step.source(), re.M), name
+        assert name == "h" or re.search(rf"[(, ]{name}[,)]", step.source()), name
 
 
 def test_source_needs_a_rolled_trace():
@@ -214,7 +245,8 @@ def test_a_primitive_written_inline_is_the_primitive_bit_for_bit(fn):
     want, want_saved = fn.forward(*args, **params)
     value, saved = inline_forward(Forward(fn, tuple(range(len(args))), params, 9, True, shape=want.shape))
     scope = {"np": np, **dict(zip(names, args))}
-    scope["out"] = eval(value.format(*names, **params), scope)
+    where = {"subscript": subscript(params["index"])} if "index" in params else {}
+    scope["out"] = eval(value.format(*names, **params, **where), scope)
     assert same(scope["out"], want)
     assert same(eval(saved.format(*names, out="out", **params), scope), want_saved)
     if fn is ops.GetItem:  # its gradient is a SliceGrad, written by emit_slice

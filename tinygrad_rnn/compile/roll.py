@@ -31,6 +31,8 @@ as the numpy expressions of their forward and backward rather than calls
 instructions that this one hides inside its loops.
 """
 import dataclasses
+import keyword
+import re
 
 import numpy as np
 
@@ -253,7 +255,9 @@ class Loop:
             kind = type(value)
             if kind is int:
                 first, change = next(numbers)
-                return Name(f"{first} + {change} * k" if change else str(first))
+                if not change:
+                    return Name(str(first))
+                return Name(f"{first} + {change} * k" if change > 0 else f"{first} - {-change} * k")
             if kind is tuple or kind is list:
                 return kind(map(render, value))
             if kind is dict:
@@ -267,15 +271,24 @@ class Loop:
         lines = ["def run(V, S, G, L):",
                  f'    """{self.label}: {len(self.blocks)} runs of one body."""',
                  f"    for k in range({len(self.blocks)}):"]
+        aliases = {}  # "V[33 + 32 * k]" -> "i": the local variable that holds a named value
         for instruction in self.blocks[0]:
             reused = type(instruction) is ReusingForward
             values = render(fields(instruction)[1] if reused else fields(instruction))
             parts = dict(zip(FIELDS[Forward if reused else type(instruction)], values))
             code = emit(parts, instruction, name, name(instruction.buffer, "buffer") if reused else None)
+            if not isinstance(instruction, Free):
+                code = [aliased(line, aliases) for line in code]
             made = forward_of(instruction)
             slot = made.out if made is not None else getattr(instruction, "node", None)
             if slot in self.named:  # the article's quantity: i, f, c~, o, c, h; r, z, n
-                what = self.named[slot]
+                what, target = self.named[slot], f"V[{parts['out']}] = " if made is not None else None
+                local = variable(what, names)
+                if target is not None and local is not None and code[0].startswith(target):
+                    code[0] = f"{target}{local} = {code[0][len(target):]}"
+                    aliases = {v: name_ for v, name_ in aliases.items() if name_ != local}
+                    aliases[target[:-3]] = local
+                    code[1:] = [aliased(line, aliases) for line in code[1:]]
                 code[0] += f"  # {what}" if made is not None else f"  # backward of {what}"
             lines += ["        " + line for line in code]
         return "\n".join(lines) + "\n", names
@@ -292,7 +305,7 @@ INLINE_FORWARD = {
     ops.Mul: ("{0} * {1}", "({0}, {1})"),
     ops.Add: ("{0} + {1}", "()"),
     ops.Sub: ("{0} - {1}", "()"),
-    ops.GetItem: ("{0}[{index!r}]", "({0}.shape, {index!r})"),
+    ops.GetItem: ("{0}[{subscript}]", "({0}.shape, {index!r})"),
     ops.Linear: ("{0} @ {1}.T", "({0}, {1})"),
 }
 INLINE_BACKWARD = {
@@ -325,6 +338,35 @@ def inline_backward(instruction):
     return INLINE_BACKWARD.get(instruction.fn)
 
 
+def of_its_shape(instruction, i):
+    """Whether the i-th share of an inlined Backward has its input's shape whatever the call (no
+    sum over broadcast axes): one input, two of one shape, or a two-axis linear's input."""
+    shapes = [shape for _, _, shape in instruction.routes]
+    if instruction.fn is ops.Linear:
+        return i == 0
+    return instruction.fn in (ops.Sigmoid, ops.Tanh) or (len(shapes) == 2 and shapes[0] == shapes[1])
+
+
+# Names the loop's own code uses; a value named one of these keeps its slot.
+RESERVED = {"V", "S", "G", "L", "k", "g", "shares", "out", "a", "b", "x", "weight", "value", "saved",
+            "buffer", "run"}
+
+
+def variable(what, names):
+    """The Python name for a value named ``what`` ("c~" -> "c_tilde"), or None if it has none."""
+    local = re.sub(r"\W", "_", what.replace("~", "_tilde"))
+    if not local.isidentifier() or keyword.iskeyword(local) or local in RESERVED or local in names:
+        return None
+    return local
+
+
+def aliased(line, aliases):
+    """``line`` reading each aliased slot through its variable."""
+    for slot, local in aliases.items():
+        line = line.replace(slot, local)
+    return line
+
+
 def emit(f, instruction, name, buffer):
     """The source lines of one instruction, its numbers rendered in ``f`` (a dict of its fields)."""
     kind = type(instruction.step if buffer is not None else instruction)
@@ -339,7 +381,8 @@ def emit(f, instruction, name, buffer):
     if kind is Forward and inline_forward(instruction) is not None:
         expression, saved = inline_forward(instruction)
         ins = [f"V[{i}]" for i in f["ins"]]
-        lines = [f"V[{f['out']}] = " + expression.format(*ins, **f["params"])]
+        where = {"subscript": subscript(f["params"]["index"])} if "index" in f["params"] else {}
+        lines = [f"V[{f['out']}] = " + expression.format(*ins, **f["params"], **where)]
         if f["keep_saved"]:
             lines.append(f"S[{f['out']}] = " + saved.format(*ins, out=f"V[{f['out']}]"))
         return lines
@@ -359,10 +402,12 @@ def emit(f, instruction, name, buffer):
         node, (saved_names, shares) = f["node"], inline_backward(instruction)
         lines = [f"{saved_names} = S[{node}]"] if saved_names else []
         for (i, _, _), (_, parent, shape), how in zip(instruction.routes, f["routes"], f["kinds"]):
-            lines += [f"g = {shares[i].format(g=f'G[{node}]')}", f"if g.shape != {shape!r}:",
-                      f"    g = unbroadcast(g, {shape!r})",
-                      {"set": f"G[{parent}] = g", "new": f"G[{parent}] = G[{parent}] + g",
-                       "inplace": f"G[{parent}] += g"}[how]]
+            share = shares[i].format(g=f"G[{node}]")
+            if not of_its_shape(instruction, i):
+                lines += [f"g = {share}", f"if g.shape != {shape!r}:", f"    g = unbroadcast(g, {shape!r})"]
+                share = "g"
+            lines.append({"set": f"G[{parent}] = {share}", "new": f"G[{parent}] = G[{parent}] + {share}",
+                          "inplace": f"G[{parent}] += {share}"}[how])
         return lines
     if kind is Backward:
         backward = name(plain(instruction.fn.backward), f"{instruction.fn.__name__.lower()}_")
@@ -378,8 +423,24 @@ def emit(f, instruction, name, buffer):
         return [f"if L[{f['slot']}].grad is None:",
                 f"    L[{f['slot']}].grad = np.array(G[{f['slot']}], dtype={f['dtype']!r})",
                 "else:", f"    L[{f['slot']}].grad += G[{f['slot']}]"]
-    return ([f"V[{s}] = None" for s in f["values"]] + [f"S[{s}] = None" for s in f["saved"]]
-            + [f"G[{s}] = None" for s in f["grads"]])
+    released = [f"{kind}[{s}]" for kind, slots in zip("VSG", (f["values"], f["saved"], f["grads"]))
+                for s in slots]
+    return [" = ".join(released + ["None"])] if released else []
+
+
+def subscript(index):
+    """An index as it is written between brackets: (slice(None), slice(0, 3)) -> ":, 0:3"."""
+    parts = index if type(index) is tuple else (index,)
+
+    def one(part):
+        if type(part) is slice:
+            text = ":".join("" if end is None else str(end) for end in (part.start, part.stop))
+            return text if part.step is None else f"{text}:{part.step}"
+        return "..." if part is Ellipsis else repr(part)
+
+    if not parts:
+        return "()"
+    return ", ".join(map(one, parts)) + ("," if type(index) is tuple and len(parts) == 1 else "")
 
 
 def emit_slice(f):
@@ -393,8 +454,8 @@ def emit_slice(f):
             host, shape, dtype, index = f["host"]
             lines += [f"if G[{host}] is None:",
                       f"    G[{host}] = np.empty({shape!r}, np.result_type({dtype!r}, g.dtype))",
-                      f"G[{parent}] = G[{host}][{index!r}]"]
-        return lines + [f"G[{parent}][{f['index']!r}] = g"]
+                      f"G[{parent}] = G[{host}][{subscript(index)}]"]
+        return lines + [f"G[{parent}][{subscript(f['index'])}] = g"]
     if kind == "owned":
         lines.append(f"buffer = G[{parent}]")
     elif kind == "copy":
