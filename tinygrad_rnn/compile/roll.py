@@ -154,6 +154,11 @@ def fields(instruction):
     return None if names is None else tuple(map(instruction.__getattribute__, names))
 
 
+def plain_forward(step):
+    """The template of a Forward without params, whose numbers are its ins, out and shape."""
+    return (Forward, step.fn, len(step.ins), step.keep_saved, len(step.shape), step.dtype, step.wrap)
+
+
 def flatten(block):
     """(template, numbers) of a block: its fields with every int taken out into ``numbers`` (an
     int64 array), every other object as (its type, itself) when hashable, else by identity (an
@@ -187,8 +192,25 @@ def flatten(block):
 
     template = []
     for instruction in block:
-        parts = fields(instruction)
-        template.append(("identity", id(instruction)) if parts is None else (type(instruction), walk(parts)))
+        kind = type(instruction)
+        if kind is Free:  # the commonest two, quickly: their fields hold slots and shapes only
+            numbers += instruction.values + instruction.saved + instruction.grads
+            template.append((Free, len(instruction.values), len(instruction.saved), len(instruction.grads)))
+        elif kind is Backward:
+            numbers.append(instruction.node)
+            for route in instruction.routes:
+                numbers += route[:2] + route[2]
+            template.append((Backward, instruction.fn, instruction.needs, instruction.kinds,
+                             tuple(len(shape) for _, _, shape in instruction.routes)))
+        elif kind is Forward and not instruction.params and not instruction.bound:
+            numbers += instruction.ins + (instruction.out,) + instruction.shape
+            template.append(plain_forward(instruction))
+        elif kind is ReusingForward and not instruction.step.params and not instruction.step.bound:
+            numbers += instruction.step.ins + (instruction.step.out,) + instruction.step.shape
+            template.append((ReusingForward, plain_forward(instruction.step), id(instruction.buffer)))
+        else:
+            parts = fields(instruction)
+            template.append(("identity", id(instruction)) if parts is None else (kind, walk(parts)))
     try:
         return tuple(template), np.array(numbers, dtype=np.int64)
     except OverflowError:  # a Python int beyond int64 (a seed in a param): compared exactly
