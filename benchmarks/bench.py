@@ -108,7 +108,7 @@ def time_training_step(config, cell, reps):
                  for impl in steps.available_implementations()}
     first_losses = {impl: step() for impl, step in functions.items()}
     functions.update(compiled.build_steps(cell, weights, x, targets))
-    first_losses.update({impl: functions[impl]() for impl in ("compiled", "rolled")})
+    first_losses.update({impl: functions[impl]() for impl in ("compiled", "unrolled")})
     _check_same_loss(first_losses, config, cell)
     functions["matmuls"]()
     times = measure.interleaved_times(functions, reps)

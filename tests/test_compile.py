@@ -4,7 +4,7 @@ import pytest
 
 import tinygrad_rnn as tr
 from tinygrad_rnn import nn, optim
-from tinygrad_rnn.compile import DEFAULT_PASSES, ROLLED_PASSES, compile
+from tinygrad_rnn.compile import DEFAULT_PASSES, UNROLLED_PASSES, compile
 from compile_helpers import assert_close, assert_compiled_matches, compiled_call, eager_call, sgd_nudge
 
 LAYER_OPTIONS = [
@@ -15,7 +15,7 @@ LAYER_OPTIONS = [
     (nn.GRU, {"reset_after": False, "num_layers": 2, "batch_first": True, "bidirectional": True}),
     (nn.RNN, {"num_layers": 3, "bidirectional": True, "batch_first": True}),
 ]
-PASS_SETS = {"plain": (), "all": DEFAULT_PASSES, "rolled": ROLLED_PASSES}
+PASS_SETS = {"plain": (), "unrolled": UNROLLED_PASSES, "rolled": DEFAULT_PASSES}
 
 
 def sequence_problem(layer_class, options, steps=4, batch=3, inputs=2, hidden=3, classes=4, seed=0):
@@ -138,7 +138,7 @@ def test_returned_structure_matches_fn():
         assert not h.requires_grad and h.parents == ()
 
 
-@pytest.mark.parametrize("passes", [DEFAULT_PASSES, ROLLED_PASSES], ids=["all", "rolled"])
+@pytest.mark.parametrize("passes", [UNROLLED_PASSES, DEFAULT_PASSES], ids=["unrolled", "rolled"])
 def test_a_training_run_of_100_steps_matches_the_engine(passes):
     def train(compiled):
         tr.manual_seed(4)

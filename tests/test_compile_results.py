@@ -11,10 +11,10 @@ import pytest
 
 import tinygrad_rnn as tr
 from tinygrad_rnn import nn, optim
-from tinygrad_rnn.compile import DEFAULT_PASSES, ROLLED_PASSES, compile
+from tinygrad_rnn.compile import DEFAULT_PASSES, UNROLLED_PASSES, compile
 from compile_helpers import assert_close, assert_compiled_matches
 
-PASS_SETS = {"plain": (), "all": DEFAULT_PASSES, "rolled": ROLLED_PASSES}
+PASS_SETS = {"plain": (), "unrolled": UNROLLED_PASSES, "rolled": DEFAULT_PASSES}
 STEPS, BATCH, INPUTS, HIDDEN = 4, 2, 2, 3
 
 

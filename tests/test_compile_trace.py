@@ -6,7 +6,7 @@ from hypothesis.extra import numpy as hnp
 
 import tinygrad_rnn as tr
 from tinygrad_rnn import nn, rng, tensor
-from tinygrad_rnn.compile import DEFAULT_PASSES, ROLLED_PASSES, TraceError, compile
+from tinygrad_rnn.compile import DEFAULT_PASSES, UNROLLED_PASSES, TraceError, compile
 from compile_helpers import assert_close, assert_compiled_matches, compiled_call, eager_call
 
 W = nn.Parameter(np.arange(6.0).reshape(2, 3) / 10)
@@ -206,7 +206,7 @@ def test_a_random_op_gives_the_engine_s_results_for_the_same_draws():
 
         return [call(fn, (x_of(seed=s),), [W]) for s in range(3)]
 
-    for passes in [(), DEFAULT_PASSES, ROLLED_PASSES]:
+    for passes in [(), UNROLLED_PASSES, DEFAULT_PASSES]:
         step = {}
         compiled = run(lambda fn, args, leaves: compiled_call(step.setdefault("s", compile(fn, passes=passes)),
                                                               args, leaves), 7)
@@ -260,7 +260,7 @@ def programs(draw):
     return arrays, plan
 
 
-@given(programs(), st.sampled_from([(), DEFAULT_PASSES, ROLLED_PASSES]))
+@given(programs(), st.sampled_from([(), UNROLLED_PASSES, DEFAULT_PASSES]))
 def test_generated_graphs_match_the_engine(program, passes):
     arrays, plan = program
     leaves = [nn.Parameter(a.copy()) for a in arrays[1:]]

@@ -22,10 +22,11 @@ random draws (an op whose class says ``draws_random = True`` runs its forward
 at every call, so dropout draws a new mask each step, from the generator that
 ``tr.manual_seed`` set last).
 
-``passes=ROLLED_PASSES`` adds ``roll.roll_loops``, which folds the unrolled
+The default passes end with ``roll.roll_loops``, which folds the unrolled
 steps back into loops of generated Python source (``step.source()`` shows
-them); it gives the same bits as the default passes and is not yet the
-default.
+them) wherever three or more steps are copies; a tape without such steps
+replays unrolled. ``passes=UNROLLED_PASSES`` asks for the unrolled replay
+everywhere, ``passes=()`` for the plain replay of the traced primitives.
 
 ``tr.compile`` is the function below; its modules are imported as
 ``from tinygrad_rnn.compile import passes`` (``import tinygrad_rnn.compile.passes
@@ -41,16 +42,16 @@ import numpy as np
 from .. import autograd
 from ..rng import generator
 from ..tensor import Tensor, _tensor, observing
-from .passes import DEFAULT_PASSES
+from .passes import UNROLLED_PASSES
 from .replay import lower
 from .roll import Loop, roll_loops
 from .tape import plan_accumulation
 from .trace import TraceError, Tracer
 
-__all__ = ["compile", "Compiled", "TraceError", "DEFAULT_PASSES", "ROLLED_PASSES"]
+__all__ = ["compile", "Compiled", "TraceError", "DEFAULT_PASSES", "UNROLLED_PASSES"]
 
-# The default passes, then the loop rolled back (roll.py): one step's code run T times.
-ROLLED_PASSES = DEFAULT_PASSES + (roll_loops,)
+# The passes of passes.py, then the loop rolled back (roll.py): one step's code run T times.
+DEFAULT_PASSES = UNROLLED_PASSES + (roll_loops,)
 
 
 def compile(fn, backward=True, passes=DEFAULT_PASSES):
@@ -96,15 +97,15 @@ class Compiled:
         return self._cache[key].tape
 
     def source(self):
-        """The Python source of every loop that the last traced signature rolled back
-        (``ROLLED_PASSES``): one body per loop, forward loops first, whatever T is."""
+        """The Python source of every loop that the last traced signature rolled back:
+        one body per loop, forward loops first, whatever T is."""
         replay = self._last
         if replay is None:
             raise RuntimeError("compile: source() needs a traced call first; call the step once")
         loops = [step for step in replay.tape.forward + replay.tape.backward if isinstance(step, Loop)]
         if not loops:
-            raise RuntimeError("compile: this step has no rolled loop; compile it with "
-                               "passes=ROLLED_PASSES, over a sequence of two steps or more")
+            raise RuntimeError("compile: this step has no rolled loop (it needs the default passes "
+                               "and three or more time steps that are copies of one step)")
         return "\n".join(loop.source()[0] for loop in loops)
 
     def _trace(self, args, tensors):

@@ -21,9 +21,10 @@ be done in bulk, as the hand-written numpy step does it:
    forward (x_proj[t] + h W_hh^T, f * c, i * c~) writes into an array that
    an earlier op of the same shape no longer needs (``out=``).
 
-``DEFAULT_PASSES`` lists those that pay (see the benchmark), in the order
+``UNROLLED_PASSES`` lists those that pay (see the benchmark), in the order
 they must run: liveness after the passes that add readers, buffer reuse
-after liveness, whose releases it reads.
+after liveness, whose releases it reads. ``tr.compile``'s default runs them,
+then rolls the unrolled steps back into loops (``roll.py``).
 """
 import dataclasses
 
@@ -417,4 +418,4 @@ def _with(tape, **changes):
     return Tape(**fields)
 
 
-DEFAULT_PASSES = (batch_weight_grads, join_slices, place_slices, free_after_last_use, reuse_buffers)
+UNROLLED_PASSES = (batch_weight_grads, join_slices, place_slices, free_after_last_use, reuse_buffers)

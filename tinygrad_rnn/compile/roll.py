@@ -24,10 +24,15 @@ What it checks, never guessing:
   same in every step, or the loop replays its steps one by one, as before.
 
 A loop runs exactly the instructions of the unrolled tape in the same order,
-so its results are the plain replay's, bit for bit. Run it last: the other
-passes read instructions that this one hides inside its loops.
+so its results are the plain replay's, bit for bit; its body writes the
+common primitives (sigmoid, tanh, mul, add, sub, getitem, a two-axis linear)
+as the numpy expressions of their forward and backward rather than calls
+(``INLINE_FORWARD``, ``INLINE_BACKWARD``). Run it last: the other passes read
+instructions that this one hides inside its loops.
 """
 import dataclasses
+import keyword
+import re
 
 import numpy as np
 
@@ -71,7 +76,7 @@ def roll(instructions, step_of_instruction, named):
             blocks[-1][1].append(instruction)
         else:
             blocks.append([where, [instruction]])
-    flat = [flatten(block) for _, block in blocks]
+    flat = [None if where is None else flatten(block) for where, block in blocks]
     result, start = [], 0
     while start < len(blocks):
         count, body = run_length(blocks, flat, start, 1), 1
@@ -80,8 +85,10 @@ def roll(instructions, step_of_instruction, named):
         if count >= 3 * body:
             sequence, first = blocks[start][0]
             label = f"{sequence or 'steps'}, t={first}..{blocks[start + count - 1][0][1]}"
+            numbers = [np.concatenate([flat[j][1] for j in range(k, k + body)])
+                       for k in (start, start + body)]  # of the first two bodies
             result.append(Loop([[i for _, block in blocks[k:k + body] for i in block]
-                                for k in range(start, start + count, body)], label, body, named))
+                                for k in range(start, start + count, body)], numbers, label, body, named))
         else:
             count = 1
             result += blocks[start][1]
@@ -100,8 +107,10 @@ def run_length(blocks, flat, start, body):
         wheres = [where for where, _ in blocks[first:first + body]]
         if len(wheres) < body or any(where is None or where[0] != blocks[start][0][0] for where in wheres):
             return None
-        return ([part for template, _ in flat[first:first + body] for part in template],
-                [n for _, numbers in flat[first:first + body] for n in numbers])
+        if body == 1:
+            return flat[first]
+        return (sum((flat[j][0] for j in range(first, first + body)), ()),
+                np.concatenate([flat[j][1] for j in range(first, first + body)]))
 
     def copies_from(k):
         if start >= len(blocks) or blocks[start][0] is None or group(k) is None:
@@ -109,8 +118,8 @@ def run_length(blocks, flat, start, body):
         template, numbers = group(k)
         count, step = 1, None
         while (other := group(k + count)) is not None and other[0] == template:
-            change = tuple(b - a for a, b in zip(numbers, other[1]))
-            if step is not None and change != step:
+            change = other[1] - numbers
+            if step is not None and not np.array_equal(change, step):
                 break
             step, numbers, count = change, other[1], count + 1
         return count
@@ -131,19 +140,29 @@ class Name(str):
 NUMBER = "<number>"
 
 
+# The fields that say what an instruction does, per kind (its scope and name only say where).
+FIELDS = {kind: tuple(f.name for f in dataclasses.fields(kind) if f.name not in ("scope", "name"))
+          for kind in KINDS if dataclasses.is_dataclass(kind)}
+INT, PLAIN = {int}, {bool, str, type(None)}
+
+
 def fields(instruction):
-    """An instruction's fields in a fixed order, as nested tuples; None for one of another kind."""
+    """The values of an instruction's ``FIELDS``, in order; None for one of another kind."""
     if type(instruction) is ReusingForward:
         return ("reuse", fields(instruction.step), instruction.buffer)
-    if type(instruction) not in KINDS:
-        return None
-    return tuple((f.name, getattr(instruction, f.name))
-                 for f in dataclasses.fields(instruction) if f.name not in ("scope", "name"))
+    names = FIELDS.get(type(instruction))
+    return None if names is None else tuple(map(instruction.__getattribute__, names))
+
+
+def plain_forward(step):
+    """The template of a Forward without params, whose numbers are its ins, out and shape."""
+    return (Forward, step.fn, len(step.ins), step.keep_saved, len(step.shape), step.dtype, step.wrap)
 
 
 def flatten(block):
-    """(template, numbers) of a block: its fields with every int taken out into ``numbers``, and
-    every other object as (its type, itself) when hashable, else by identity (an array)."""
+    """(template, numbers) of a block: its fields with every int taken out into ``numbers`` (an
+    int64 array), every other object as (its type, itself) when hashable, else by identity (an
+    array). Every instruction of a traced step passes here once: the common cases come first."""
     numbers = []
 
     def walk(value):
@@ -152,7 +171,13 @@ def flatten(block):
             numbers.append(value)
             return NUMBER
         if kind is tuple or kind is list:
-            return tuple(map(walk, value))
+            kinds = set(map(type, value))
+            if kinds == INT:  # slots, a shape
+                numbers.extend(value)
+                return (kind, len(value))
+            return value if kinds <= PLAIN else tuple(map(walk, value))
+        if kind is str or kind is bool or value is None:
+            return value
         if kind is dict:
             return tuple((key, walk(v)) for key, v in value.items())
         if kind is slice:
@@ -167,9 +192,29 @@ def flatten(block):
 
     template = []
     for instruction in block:
-        parts = fields(instruction)
-        template.append(("identity", id(instruction)) if parts is None else walk(parts))
-    return template, numbers
+        kind = type(instruction)
+        if kind is Free:  # the commonest two, quickly: their fields hold slots and shapes only
+            numbers += instruction.values + instruction.saved + instruction.grads
+            template.append((Free, len(instruction.values), len(instruction.saved), len(instruction.grads)))
+        elif kind is Backward:
+            numbers.append(instruction.node)
+            for route in instruction.routes:
+                numbers += route[:2] + route[2]
+            template.append((Backward, instruction.fn, instruction.needs, instruction.kinds,
+                             tuple(len(shape) for _, _, shape in instruction.routes)))
+        elif kind is Forward and not instruction.params and not instruction.bound:
+            numbers += instruction.ins + (instruction.out,) + instruction.shape
+            template.append(plain_forward(instruction))
+        elif kind is ReusingForward and not instruction.step.params and not instruction.step.bound:
+            numbers += instruction.step.ins + (instruction.step.out,) + instruction.step.shape
+            template.append((ReusingForward, plain_forward(instruction.step), id(instruction.buffer)))
+        else:
+            parts = fields(instruction)
+            template.append(("identity", id(instruction)) if parts is None else (kind, walk(parts)))
+    try:
+        return tuple(template), np.array(numbers, dtype=np.int64)
+    except OverflowError:  # a Python int beyond int64 (a seed in a param): compared exactly
+        return tuple(template), np.array(numbers, dtype=object)
 
 
 # ------------------------------------------------------------------- the loop
@@ -183,13 +228,12 @@ class Loop:
     counts them (a body may hold two steps, see :func:`roll`).
     """
 
-    def __init__(self, blocks, label="", body=1, named=None):
+    def __init__(self, blocks, numbers, label="", body=1, named=None):
         self.blocks, self.label, self.steps = blocks, label, len(blocks) * body
         self.named = named or {}
         self.rolled = True
-        numbers = flatten(blocks[0])[1]
-        self.start = numbers
-        self.change = tuple(b - a for a, b in zip(numbers, flatten(blocks[1])[1]))
+        first, second = numbers  # of the first two bodies, as flatten gives them
+        self.start, self.change = first.tolist(), (second - first).tolist()
 
     def plan(self, owned):
         """Plan every step's shares; the body is the same code in every step only if they are
@@ -233,7 +277,9 @@ class Loop:
             kind = type(value)
             if kind is int:
                 first, change = next(numbers)
-                return Name(f"{first} + {change} * k" if change else str(first))
+                if not change:
+                    return Name(str(first))
+                return Name(f"{first} + {change} * k" if change > 0 else f"{first} - {-change} * k")
             if kind is tuple or kind is list:
                 return kind(map(render, value))
             if kind is dict:
@@ -247,17 +293,100 @@ class Loop:
         lines = ["def run(V, S, G, L):",
                  f'    """{self.label}: {len(self.blocks)} runs of one body."""',
                  f"    for k in range({len(self.blocks)}):"]
+        aliases = {}  # "V[33 + 32 * k]" -> "i": the local variable that holds a named value
         for instruction in self.blocks[0]:
             reused = type(instruction) is ReusingForward
-            parts = dict(render(fields(instruction)[1] if reused else fields(instruction)))
+            values = render(fields(instruction)[1] if reused else fields(instruction))
+            parts = dict(zip(FIELDS[Forward if reused else type(instruction)], values))
             code = emit(parts, instruction, name, name(instruction.buffer, "buffer") if reused else None)
+            if not isinstance(instruction, Free):
+                code = [aliased(line, aliases) for line in code]
             made = forward_of(instruction)
             slot = made.out if made is not None else getattr(instruction, "node", None)
             if slot in self.named:  # the article's quantity: i, f, c~, o, c, h; r, z, n
-                what = self.named[slot]
+                what, target = self.named[slot], f"V[{parts['out']}] = " if made is not None else None
+                local = variable(what, names)
+                if target is not None and local is not None and code[0].startswith(target):
+                    code[0] = f"{target}{local} = {code[0][len(target):]}"
+                    aliases = {v: name_ for v, name_ in aliases.items() if name_ != local}
+                    aliases[target[:-3]] = local
+                    code[1:] = [aliased(line, aliases) for line in code[1:]]
                 code[0] += f"  # {what}" if made is not None else f"  # backward of {what}"
             lines += ["        " + line for line in code]
         return "\n".join(lines) + "\n", names
+
+
+# Primitives whose forward and backward a loop's body writes out as numpy expressions, the
+# very ones of ``ops`` (tests/test_compile_roll.py checks them bit for bit), rather than calls:
+# a call costs a Python frame and a tuple per primitive, per step. Forward: (value, saved),
+# over the inputs {0}, {1}, ... and the params; backward: (the saved tuple's names, the share
+# of each input over the gradient {g}). ``linear`` only where its input has two axes.
+INLINE_FORWARD = {
+    ops.Sigmoid: ("1 / (1 + np.exp(-{0}))", "({out},)"),
+    ops.Tanh: ("np.tanh({0})", "({out},)"),
+    ops.Mul: ("{0} * {1}", "({0}, {1})"),
+    ops.Add: ("{0} + {1}", "()"),
+    ops.Sub: ("{0} - {1}", "()"),
+    ops.GetItem: ("{0}[{subscript}]", "({0}.shape, {index!r})"),
+    ops.Linear: ("{0} @ {1}.T", "({0}, {1})"),
+}
+INLINE_BACKWARD = {
+    ops.Sigmoid: ("out,", ("{g} * out * (1 - out)",)),
+    ops.Tanh: ("out,", ("{g} * (1 - out * out)",)),
+    ops.Mul: ("a, b", ("{g} * b", "{g} * a")),
+    ops.Add: ("", ("{g}", "{g}")),
+    ops.Sub: ("", ("{g}", "-{g}")),
+    ops.Linear: ("x, weight", ("{g} @ weight", "{g}.T @ x", "{g}")),
+}
+
+
+def inline_forward(instruction):
+    """(value, saved) expressions of a Forward written out in a loop, or None for a call."""
+    if instruction.fn not in INLINE_FORWARD or instruction.bound or instruction.wrap:
+        return None
+    if instruction.fn is ops.Linear:
+        if len(instruction.shape) != 2:
+            return None
+        value, saved = INLINE_FORWARD[ops.Linear]
+        return (value + " + {2}" if len(instruction.ins) == 3 else value), saved
+    return INLINE_FORWARD[instruction.fn]
+
+
+def inline_backward(instruction):
+    """(saved names, shares) of a Backward written out in a loop, or None for a call."""
+    if instruction.fn is ops.Linear:  # two axes: its input's share must say so
+        if not any(i == 0 and len(shape) == 2 for i, _, shape in instruction.routes):
+            return None
+    return INLINE_BACKWARD.get(instruction.fn)
+
+
+def of_its_shape(instruction, i):
+    """Whether the i-th share of an inlined Backward has its input's shape whatever the call (no
+    sum over broadcast axes): one input, two of one shape, or a two-axis linear's input."""
+    shapes = [shape for _, _, shape in instruction.routes]
+    if instruction.fn is ops.Linear:
+        return i == 0
+    return instruction.fn in (ops.Sigmoid, ops.Tanh) or (len(shapes) == 2 and shapes[0] == shapes[1])
+
+
+# Names the loop's own code uses; a value named one of these keeps its slot.
+RESERVED = {"V", "S", "G", "L", "k", "g", "shares", "out", "a", "b", "x", "weight", "value", "saved",
+            "buffer", "run"}
+
+
+def variable(what, names):
+    """The Python name for a value named ``what`` ("c~" -> "c_tilde"), or None if it has none."""
+    local = re.sub(r"\W", "_", what.replace("~", "_tilde"))
+    if not local.isidentifier() or keyword.iskeyword(local) or local in RESERVED or local in names:
+        return None
+    return local
+
+
+def aliased(line, aliases):
+    """``line`` reading each aliased slot through its variable."""
+    for slot, local in aliases.items():
+        line = line.replace(slot, local)
+    return line
 
 
 def emit(f, instruction, name, buffer):
@@ -271,6 +400,14 @@ def emit(f, instruction, name, buffer):
             lines.append(f"S[{f['out']}] = (V[{a}], V[{b}])" if instruction.step.fn is ops.Mul
                          else f"S[{f['out']}] = ()")
         return lines
+    if kind is Forward and inline_forward(instruction) is not None:
+        expression, saved = inline_forward(instruction)
+        ins = [f"V[{i}]" for i in f["ins"]]
+        where = {"subscript": subscript(f["params"]["index"])} if "index" in f["params"] else {}
+        lines = [f"V[{f['out']}] = " + expression.format(*ins, **f["params"], **where)]
+        if f["keep_saved"]:
+            lines.append(f"S[{f['out']}] = " + saved.format(*ins, out=f"V[{f['out']}]"))
+        return lines
     if kind is Forward:
         forward = name(plain(instruction.fn.forward), f"{instruction.fn.__name__.lower()}_")
         args = [f"V[{i}]" for i in f["ins"]]
@@ -283,6 +420,17 @@ def emit(f, instruction, name, buffer):
             lines = [f"value, saved = {call}", f"V[{f['out']}] = np.asarray(value)"]
             return lines + ([f"S[{f['out']}] = saved"] if f["keep_saved"] else [])
         return [f"V[{f['out']}], S[{f['out']}] = {call}" if f["keep_saved"] else f"V[{f['out']}] = {call}[0]"]
+    if kind is Backward and inline_backward(instruction) is not None:
+        node, (saved_names, shares) = f["node"], inline_backward(instruction)
+        lines = [f"{saved_names} = S[{node}]"] if saved_names else []
+        for (i, _, _), (_, parent, shape), how in zip(instruction.routes, f["routes"], f["kinds"]):
+            share = shares[i].format(g=f"G[{node}]")
+            if not of_its_shape(instruction, i):
+                lines += [f"g = {share}", f"if g.shape != {shape!r}:", f"    g = unbroadcast(g, {shape!r})"]
+                share = "g"
+            lines.append({"set": f"G[{parent}] = {share}", "new": f"G[{parent}] = G[{parent}] + {share}",
+                          "inplace": f"G[{parent}] += {share}"}[how])
+        return lines
     if kind is Backward:
         backward = name(plain(instruction.fn.backward), f"{instruction.fn.__name__.lower()}_")
         lines = [f"shares = {backward}(S[{f['node']}], G[{f['node']}], {f['needs']!r})"]
@@ -297,8 +445,24 @@ def emit(f, instruction, name, buffer):
         return [f"if L[{f['slot']}].grad is None:",
                 f"    L[{f['slot']}].grad = np.array(G[{f['slot']}], dtype={f['dtype']!r})",
                 "else:", f"    L[{f['slot']}].grad += G[{f['slot']}]"]
-    return ([f"V[{s}] = None" for s in f["values"]] + [f"S[{s}] = None" for s in f["saved"]]
-            + [f"G[{s}] = None" for s in f["grads"]])
+    released = [f"{kind}[{s}]" for kind, slots in zip("VSG", (f["values"], f["saved"], f["grads"]))
+                for s in slots]
+    return [" = ".join(released + ["None"])] if released else []
+
+
+def subscript(index):
+    """An index as it is written between brackets: (slice(None), slice(0, 3)) -> ":, 0:3"."""
+    parts = index if type(index) is tuple else (index,)
+
+    def one(part):
+        if type(part) is slice:
+            text = ":".join("" if end is None else str(end) for end in (part.start, part.stop))
+            return text if part.step is None else f"{text}:{part.step}"
+        return "..." if part is Ellipsis else repr(part)
+
+    if not parts:
+        return "()"
+    return ", ".join(map(one, parts)) + ("," if type(index) is tuple and len(parts) == 1 else "")
 
 
 def emit_slice(f):
@@ -312,8 +476,8 @@ def emit_slice(f):
             host, shape, dtype, index = f["host"]
             lines += [f"if G[{host}] is None:",
                       f"    G[{host}] = np.empty({shape!r}, np.result_type({dtype!r}, g.dtype))",
-                      f"G[{parent}] = G[{host}][{index!r}]"]
-        return lines + [f"G[{parent}][{f['index']!r}] = g"]
+                      f"G[{parent}] = G[{host}][{subscript(index)}]"]
+        return lines + [f"G[{parent}][{subscript(f['index'])}] = g"]
     if kind == "owned":
         lines.append(f"buffer = G[{parent}]")
     elif kind == "copy":
