@@ -96,6 +96,26 @@ def test_a_share_of_a_broadcast_input_is_summed_back_in_a_loop():
     assert [s for s in step.tape(*calls[0]).backward if isinstance(s, Loop)]
 
 
+def test_a_getitem_that_keeps_its_index_is_written_in_a_loop():
+    """Columns picked by an array at every step: the getitem keeps (shape, index) for its
+    gradient, and the loop's body writes that tuple with the index it was traced with."""
+    rng = np.random.default_rng(0)
+    weight, columns = nn.Parameter(rng.normal(size=(3, 3))), np.array([2, 0, 1])
+
+    def loss_fn(xs):
+        h = tr.Tensor(np.ones((2, 3)))
+        for t in range(xs.shape[0]):
+            with tr.scope(f"t={t}"):
+                h = h * (xs[t] @ weight)[:, columns].tanh()
+        return h.sum()
+
+    calls = [(tr.Tensor(rng.normal(size=(6, 2, 3))),) for _ in range(2)]
+    step = assert_compiled_matches(loss_fn, calls, [weight])
+    assert loops(step.tape(*calls[0]))
+    assert re.search(r"S\[[^]]*\] = \(V\[[^]]*\]\.shape, \(slice\(None, None, None\), c\d+\)\)",
+                     step.source())
+
+
 def test_numbers_that_do_not_move_on_evenly_end_the_loop():
     """A constant made between steps 3 and 4 shifts every slot after it: the slots of steps
     1..7 then do not advance by one amount, so no loop spans steps 3 and 4."""

@@ -406,7 +406,7 @@ def emit(f, instruction, name, buffer):
         where = {"subscript": subscript(f["params"]["index"])} if "index" in f["params"] else {}
         lines = [f"V[{f['out']}] = " + expression.format(*ins, **f["params"], **where)]
         if f["keep_saved"]:
-            lines.append(f"S[{f['out']}] = " + saved.format(*ins, out=f"V[{f['out']}]"))
+            lines.append(f"S[{f['out']}] = " + saved.format(*ins, out=f"V[{f['out']}]", **f["params"]))
         return lines
     if kind is Forward:
         forward = name(plain(instruction.fn.forward), f"{instruction.fn.__name__.lower()}_")
