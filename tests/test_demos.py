@@ -392,6 +392,13 @@ def test_09_listening_sets_the_opening_apart_from_the_letters_and_the_brackets_b
     assert (at_opening, letter, bracket) == (0.6, 0.0, 0.0) and np.isnan(between)
 
 
+def test_09_with_kinds_swapped_changes_the_kind_of_the_brackets_named_and_nothing_else():
+    units = demo("09_what_units_learn")
+    assert units.with_kinds_swapped("a[b]c(dd)", [1, 3]) == "a(b)c(dd)"
+    assert units.with_kinds_swapped("a[b]c(dd)", [5, 8]) == "a[b]c[dd]"
+    assert units.with_kinds_swapped("a[b]c(dd)", [0, 2, 5]) == "a[b]c[dd)"
+
+
 def test_09_training_windows_start_where_no_bracket_is_open():
     units = demo("09_what_units_learn")
     tr.manual_seed(1)
@@ -404,7 +411,7 @@ def test_09_training_windows_start_where_no_bracket_is_open():
         assert start == 0 or depth[start - 1] == 0
 
 
-def test_09_quick_run_finds_the_unit_and_the_connectivity_of_closing_brackets(out_dir):
+def test_09_quick_run_finds_the_unit_the_connectivity_and_the_swapped_choices_of_closing_brackets(out_dir):
     run = common.run("09_what_units_learn", ["--quick", "--steps", "20", "--test-length", "200"])
     cell, depth, unit = run["cell"], run["test_depth"], run["unit"]
     correlations = [np.corrcoef(cell[:, k], depth)[0, 1] for k in range(cell.shape[1])]
@@ -416,9 +423,24 @@ def test_09_quick_run_finds_the_unit_and_the_connectivity_of_closing_brackets(ou
         assert not row[t:].any() and row[o] > 0   # the prediction before t reads characters up to t - 1
     strict = [o == 0 or row[o] > row[:o].max() for row, (t, o) in zip(C, closings)]
     assert list(run["above_everything"]) == strict   # heard more than every character before the opening
+    model, vocab, head = run["model"], run["vocab"], run["head"]
+    swapped = zip(closings, run["opening_swapped"], run["others_swapped"])
+    for (t, o), opening_swapped, others_swapped in swapped:   # each reading again, alone
+        for changed, choice in ((kinds_swapped(head[:t], [o]), opening_swapped),
+                                (kinds_swapped(head[:t], [s for s in range(t) if s != o]), others_swapped)):
+            logits, _ = model(vocab.encode(changed)[:, None])   # this text alone, batch of 1
+            assert choice == pytest.approx(
+                logits.data[-1, 0, vocab.index[")"]] - logits.data[-1, 0, vocab.index["]"]], abs=1e-5)
     assert (out_dir / "09_depth_unit.png").stat().st_size > 0
     tokens, page = sequence_view(run["page"])
     assert run["page"] == out_dir / "09_explorer.html" and "".join(tokens) == run["test_text"][:120]
     assert np.array(page["connectivity"]).shape == (120, 120)
     (c,) = [item for item in page["units"] if item["label"] == "c, lstm/l0"]
     assert c["corr"][unit] == pytest.approx(np.corrcoef(cell[:120, unit], depth[:120])[0, 1], abs=1e-6)
+
+
+
+def kinds_swapped(text, positions):
+    """``text`` with the kind of the brackets at ``positions`` swapped (letters left as they are)."""
+    swap = {"(": "[", "[": "(", ")": "]", "]": ")"}
+    return "".join(swap.get(char, char) if s in positions else char for s, char in enumerate(text))
