@@ -7,13 +7,14 @@ import pytest
 import tinygrad_rnn as tr
 from tinygrad_rnn import nn, tensor
 from tinygrad_rnn.compile import compile, passes
+from tinygrad_rnn.compile.fuse import fuse_cross_entropy
 from tinygrad_rnn.compile.tape import Forward, SliceGrad
 from compile_helpers import assert_close, assert_compiled_matches, compiled_call, sgd_nudge
 from test_compile import sequence_problem
 from test_compile_trace import Noise
 
-PASSES = [(passes.batch_weight_grads,), (passes.join_slices,), (passes.free_after_last_use,),
-          (passes.free_after_last_use, passes.reuse_buffers),
+PASSES = [(fuse_cross_entropy,), (passes.batch_weight_grads,), (passes.join_slices,),
+          (passes.free_after_last_use,), (passes.free_after_last_use, passes.reuse_buffers),
           (passes.batch_weight_grads, passes.join_slices, passes.place_slices)]
 PROBLEMS = [(nn.LSTM, {}), (nn.GRU, {"reset_after": False, "bidirectional": True}),
             (nn.RNN, {"num_layers": 2, "batch_first": True})]

@@ -21,16 +21,22 @@ be done in bulk, as the hand-written numpy step does it:
    forward (x_proj[t] + h W_hh^T, f * c, i * c~) writes into an array that
    an earlier op of the same shape no longer needs (``out=``).
 
+Before them all, :func:`fuse.fuse_cross_entropy` (pass 0, ``fuse.py``) computes the
+cross-entropy of ``nn.cross_entropy`` and its gradient as the hand-written step does,
+in one instruction each way.
+
 ``UNROLLED_PASSES`` lists those that pay (see the benchmark), in the order
-they must run: liveness after the passes that add readers, buffer reuse
-after liveness, whose releases it reads. ``tr.compile``'s default runs them,
-then rolls the unrolled steps back into loops (``roll.py``).
+they must run: the fused cross-entropy first, on the tape as traced; liveness
+after the passes that add readers, buffer reuse after liveness, whose
+releases it reads. ``tr.compile``'s default runs them, then rolls the
+unrolled steps back into loops (``roll.py``).
 """
 import dataclasses
 
 import numpy as np
 
 from .. import ops
+from .fuse import fuse_cross_entropy
 from .replay import ADD, releaser
 from .tape import Backward, Forward, Free, LeafGrad, SliceGrad, Tape, share_kind
 
@@ -332,7 +338,7 @@ def _live_forward(tape):
                 continue
             if step.out not in needed_saved:
                 step = dataclasses.replace(step, keep_saved=False)
-            needed_values.update(reads(step)[0])
+        needed_values.update(reads(step)[0])  # a pass's own instruction is always kept
         kept.append(step)
     return kept[::-1]
 
@@ -418,4 +424,5 @@ def _with(tape, **changes):
     return Tape(**fields)
 
 
-UNROLLED_PASSES = (batch_weight_grads, join_slices, place_slices, free_after_last_use, reuse_buffers)
+UNROLLED_PASSES = (fuse_cross_entropy, batch_weight_grads, join_slices, place_slices, free_after_last_use,
+                   reuse_buffers)
