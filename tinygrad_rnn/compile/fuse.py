@@ -42,6 +42,8 @@ class CrossEntropy:
     e (N, K) and its row sums (N,) for :class:`CrossEntropyGrad`.
     """
 
+    rerun = True  # no random draw: the first call may run it again on the trace's values
+
     def __init__(self, logits, target, out, shape, dtype, reduction, divisor, keep_saved):
         self.logits, self.target, self.out, self.shape, self.dtype = logits, target, out, shape, dtype
         self.reduction, self.divisor, self.keep_saved = reduction, divisor, keep_saved
