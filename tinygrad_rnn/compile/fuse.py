@@ -14,7 +14,8 @@ ln sum_j e_j - s_t, and for the gradient g of the last of them (g / N for the me
 
     dL/dz = (softmax(z) - onehot(t)) * g = e * (g / sum_j e_j) - onehot(t) * g,
 
-as the hand-written numpy step computes it: nine numpy calls forward, three backward. :func:`fuse_cross_entropy` replaces the five forward instructions by one
+as the hand-written numpy step computes it: nine numpy calls forward, three backward.
+:func:`fuse_cross_entropy` replaces the five forward instructions by one
 :class:`CrossEntropy` and the five backward ones by one :class:`CrossEntropyGrad`. Both
 round differently from the engine in the last bits only: a row's sum is added in another
 order, and softmax is e over that sum where the engine takes exp(lp).
@@ -25,6 +26,8 @@ index exactly arange(N) and the constants -1 and a scalar divisor frozen by the 
 chain that stops early (reduction "none" or "sum") is fused as far as it goes.
 """
 import dataclasses
+import itertools
+from collections import Counter
 
 import numpy as np
 
@@ -112,24 +115,20 @@ def fuse_cross_entropy(tape):
     """Pass 0: every cross-entropy chain of the tape (see the module docstring) as one
     :class:`CrossEntropy` forward and one :class:`CrossEntropyGrad` backward instruction.
     Run it first: it reads the tape as the trace wrote it."""
-    if not all(type(step) is Forward for step in tape.forward):
+    starts = [k for k, step in enumerate(tape.forward) if getattr(step, "fn", None) is ops.LogSoftmax]
+    if not starts or not all(type(step) is Forward for step in tape.forward):
         return tape
-    readers = {}
-    for step in tape.forward:
-        for slot in step.ins + tuple(slot for _, _, slot in step.bound):
-            readers[slot] = readers.get(slot, 0) + 1
-    for slot in tape.outputs:
-        readers[slot] = readers.get(slot, 0) + 1
+    readers = Counter(itertools.chain.from_iterable(  # slot -> how many instructions read it
+        step.ins + tuple(slot for _, _, slot in step.bound) if step.bound else step.ins
+        for step in tape.forward))
+    readers.update(tape.outputs)
     frozen = {source.slot: source.array for source in tape.inputs if source.array is not None}
     forward, backward = list(tape.forward), list(tape.backward)
-    position = 0
-    while position < len(forward):
+    for position in reversed(starts):  # from the last, so that the positions before stay put
         chain = forward_chain(forward[position:position + 5], readers, frozen)
-        if chain is not None:
-            fused = fuse(chain, backward, frozen)
-            if fused is not None:
-                forward[position:position + len(chain)] = [fused]
-        position += 1
+        fused = None if chain is None else fuse(chain, backward, frozen)
+        if fused is not None:
+            forward[position:position + len(chain)] = [fused]
     return dataclasses.replace(tape, forward=forward, backward=backward)
 
 
