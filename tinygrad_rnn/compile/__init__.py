@@ -6,11 +6,12 @@
 The first call with a new signature runs ``fn`` with the engine while a
 tracer writes down every primitive call (``trace.py``); the recorded tape
 goes through the passes (``passes.py``) and is lowered to a list of small
-functions (``replay.py``), whose backward then runs on the trace's values. Later calls with that signature run
-those functions on the new arrays: the same primitives' forward, then their
-backward in the engine's order (BPTT is still backward through the unrolled
-graph), adding the loss's gradient into the ``.grad`` of every leaf that
-requires one, as ``fn(*args)[0].backward()`` would.
+functions (``replay.py``), whose backward then runs on the trace's values.
+Later calls with that signature run those functions on the new arrays: the
+same primitives' forward, then their backward in the engine's order (BPTT is
+still backward through the unrolled graph), adding the loss's gradient into
+the ``.grad`` of every leaf that requires one, as ``fn(*args)[0].backward()``
+would.
 
 Frozen by the trace: the Python control flow of ``fn`` (fine while it depends
 on shapes and settings only; a module's ``.training`` flag is read once:
@@ -114,8 +115,8 @@ class Compiled:
     def _trace(self, args, tensors):
         """Run ``fn`` under the tracer, then backward: the first call's results and its Replay.
 
-        The backward is the replay's own, run on the values and saved tuples of the
-        trace (a third of the engine's time or less), unless the engine's must run: under
+        The backward is the replay's own, run on the values and saved tuples of the trace
+        (half the engine's time at S, two thirds at M), unless the engine's must run: under
         ``detect_anomaly`` or another observer, after a change in place that its backward
         would refuse, or with an instruction whose saved tuple the trace cannot give.
         """

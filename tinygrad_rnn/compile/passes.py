@@ -442,8 +442,8 @@ def stack_rows(tape):
     forward and 2 instead of 7 backward."""
     stacks = {step.out for step in tape.forward if type(step) is Forward and step.fn is ops.Stack
               and step.params["axis"] % len(step.shape) == 0}
-    forward = [dataclasses.replace(step, fn=StackRows) if getattr(step, "out", None) in stacks else step
-               for step in tape.forward]
+    forward = [dataclasses.replace(step, fn=StackRows) if type(step) is Forward and step.out in stacks
+               else step for step in tape.forward]
     backward = [dataclasses.replace(step, fn=StackRows) if type(step) is Backward and step.node in stacks
                 else step for step in tape.backward]
     return _with(tape, forward=forward, backward=backward)
