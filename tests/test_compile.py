@@ -236,6 +236,22 @@ def test_the_first_call_s_backward_is_the_replay_s_on_the_trace(monkeypatch):
     assert_close(got[1], want[1], "gradient")
 
 
+def test_the_first_call_releases_the_traced_graph_as_backward_does():
+    W0 = nn.Parameter(np.ones((2, 2)))
+    kept = []
+
+    def loss_fn(x):
+        hidden = (x @ W0).tanh()
+        kept.append(hidden)  # a tensor of the trace, kept by the caller
+        return (hidden * hidden).sum()
+
+    loss_fn(tr.Tensor(np.ones((3, 2)))).backward()
+    compile(loss_fn)(tr.Tensor(np.ones((3, 2))))
+    for hidden in kept:  # eager, then traced: backward through either graph again is refused
+        with pytest.raises(RuntimeError, match="was released by an earlier backward"):
+            hidden.sum().backward()
+
+
 def test_the_first_call_under_detect_anomaly_reports_a_backward_anomaly():
     W0 = nn.Parameter(np.array([[0.0, 4.0]]))
 

@@ -188,14 +188,16 @@ class Replay:
 
     def backward_from(self, tracer, tensors):
         """The replay's backward on the trace's values and the saved tuples of its ops, adding
-        the loss's gradient into the leaves' ``.grad`` as the engine's backward would."""
+        the loss's gradient into the leaves' ``.grad`` as the engine's backward would. The
+        saved tuples move from the graph into the replay's slots, which release each after
+        its last reader, as the engine's backward releases the graph's."""
         n = self.tape.slots
         V, S, G, L = [None] * n, [None] * n, [None] * n, [None] * n
         for t in tracer.kept:
             slot = tracer.slots[id(t)]
             V[slot] = t._data
             if t._fn is not None:  # a detached alias of an op's output shares its slot
-                S[slot] = t._saved
+                S[slot], t._saved = t._saved, None
         for slot, position in self.args:
             L[slot] = tensors[position]
         for slot, leaf, _ in self.fixed:
