@@ -1,10 +1,13 @@
 """tr.compile against the reference engine: every layer option, hand-made cells, truncated BPTT."""
+import dataclasses
+import gc
+
 import numpy as np
 import pytest
 
 import tinygrad_rnn as tr
 from tinygrad_rnn import nn, optim
-from tinygrad_rnn.compile import DEFAULT_PASSES, UNROLLED_PASSES, compile
+from tinygrad_rnn.compile import DEFAULT_PASSES, UNROLLED_PASSES, TraceError, compile
 from compile_helpers import assert_close, assert_compiled_matches, compiled_call, eager_call, sgd_nudge
 
 LAYER_OPTIONS = [
@@ -213,3 +216,103 @@ def test_readme_eager_and_compiled_example():
         return losses
 
     np.testing.assert_allclose(train(True), train(False), rtol=1e-5)
+
+
+# ------------------------------------------------------------ the first call
+
+def test_the_first_call_s_backward_is_the_replay_s_on_the_trace(monkeypatch):
+    loss_fn, calls, leaves = sequence_problem(nn.LSTM, {"num_layers": 2, "dropout": 0.5})
+    tr.manual_seed(7)
+    want = eager_call(loss_fn, calls[0], leaves)
+    step = compile(loss_fn)
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the engine's backward ran")
+
+    monkeypatch.setattr(tr.Tensor, "backward", refused)
+    tr.manual_seed(7)  # the same dropout masks as the eager call
+    got = compiled_call(step, calls[0], leaves)
+    assert_close(got[0], want[0], "loss")
+    assert_close(got[1], want[1], "gradient")
+
+
+def test_the_first_call_releases_the_traced_graph_as_backward_does():
+    W0 = nn.Parameter(np.ones((2, 2)))
+    kept = []
+
+    def loss_fn(x):
+        hidden = (x @ W0).tanh()
+        kept.append(hidden)  # a tensor of the trace, kept by the caller
+        return (hidden * hidden).sum()
+
+    loss_fn(tr.Tensor(np.ones((3, 2)))).backward()
+    compile(loss_fn)(tr.Tensor(np.ones((3, 2))))
+    for hidden in kept:  # eager, then traced: backward through either graph again is refused
+        with pytest.raises(RuntimeError, match="was released by an earlier backward"):
+            hidden.sum().backward()
+
+
+def test_the_first_call_under_detect_anomaly_reports_a_backward_anomaly():
+    W0 = nn.Parameter(np.array([[0.0, 4.0]]))
+
+    def loss_fn(x):  # sqrt's gradient at 0 is inf
+        return ((W0 * x).sqrt() * 3).sum()
+
+    with tr.detect_anomaly(), pytest.raises(FloatingPointError, match="backward of 'sqrt'"):
+        compile(loss_fn)(tr.Tensor(np.ones((1, 2))))
+
+
+def test_the_first_call_refuses_a_change_in_place_as_backward_does():
+    W0 = nn.Parameter(np.ones((2, 2)))
+
+    def loss_fn(x):
+        y = x @ W0
+        z = (y * y).sum()
+        y.data += 1  # y was saved by the multiply: its gradient would be wrong
+        return z
+
+    with pytest.raises(RuntimeError, match="was changed in place after the forward pass"):
+        compile(loss_fn)(tr.Tensor(np.ones((3, 2))))
+
+
+class Counting:
+    """A forward instruction of a pass that counts its runs and says nothing about running again."""
+
+    def __init__(self, runs):
+        self.runs = runs
+
+    def reads(self):
+        return (), (), ()
+
+    def lower(self, free):
+        def run(V, S, G, L):
+            self.runs.append(1)
+        return run
+
+
+def test_an_instruction_that_may_not_run_twice_keeps_the_engine_s_backward():
+    loss_fn, calls, leaves = sequence_problem(nn.GRU, {})
+    runs = []
+
+    def counting(tape):
+        return dataclasses.replace(tape, forward=[Counting(runs)] + list(tape.forward))
+
+    assert_compiled_matches(loss_fn, calls[:1], leaves, (counting,) + DEFAULT_PASSES)
+    assert runs == []  # the trace ran fn itself; the replay's forward never ran
+
+
+@pytest.mark.parametrize("raises", [False, True])
+def test_the_cyclic_collector_is_back_on_after_a_first_call(raises):
+    W0 = nn.Parameter(np.ones((2, 2)))
+
+    def loss_fn(x):
+        loss = (x @ W0).sum()
+        return loss.item() if raises else loss  # .item() of a traced value is refused
+
+    step = compile(loss_fn)
+    if raises:
+        with pytest.raises(TraceError):
+            step(tr.Tensor(np.ones((3, 2))))
+    else:
+        step(tr.Tensor(np.ones((3, 2))))
+    assert gc.isenabled()

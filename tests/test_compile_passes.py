@@ -7,13 +7,15 @@ import pytest
 import tinygrad_rnn as tr
 from tinygrad_rnn import nn, tensor
 from tinygrad_rnn.compile import compile, passes
+from tinygrad_rnn.compile.fuse import fuse_cross_entropy
 from tinygrad_rnn.compile.tape import Forward, SliceGrad
 from compile_helpers import assert_close, assert_compiled_matches, compiled_call, sgd_nudge
 from test_compile import sequence_problem
 from test_compile_trace import Noise
 
-PASSES = [(passes.batch_weight_grads,), (passes.join_slices,), (passes.free_after_last_use,),
-          (passes.free_after_last_use, passes.reuse_buffers),
+PASSES = [(fuse_cross_entropy,), (passes.batch_weight_grads,), (passes.join_slices,),
+          (passes.free_after_last_use,), (passes.free_after_last_use, passes.reuse_buffers),
+          (passes.stack_rows,),
           (passes.batch_weight_grads, passes.join_slices, passes.place_slices)]
 PROBLEMS = [(nn.LSTM, {}), (nn.GRU, {"reset_after": False, "bidirectional": True}),
             (nn.RNN, {"num_layers": 2, "batch_first": True})]
@@ -168,3 +170,19 @@ def test_place_slices_of_slices_match_the_engine():
     calls = [(tr.Tensor(np.random.default_rng(s).normal(size=2)),) for s in range(3)]
     for optimise in [(), passes.UNROLLED_PASSES]:
         assert_compiled_matches(fn, calls, [big], optimise)
+
+
+@pytest.mark.parametrize("optimise", [(passes.stack_rows,), passes.UNROLLED_PASSES],
+                         ids=["alone", "unrolled"])
+def test_stack_rows_takes_the_stacks_along_the_first_axis_only(optimise):
+    W0 = nn.Parameter(np.random.default_rng(8).normal(size=(3, 3)))
+
+    def fn(x):
+        rows = [(x[t] @ W0).tanh() * (t + 1) for t in range(4)]
+        return (tr.stack(rows) ** 2).sum() + (tr.stack(rows, axis=-1) * x.transpose((1, 2, 0))).sum()
+
+    calls = [(tr.Tensor(np.random.default_rng(s).normal(size=(4, 2, 3))),) for s in range(3)]
+    step = assert_compiled_matches(fn, calls, [W0], optimise)
+    tape = step.tape(*calls[0])
+    stacks = [s.fn for s in tape.forward if getattr(s, "fn", None) in (tr.ops.Stack, passes.StackRows)]
+    assert stacks == [passes.StackRows, tr.ops.Stack]

@@ -4,13 +4,14 @@
     loss = step(x, y)             # = loss_fn(x, y), then loss.backward()
 
 The first call with a new signature runs ``fn`` with the engine while a
-tracer writes down every primitive call (``trace.py``), then backward; the
-recorded tape goes through the passes (``passes.py``) and is lowered to a
-list of small functions (``replay.py``). Later calls with that signature run
-those functions on the new arrays: the same primitives' forward, then their
-backward in the engine's order (BPTT is still backward through the unrolled
-graph), adding the loss's gradient into the ``.grad`` of every leaf that
-requires one, as ``fn(*args)[0].backward()`` would.
+tracer writes down every primitive call (``trace.py``); the recorded tape
+goes through the passes (``passes.py``) and is lowered to a list of small
+functions (``replay.py``), whose backward then runs on the trace's values.
+Later calls with that signature run those functions on the new arrays: the
+same primitives' forward, then their backward in the engine's order (BPTT is
+still backward through the unrolled graph), adding the loss's gradient into
+the ``.grad`` of every leaf that requires one, as ``fn(*args)[0].backward()``
+would.
 
 Frozen by the trace: the Python control flow of ``fn`` (fine while it depends
 on shapes and settings only; a module's ``.training`` flag is read once:
@@ -37,15 +38,18 @@ its shape, dtype, ``requires_grad`` and whether it repeats an earlier
 argument; every other argument by value (it must be hashable). A leaf whose
 shape, dtype or ``requires_grad`` changed since the trace also re-traces.
 """
+import gc
+from contextlib import contextmanager
+
 import numpy as np
 
 from .. import autograd
 from ..rng import generator
 from ..tensor import Tensor, _tensor, observing
-from .passes import UNROLLED_PASSES
+from .passes import UNROLLED_PASSES, ReusingForward
 from .replay import lower
 from .roll import Loop, roll_loops
-from .tape import plan_accumulation
+from .tape import Forward, Free, plan_accumulation
 from .trace import TraceError, Tracer
 
 __all__ = ["compile", "Compiled", "TraceError", "DEFAULT_PASSES", "UNROLLED_PASSES"]
@@ -109,20 +113,30 @@ class Compiled:
         return "\n".join(loop.source()[0] for loop in loops)
 
     def _trace(self, args, tensors):
-        """Run ``fn`` under the tracer, then backward: the first call's results and its Replay."""
+        """Run ``fn`` under the tracer, then backward: the first call's results and its Replay.
+
+        The backward is the replay's own, run on the values and saved tuples of the trace
+        (half the engine's time at S, two thirds at M), unless the engine's must run: under
+        ``detect_anomaly`` or another observer, after a change in place that its backward
+        would refuse, or with an instruction whose saved tuple the trace cannot give.
+        """
         tracer = Tracer(tensors)
-        with observing(tracer), autograd._setting("grad_enabled", True):
-            returned = self.fn(*args)
-        loss, rest, rebuild = check_returned(returned, self.backward)
-        tape = tracer.tape(loss, rest, self.backward)
-        for optimise in self.passes:
-            tape = optimise(tape)
-        fixed = [not tracer.varies[slot] for slot in tape.outputs]
-        replay = Replay(plan_accumulation(tape), rebuild, self.backward, fixed)
-        self.traces += 1
-        self._last = replay
-        if self.backward:
-            loss.backward()
+        with collector_paused():
+            with observing(tracer), autograd._setting("grad_enabled", True):
+                returned = self.fn(*args)
+            loss, rest, rebuild = check_returned(returned, self.backward)
+            tape = tracer.tape(loss, rest, self.backward)
+            for optimise in self.passes:
+                tape = optimise(tape)
+            fixed = [not tracer.varies[slot] for slot in tape.outputs]
+            replay = Replay(plan_accumulation(tape), rebuild, self.backward, fixed)
+            self.traces += 1
+            self._last = replay
+            if self.backward and (autograd.anomaly or autograd.observers or changed_in_place(tracer)
+                                  or replay.refill is None):
+                loss.backward()
+            elif self.backward:
+                replay.backward_from(tracer, tensors)
         return replay, replay.results([t._data for t in (loss, *rest)])
 
 
@@ -138,6 +152,7 @@ class Replay:
         self.tape, self.rebuild, self.fixed_outputs = tape, rebuild, fixed
         self.forward = lower(tape.forward)
         self.backward = lower(tape.backward) if backward else []
+        self.refill = refill(tape.forward)
         self.args = [(s.slot, s.arg) for s in tape.inputs if s.arg is not None]
         self.fixed = [(s.slot, s.leaf, s.array) for s in tape.inputs if s.arg is None and not s.generator]
         self.generators = [s.slot for s in tape.inputs if s.generator]
@@ -171,11 +186,69 @@ class Replay:
                     run(V, S, G, L)
         return self.results(outputs)
 
+    def backward_from(self, tracer, tensors):
+        """The replay's backward on the trace's values and the saved tuples of its ops, adding
+        the loss's gradient into the leaves' ``.grad`` as the engine's backward would. The
+        saved tuples move from the graph into the replay's slots, which release each after
+        its last reader, as the engine's backward releases the graph's."""
+        n = self.tape.slots
+        V, S, G, L = [None] * n, [None] * n, [None] * n, [None] * n
+        for t in tracer.kept:
+            slot = tracer.slots[id(t)]
+            V[slot] = t._data
+            if t._fn is not None:  # a detached alias of an op's output shares its slot
+                S[slot], t._saved = t._saved, None
+        for slot, position in self.args:
+            L[slot] = tensors[position]
+        for slot, leaf, _ in self.fixed:
+            L[slot] = leaf
+        with np.errstate(all="ignore"):
+            for run in self.refill:
+                run(V, S, G, L)
+            G[self.loss_slot] = np.ones_like(V[self.loss_slot])
+            for run in self.backward:
+                run(V, S, G, L)
+
     def results(self, values):
         """The returned structure, as Tensors of ``values``; a fixed value is copied, so that a
         caller who writes into it, as into any result, changes no later call."""
         return self.rebuild([_tensor(v.copy() if fixed else v)
                              for v, fixed in zip(values, self.fixed_outputs)])
+
+
+# The forward instructions whose saved tuple ``S[out]`` is the one the engine's op saved, as
+# the trace holds it (a Loop's body writes the very tuples of ``ops``); a pass's own
+# instruction that saves another is run again on the trace's values, if it says it may be.
+SAVED_AS_TRACED = (Forward, ReusingForward, Loop, Free)
+
+
+def refill(forward):
+    """The forward instructions to run again before the replay's backward can start from the
+    trace (lowered), or None if one of them may not run twice (it would draw again)."""
+    again = [step for step in forward if not isinstance(step, SAVED_AS_TRACED)]
+    if not all(getattr(step, "rerun", False) for step in again):
+        return None
+    return lower(again)
+
+
+def changed_in_place(tracer):
+    """Whether an op's input was changed in place after the op saved it, which the engine's
+    backward refuses (``autograd._check_unchanged``) and the replay's could not see."""
+    return any(p._version != version for t in tracer.kept if t._fn is not None
+               for p, version in zip(t.parents, t._versions))
+
+
+@contextmanager
+def collector_paused():
+    """Inside, no cyclic garbage collection: the trace makes tens of thousands of objects that
+    all live until it ends, and the engine's graph holds no cycles for it to find."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def signature(args):
@@ -209,7 +282,8 @@ def check_returned(returned, backward):
     """(loss, the other returned Tensors, a function that rebuilds the structure from Tensors)."""
     first = returned[0] if isinstance(returned, tuple) and returned else returned
     if not isinstance(first, Tensor) or (backward and first._data.size != 1):
-        what = f"a Tensor of shape {first.shape}" if isinstance(first, Tensor) else f"a {type(first).__name__}"
+        what = (f"a Tensor of shape {first.shape}" if isinstance(first, Tensor)
+                else f"a {type(first).__name__}")
         raise TypeError(f"compile: fn must return the loss, a scalar Tensor, or a tuple led by it "
                         f"(loss, state, ...) whose other items are Tensors; it returned {what} first")
     if backward and not first._requires_grad:

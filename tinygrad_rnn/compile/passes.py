@@ -20,17 +20,25 @@ be done in bulk, as the hand-written numpy step does it:
 4. :func:`reuse_buffers`: an elementwise op whose value dies within the
    forward (x_proj[t] + h W_hh^T, f * c, i * c~) writes into an array that
    an earlier op of the same shape no longer needs (``out=``).
+5. :func:`stack_rows`: the stack of a layer's T outputs h(t) is one ``np.array``
+   call forward, and its gradient the rows of g.
+
+Before them all, :func:`fuse.fuse_cross_entropy` (pass 0, ``fuse.py``) computes the
+cross-entropy of ``nn.cross_entropy`` and its gradient as the hand-written step does,
+in one instruction each way.
 
 ``UNROLLED_PASSES`` lists those that pay (see the benchmark), in the order
-they must run: liveness after the passes that add readers, buffer reuse
-after liveness, whose releases it reads. ``tr.compile``'s default runs them,
-then rolls the unrolled steps back into loops (``roll.py``).
+they must run: the fused cross-entropy first, on the tape as traced; liveness
+after the passes that add readers, buffer reuse after liveness, whose
+releases it reads. ``tr.compile``'s default runs them, then rolls the
+unrolled steps back into loops (``roll.py``).
 """
 import dataclasses
 
 import numpy as np
 
 from .. import ops
+from .fuse import fuse_cross_entropy
 from .replay import ADD, releaser
 from .tape import Backward, Forward, Free, LeafGrad, SliceGrad, Tape, share_kind
 
@@ -332,7 +340,7 @@ def _live_forward(tape):
                 continue
             if step.out not in needed_saved:
                 step = dataclasses.replace(step, keep_saved=False)
-            needed_values.update(reads(step)[0])
+        needed_values.update(reads(step)[0])  # a pass's own instruction is always kept
         kept.append(step)
     return kept[::-1]
 
@@ -411,6 +419,36 @@ def reuse_buffers(tape):
     return _with(tape, forward=forward)
 
 
+# ------------------------------------------------------------ 5. stacked rows
+
+class StackRows:
+    """out = stack(arrays) along axis 0, made by ``np.array`` in one call (``np.stack``
+    expands each array first, in Python); input i's gradient is row i of g. Saves what
+    ``ops.Stack`` saves, (0,)."""
+    name = "stack"
+
+    @staticmethod
+    def forward(*arrays, axis):
+        return np.array(arrays), (0,)
+
+    @staticmethod
+    def backward(saved, g, needs):
+        return tuple(g)
+
+
+def stack_rows(tape):
+    """Pass 5: every ``stack`` along the first axis (the T outputs h(t) of a layer) as
+    :class:`StackRows`, forward and backward: for 20 arrays of (8, 32), 5 us instead of 13
+    forward and 2 instead of 7 backward."""
+    stacks = {step.out for step in tape.forward if type(step) is Forward and step.fn is ops.Stack
+              and step.params["axis"] % len(step.shape) == 0}
+    forward = [dataclasses.replace(step, fn=StackRows) if type(step) is Forward and step.out in stacks
+               else step for step in tape.forward]
+    backward = [dataclasses.replace(step, fn=StackRows) if type(step) is Backward and step.node in stacks
+                else step for step in tape.backward]
+    return _with(tape, forward=forward, backward=backward)
+
+
 def _with(tape, **changes):
     fields = {"slots": tape.slots, "inputs": tape.inputs, "forward": tape.forward,
               "backward": tape.backward, "outputs": tape.outputs, "leaves": tape.leaves}
@@ -418,4 +456,5 @@ def _with(tape, **changes):
     return Tape(**fields)
 
 
-UNROLLED_PASSES = (batch_weight_grads, join_slices, place_slices, free_after_last_use, reuse_buffers)
+UNROLLED_PASSES = (fuse_cross_entropy, batch_weight_grads, join_slices, place_slices, free_after_last_use,
+                   reuse_buffers, stack_rows)
