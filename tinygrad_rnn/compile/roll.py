@@ -29,6 +29,10 @@ common primitives (sigmoid, tanh, mul, add, sub, getitem, a two-axis linear)
 as the numpy expressions of their forward and backward rather than calls
 (``INLINE_FORWARD``, ``INLINE_BACKWARD``). Run it last: the other passes read
 instructions that this one hides inside its loops.
+
+Before rolling, it makes the rewrites of ``rewrites.py`` (``REWRITES``): each
+step's output written into its row of the stacked sequence, and the gate
+sigmoids of one step as one call. Their instructions roll like the others.
 """
 import dataclasses
 import keyword
@@ -40,13 +44,20 @@ from .. import ops
 from ..bptt import step_of
 from .passes import ReusingForward, UFUNCS, _with
 from .replay import bind, lower, plain, releaser
+from .rewrites import (INTO, SAVES, ForwardInto, GateSigmoids, SigmoidView, join_gate_sigmoids,
+                       sigmoid_blocks, stack_in_place)
 from .tape import Backward, Forward, Free, LeafGrad, SliceGrad, plan_accumulation, plan_step
 
-KINDS = (Forward, Backward, SliceGrad, LeafGrad, Free, ReusingForward)
+KINDS = (Forward, Backward, SliceGrad, LeafGrad, Free, ReusingForward, SigmoidView, GateSigmoids)
+# The rewrites of rewrites.py, made before the tape is rolled.
+REWRITES = (stack_in_place, join_gate_sigmoids)
 
 
-def roll_loops(tape):
-    """Pass 5: every run of three or more copies of a step (see the module docstring) as a Loop."""
+def roll_loops(tape, rewrites=REWRITES):
+    """Pass 5: the ``rewrites``, then every run of three or more copies of a step (see the module
+    docstring) as a Loop."""
+    for rewrite in rewrites:
+        tape = rewrite(tape)
     plan_accumulation(tape)  # the way shares are added is part of what must repeat
     made = [forward_of(i) for i in tape.forward]
     steps = {f.out: step_of(f.scope) for f in made if f is not None}
@@ -57,10 +68,10 @@ def roll_loops(tape):
 
 
 def forward_of(instruction):
-    """The Forward that a forward instruction runs (None for an instruction of another kind)."""
-    if type(instruction) is ReusingForward:
+    """The Forward (or gate view) that a forward instruction runs (None for one of another kind)."""
+    if type(instruction) in (ReusingForward, ForwardInto):
         return instruction.step
-    return instruction if isinstance(instruction, Forward) else None
+    return instruction if isinstance(instruction, (Forward, SigmoidView, GateSigmoids)) else None
 
 
 def roll(instructions, step_of_instruction, named):
@@ -150,6 +161,8 @@ def fields(instruction):
     """The values of an instruction's ``FIELDS``, in order; None for one of another kind."""
     if type(instruction) is ReusingForward:
         return ("reuse", fields(instruction.step), instruction.buffer)
+    if type(instruction) is ForwardInto:
+        return ("into", fields(instruction.step), instruction.place, instruction.row, instruction.axis)
     names = FIELDS.get(type(instruction))
     return None if names is None else tuple(map(instruction.__getattribute__, names))
 
@@ -208,6 +221,10 @@ def flatten(block):
         elif kind is ReusingForward and not instruction.step.params and not instruction.step.bound:
             numbers += instruction.step.ins + (instruction.step.out,) + instruction.step.shape
             template.append((ReusingForward, plain_forward(instruction.step), id(instruction.buffer)))
+        elif kind is ForwardInto:  # never with params (rewrites.stack_in_place)
+            numbers += instruction.step.ins + (instruction.step.out,) + instruction.step.shape
+            numbers += (instruction.place, instruction.row, instruction.axis)
+            template.append((ForwardInto, plain_forward(instruction.step)))
         else:
             parts = fields(instruction)
             template.append(("identity", id(instruction)) if parts is None else (kind, walk(parts)))
@@ -262,7 +279,8 @@ class Loop:
 
     def source(self):
         """(the body as source of a function ``run(V, S, G, L)``, the names it uses)."""
-        names = {"np": np, "unbroadcast": ops.unbroadcast, "add_into": ops.GetItem.add_into, "bind": bind}
+        names = {"np": np, "unbroadcast": ops.unbroadcast, "add_into": ops.GetItem.add_into, "bind": bind,
+                 "sigmoid_blocks": sigmoid_blocks}
         numbers = iter(zip(self.start, self.change))
 
         def name(value, prefix):
@@ -295,10 +313,14 @@ class Loop:
                  f"    for k in range({len(self.blocks)}):"]
         aliases = {}  # "V[33 + 32 * k]" -> "i": the local variable that holds a named value
         for instruction in self.blocks[0]:
-            reused = type(instruction) is ReusingForward
-            values = render(fields(instruction)[1] if reused else fields(instruction))
-            parts = dict(zip(FIELDS[Forward if reused else type(instruction)], values))
-            code = emit(parts, instruction, name, name(instruction.buffer, "buffer") if reused else None)
+            reused, into = type(instruction) is ReusingForward, type(instruction) is ForwardInto
+            values = render(fields(instruction)[1] if reused or into else fields(instruction))
+            parts = dict(zip(FIELDS[Forward if reused or into else type(instruction)], values))
+            if into:
+                parts["place"] = render((instruction.place, instruction.row, instruction.axis))
+                code = emit_into(parts, instruction, name)
+            else:
+                code = emit(parts, instruction, name, name(instruction.buffer, "buffer") if reused else None)
             if not isinstance(instruction, Free):
                 code = [aliased(line, aliases) for line in code]
             made = forward_of(instruction)
@@ -441,6 +463,11 @@ def emit(f, instruction, name, buffer):
         return lines
     if kind is SliceGrad:
         return emit_slice(f)
+    if kind is GateSigmoids:
+        return [f"V[{f['out']}] = sigmoid_blocks(V[{f['a']}], {f['lo']}, {f['hi']}, {f['width']})"]
+    if kind is SigmoidView:
+        return [f"V[{f['out']}] = V[{f['block']}][{f['j']}]"] + (
+            [f"S[{f['out']}] = (V[{f['out']}],)"] if f["keep_saved"] else [])
     if kind is LeafGrad:
         return [f"if L[{f['slot']}].grad is None:",
                 f"    L[{f['slot']}].grad = np.array(G[{f['slot']}], dtype={f['dtype']!r})",
@@ -448,6 +475,18 @@ def emit(f, instruction, name, buffer):
     released = [f"{kind}[{s}]" for kind, slots in zip("VSG", (f["values"], f["saved"], f["grads"]))
                 for s in slots]
     return [" = ".join(released + ["None"])] if released else []
+
+
+def emit_into(f, instruction, name):
+    """A :class:`~.rewrites.ForwardInto`: its ufunc writing into its row of the stacked value."""
+    place, row, axis = f["place"]
+    ufunc = name(INTO[instruction.step.fn], f"np_{INTO[instruction.step.fn].__name__}_")
+    ins = [f"V[{i}]" for i in f["ins"]]
+    lines = [f"V[{f['out']}] = {ufunc}({', '.join(ins)}, out=V[{place}][{':, ' * int(axis)}{row}])"]
+    if f["keep_saved"]:
+        saved = {"nothing": "()", "output": f"(V[{f['out']}],)"}.get(SAVES[instruction.step.fn])
+        lines.append(f"S[{f['out']}] = " + (saved or f"({', '.join(ins)})"))
+    return lines
 
 
 def subscript(index):
