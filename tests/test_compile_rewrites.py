@@ -6,9 +6,9 @@ import tinygrad_rnn as tr
 from tinygrad_rnn import nn, ops
 from tinygrad_rnn.compile import UNROLLED_PASSES, compile
 from tinygrad_rnn.compile import rewrites
-from tinygrad_rnn.compile.rewrites import (ForwardInto, GateSigmoids, Place, Rows, SigmoidView,
-                                           join_gate_sigmoids, stack_in_place)
-from tinygrad_rnn.compile.tape import Forward
+from tinygrad_rnn.compile.rewrites import (ForwardInto, GateDerivatives, GateGrad, GateSigmoids, Place, Rows,
+                                           SigmoidView, join_gate_sigmoids, stack_in_place)
+from tinygrad_rnn.compile.tape import Backward, Forward
 from compile_helpers import assert_compiled_matches
 from test_compile import sequence_problem
 
@@ -100,6 +100,12 @@ def test_the_lstm_gates_run_as_one_sigmoid_at_small_sizes():
     blocks = {s.block for s in gate_views(tape)}
     assert len(blocks) == 5  # i, f and o of a step: views of one sigmoid over the whole (B, 4H) block
     assert [s.j for s in gate_views(tape)[:3]] == [0, 1, 3]
+    # in backward, σ (1 - σ) once per step, and each gate's share reads its block of it
+    derived = [s.node for s in tape.backward if type(s) is GateDerivatives]
+    assert sorted(derived) == sorted(blocks)
+    assert all(s.keep_saved for s in tape.forward if type(s) is GateSigmoids)
+    assert len([s for s in tape.backward if type(s) is GateGrad]) == 3 * 5
+    assert not any(type(s) is Backward and s.fn is ops.Sigmoid for s in tape.backward)
     assert [s.name for s in gate_views(tape)[:3]] == ["i", "f", "o"]
 
 
@@ -117,9 +123,10 @@ def test_the_rolled_lstm_step_reads_its_gates_from_one_sigmoid():
     fn, calls, leaves = sequence_problem(nn.LSTM, {}, steps=8)
     step = assert_compiled_matches(fn, calls, leaves)
     source = step.source()
-    forward = source.split("def run")[1]
+    forward, backward = source.split("def run")[1:3]
     assert "np.exp" not in forward and forward.count("gates = sigmoid_blocks(") == 2  # a body of two steps
     assert "i = gates[0]" in forward and "f = gates[1]" in forward and "o = gates[3]" in forward
+    assert "d_gates = gates * (1 - gates)" in backward and "* d_gates[3]  # backward of o" in backward
 
 
 def gates_of(columns, rows=None):
@@ -149,6 +156,36 @@ def test_which_sigmoids_are_joined(columns, rows, views):
     fn, calls, leaves = gates_of(columns, rows)
     tape = assert_compiled_matches(fn, calls, leaves, passes=GATES).tape(*calls[0])
     assert len(gate_views(tape)) == views
+
+
+def test_a_gate_without_a_gradient_keeps_its_view():
+    weight = nn.Parameter(np.random.default_rng(0).normal(size=(3, 6)))
+
+    def loss_fn(x):
+        a = x @ weight
+        unused = a[:, 2:4].sigmoid()  # noqa: F841, joined in forward, sends no gradient
+        return (a[:, 0:2].sigmoid() * 2).sum()
+
+    calls = [(tr.Tensor(np.random.default_rng(k).normal(size=(4, 3))),) for k in range(2)]
+    tape = assert_compiled_matches(loss_fn, calls, [weight], passes=(join_gate_sigmoids,)).tape(*calls[0])
+    assert len(gate_views(tape)) == 2 and [s.j for s in tape.backward if type(s) is GateGrad] == [0]
+
+
+@pytest.mark.parametrize("other_last", [True, False])
+def test_a_gate_whose_input_has_another_share_adds_its_own(other_last):
+    weight = nn.Parameter(np.random.default_rng(0).normal(size=(3, 6)))
+
+    def loss_fn(x):
+        a = x @ weight
+        left = a[:, 0:2]
+        other = None if other_last else (left * 3).sum()
+        gates = (left.sigmoid() * a[:, 2:4].sigmoid()).sum()
+        return gates + ((left * 3).sum() if other_last else other)  # the gate's share second, or first
+
+    calls = [(tr.Tensor(np.random.default_rng(k).normal(size=(4, 3))),) for k in range(2)]
+    tape = assert_compiled_matches(loss_fn, calls, [weight], passes=GATES).tape(*calls[0])
+    kinds = [s.kinds for s in tape.backward if type(s) is GateGrad]
+    assert kinds[-1] == (("new",) if other_last else ("set",)) and len(kinds) == 2
 
 
 def test_the_gru_gates_of_separate_sums_are_left_alone():

@@ -13,11 +13,13 @@ proved:
 2. :func:`join_gate_sigmoids`: the gate sigmoids taken on column blocks of
    one array (the LSTM's i, f, o of x_proj(t) + h(t-1) W_hh^T + b) run as one
    sigmoid over each run of adjacent blocks, laid block by block so that each
-   gate is a contiguous view of it.
+   gate is a contiguous view of it; in backward, their derivatives σ (1 - σ)
+   are one expression over that block.
 
 Both give the engine's numbers: an elementwise function gives the same value
 for an element wherever that element sits, up to the last bit of a SIMD
-``exp`` (well within 1e-12 relative).
+``exp``, and g (σ (1 - σ)) is (g σ) (1 - σ) to an ulp or two: well within
+1e-12 relative.
 """
 import dataclasses
 
@@ -25,8 +27,8 @@ import numpy as np
 
 from .. import ops
 from .passes import UFUNCS, _with
-from .replay import releaser
-from .tape import Forward, Free
+from .replay import ADD, releaser
+from .tape import Backward, Forward, Free, share_kind
 
 
 def _row(axis, row):
@@ -196,12 +198,14 @@ def sigmoid_blocks(a, lo, hi, width):
 
 @dataclasses.dataclass
 class GateSigmoids:
-    """``V[out] = sigmoid_blocks(V[a], lo, hi, width)``: the sigmoid of a run of gate blocks."""
+    """``V[out] = sigmoid_blocks(V[a], lo, hi, width)``: the sigmoid of a run of gate blocks;
+    with ``keep_saved``, ``S[out] = (V[out],)`` for :class:`GateDerivatives`."""
     out: int
     a: int
     lo: int
     hi: int
     width: int
+    keep_saved: bool = False
     scope: str = ""
     name: str = "gates"
 
@@ -210,9 +214,12 @@ class GateSigmoids:
 
     def lower(self, free):
         out, a, lo, hi, width, released = self.out, self.a, self.lo, self.hi, self.width, free.values
+        keep = self.keep_saved
 
         def run(V, S, G, L):
             V[out] = sigmoid_blocks(V[a], lo, hi, width)
+            if keep:
+                S[out] = (V[out],)
             for s in released:
                 V[s] = None
         return run
@@ -264,13 +271,14 @@ def join_gate_sigmoids(tape):
         columns = None if cut is None else _columns(cut, shapes.get(cut.ins[0]))
         if columns is not None and not step.wrap and cut.dtype == step.dtype:
             blocks.setdefault((cut.ins[0], columns[1] - columns[0]), []).append((*columns, k))
-    slots, after, replaced, last = tape.slots, {}, {}, {}
+    slots, after, replaced, last, gates = tape.slots, {}, {}, {}, {}
     for (parent, width), members in blocks.items():
         rows = int(np.prod(shapes[parent][:-1]))
         for run in _runs(sorted(members), rows, width):
             lo, hi = run[0][0], run[-1][1]
             scope = tape.forward[run[0][2]].scope
-            after.setdefault(parent, []).append(GateSigmoids(slots, parent, lo, hi, width, scope))
+            gates[slots] = GateSigmoids(slots, parent, lo, hi, width, scope=scope)
+            after.setdefault(parent, []).append(gates[slots])
             for m_lo, _, k in run:
                 sigmoid = tape.forward[k]
                 replaced[k] = SigmoidView(sigmoid.out, slots, (m_lo - lo) // width, sigmoid.keep_saved,
@@ -285,7 +293,85 @@ def join_gate_sigmoids(tape):
         if k in last:
             forward.append(Free(values=(last[k],)))
         forward += after.pop(_out(step), [])
-    return _with(tape, forward=forward, slots=slots)
+    backward, joined = _join_gate_derivatives(tape.backward, [s for s in forward if type(s) is SigmoidView])
+    for block in joined:
+        gates[block].keep_saved = True
+    return _with(tape, forward=forward, backward=backward, slots=slots)
+
+
+@dataclasses.dataclass
+class GateDerivatives:
+    """``S[node] = (σ (1 - σ),)`` for the joined gate sigmoids σ that :class:`GateSigmoids` saved
+    in ``S[node]``: the derivatives of all the blocks, in one expression, before their gates'
+    backward."""
+    node: int
+
+    def reads(self):
+        return (), (self.node,), ()
+
+    def lower(self, free):
+        node, release = self.node, releaser(free)
+
+        def run(V, S, G, L):
+            gates, = S[node]
+            S[node] = (gates * (1 - gates),)
+            if release is not None:
+                release(V, S, G)
+        return run
+
+
+@dataclasses.dataclass
+class GateGrad:
+    """A gate's sigmoid backward, as its share g σ'(a) with σ' block ``j`` of
+    :class:`GateDerivatives`: ``G[parent] (+)= G[node] * S[block][0][j]``."""
+    node: int
+    block: int
+    j: int
+    parent: int
+    kinds: tuple = ()
+
+    def reads(self):
+        return (), (self.block,), (self.node,)
+
+    def plan(self, owned):
+        self.kinds = (share_kind(owned, self.parent),)
+
+    def lower(self, free):
+        node, block, j, parent = self.node, self.block, self.j, self.parent
+        add, release = ADD[self.kinds[0]], releaser(free)
+
+        def run(V, S, G, L):
+            add(G, parent, G[node] * S[block][0][j])
+            if release is not None:
+                release(V, S, G)
+        return run
+
+
+def _join_gate_derivatives(backward, views):
+    """(``backward`` with the sigmoid Backward of each gate of ``views`` that sends its share to
+    its input as a :class:`GateGrad`, after one :class:`GateDerivatives` per block, the blocks
+    so joined). g σ (1 - σ) is then computed as g (σ (1 - σ)), within an ulp or two of it."""
+    owner = {view.out: view for view in views}
+    found = {}  # block -> positions of its gates' Backwards
+    for k, step in enumerate(backward):
+        if (type(step) is Backward and step.node in owner and step.fn is ops.Sigmoid
+                and [i for i, _, _ in step.routes] == [0]):
+            found.setdefault(owner[step.node].block, []).append(k)
+    first = {min(positions): block for block, positions in found.items()}
+    last = {max(positions): block for block, positions in found.items()}
+    moved = {k for positions in found.values() for k in positions}
+    result = []
+    for k, step in enumerate(backward):
+        if k in first:
+            result.append(GateDerivatives(first[k]))
+        if k in moved:
+            view = owner[step.node]
+            result.append(GateGrad(step.node, view.block, view.j, step.routes[0][1]))
+        else:
+            result.append(step)
+        if k in last:
+            result.append(Free(saved=(last[k],)))
+    return result, list(found)
 
 
 def _out(step):

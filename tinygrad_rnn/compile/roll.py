@@ -44,11 +44,12 @@ from .. import ops
 from ..bptt import step_of
 from .passes import ReusingForward, UFUNCS, _with
 from .replay import bind, lower, plain, releaser
-from .rewrites import (INTO, SAVES, ForwardInto, GateSigmoids, SigmoidView, join_gate_sigmoids,
-                       sigmoid_blocks, stack_in_place)
+from .rewrites import (INTO, SAVES, ForwardInto, GateDerivatives, GateGrad, GateSigmoids, SigmoidView,
+                       join_gate_sigmoids, sigmoid_blocks, stack_in_place)
 from .tape import Backward, Forward, Free, LeafGrad, SliceGrad, plan_accumulation, plan_step
 
-KINDS = (Forward, Backward, SliceGrad, LeafGrad, Free, ReusingForward, SigmoidView, GateSigmoids)
+KINDS = (Forward, Backward, SliceGrad, LeafGrad, Free, ReusingForward, SigmoidView, GateSigmoids,
+         GateDerivatives, GateGrad)
 # The rewrites of rewrites.py, made before the tape is rolled.
 REWRITES = (stack_in_place, join_gate_sigmoids)
 
@@ -321,6 +322,8 @@ class Loop:
                 code = emit_into(parts, instruction, name)
             else:
                 code = emit(parts, instruction, name, name(instruction.buffer, "buffer") if reused else None)
+            if type(instruction) is GateDerivatives:
+                aliases[f"S[{parts['node']}][0]"] = "d_gates"
             if not isinstance(instruction, Free):
                 code = [aliased(line, aliases) for line in code]
             made = forward_of(instruction)
@@ -393,7 +396,7 @@ def of_its_shape(instruction, i):
 
 # Names the loop's own code uses; a value named one of these keeps its slot.
 RESERVED = {"V", "S", "G", "L", "k", "g", "shares", "out", "a", "b", "x", "weight", "value", "saved",
-            "buffer", "run"}
+            "buffer", "run", "d_gates"}
 
 
 def variable(what, names):
@@ -464,7 +467,14 @@ def emit(f, instruction, name, buffer):
     if kind is SliceGrad:
         return emit_slice(f)
     if kind is GateSigmoids:
-        return [f"V[{f['out']}] = sigmoid_blocks(V[{f['a']}], {f['lo']}, {f['hi']}, {f['width']})"]
+        return [f"V[{f['out']}] = sigmoid_blocks(V[{f['a']}], {f['lo']}, {f['hi']}, {f['width']})"] + (
+            [f"S[{f['out']}] = (V[{f['out']}],)"] if f["keep_saved"] else [])
+    if kind is GateDerivatives:  # the loop's GateGrads of the same step read d_gates (Loop.source)
+        return [f"gates, = S[{f['node']}]", "d_gates = gates * (1 - gates)", f"S[{f['node']}] = (d_gates,)"]
+    if kind is GateGrad:
+        share, parent = f"G[{f['node']}] * S[{f['block']}][0][{f['j']}]", f["parent"]
+        return [{"set": f"G[{parent}] = {share}", "new": f"G[{parent}] = G[{parent}] + {share}",
+                 "inplace": f"G[{parent}] += {share}"}[f["kinds"][0]]]
     if kind is SigmoidView:
         return [f"V[{f['out']}] = V[{f['block']}][{f['j']}]"] + (
             [f"S[{f['out']}] = (V[{f['out']}],)"] if f["keep_saved"] else [])
