@@ -97,6 +97,9 @@ def test_the_lstm_gates_run_as_one_sigmoid_at_small_sizes():
     fn, calls, leaves = sequence_problem(nn.LSTM, {}, steps=5)
     tape = assert_compiled_matches(fn, calls, leaves, passes=GATES).tape(*calls[0])
     assert len(gate_views(tape)) == 3 * 5 and count(tape, GateSigmoids) == 5
+    unrolled = compile(fn, passes=UNROLLED_PASSES).tape(*calls[0])
+    # the cuts a[:, 0:H], a[:, H:2H], a[:, 3H:4H] are read by nothing now: gone
+    assert count(unrolled, Forward, ops.GetItem) - count(tape, Forward, ops.GetItem) == 3 * 5
     blocks = {s.block for s in gate_views(tape)}
     assert len(blocks) == 5  # i, f and o of a step: views of one sigmoid over the whole (B, 4H) block
     assert [s.j for s in gate_views(tape)[:3]] == [0, 1, 3]
@@ -169,6 +172,9 @@ def test_a_gate_without_a_gradient_keeps_its_view():
     calls = [(tr.Tensor(np.random.default_rng(k).normal(size=(4, 3))),) for k in range(2)]
     tape = assert_compiled_matches(loss_fn, calls, [weight], passes=(join_gate_sigmoids,)).tape(*calls[0])
     assert len(gate_views(tape)) == 2 and [s.j for s in tape.backward if type(s) is GateGrad] == [0]
+    # the cut a[:, 0:2] stays, its slice's gradient (not joined) reads the saved index; a[:, 2:4] goes
+    assert [s.params["index"][1] for s in tape.forward if type(s) is Forward and s.fn is ops.GetItem] == [
+        slice(0, 2)]
 
 
 @pytest.mark.parametrize("other_last", [True, False])

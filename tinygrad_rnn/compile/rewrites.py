@@ -26,7 +26,7 @@ import dataclasses
 import numpy as np
 
 from .. import ops
-from .passes import UFUNCS, _with
+from .passes import UFUNCS, _with, reads
 from .replay import ADD, releaser
 from .tape import Backward, Forward, Free, share_kind
 
@@ -287,8 +287,11 @@ def join_gate_sigmoids(tape):
             slots += 1
     if not replaced:
         return tape
+    dead = _dead_cuts(tape, [tape.forward[k].ins[0] for k in replaced], replaced)
     forward = [step for slot in [s.slot for s in tape.inputs] for step in after.pop(slot, [])]
     for k, step in enumerate(tape.forward):
+        if type(step) is Forward and step.out in dead:
+            continue
         forward.append(replaced.get(k, step))
         if k in last:
             forward.append(Free(values=(last[k],)))
@@ -372,6 +375,19 @@ def _join_gate_derivatives(backward, views):
         if k in last:
             result.append(Free(saved=(last[k],)))
     return result, list(found)
+
+
+def _dead_cuts(tape, cuts, replaced):
+    """The ``cuts`` (a gate's a[..., lo:hi], read by its sigmoid) that nothing reads once the
+    sigmoids at the positions ``replaced`` read their block: a joined slice's gradient needs
+    no saved tuple, so in the LSTM only c~'s cut is left."""
+    read = set(tape.outputs)
+    readers = [step for k, step in enumerate(tape.forward) if k not in replaced] + tape.backward
+    for step in readers:
+        if type(step) is not Free:
+            values, saved, _ = reads(step)
+            read.update(values + saved)
+    return set(cuts) - read
 
 
 def _out(step):

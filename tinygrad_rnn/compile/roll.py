@@ -11,7 +11,8 @@ What it checks, never guessing:
 
 - a step is a run of consecutive instructions whose values were made in one
   scope ``t=<k>`` (forward: the output's scope; backward: the scope of the
-  node whose gradient it sends; a ``Free`` belongs to the instruction before);
+  node whose gradient it sends, or of a slice's parent when no forward makes
+  the slice; a ``Free`` belongs to the instruction before);
 - consecutive steps of one sequence (the scope path before ``t=<k>``) are
   copies when their instructions are of the same kinds with equal fields, every
   integer apart (slots, indices, shapes), and each integer changes by the same
@@ -64,7 +65,9 @@ def roll_loops(tape, rewrites=REWRITES):
     steps = {f.out: step_of(f.scope) for f in made if f is not None}
     named = {f.out: f.name for f in made if f is not None and f.name}
     forward = roll(tape.forward, lambda i: steps.get(getattr(forward_of(i), "out", None)), named)
-    backward = roll(tape.backward, lambda i: steps.get(getattr(i, "node", None)), named)
+    # a slice whose cut no forward makes any more (rewrites.join_gate_sigmoids): its parent's step
+    backward = roll(tape.backward, lambda i: steps.get(getattr(i, "node", None),
+                                                       steps.get(getattr(i, "parent", None))), named)
     return _with(tape, forward=forward, backward=backward)
 
 
