@@ -7,7 +7,7 @@ from tinygrad_rnn import nn, ops
 from tinygrad_rnn.compile import UNROLLED_PASSES, compile
 from tinygrad_rnn.compile import rewrites
 from tinygrad_rnn.compile.rewrites import (ForwardInto, GateDerivatives, GateGrad, GateSigmoids, Place, Rows,
-                                           SigmoidView, join_gate_sigmoids, stack_in_place)
+                                           SigmoidView, StackGrad, join_gate_sigmoids, stack_in_place)
 from tinygrad_rnn.compile.tape import Backward, Forward
 from compile_helpers import assert_compiled_matches
 from test_compile import sequence_problem
@@ -46,6 +46,8 @@ def test_a_layers_outputs_are_written_into_the_stacked_sequence(layer_class):
     fn, calls, leaves = sequence_problem(layer_class, {}, steps=6)
     tape = assert_compiled_matches(fn, calls, leaves, passes=STACK).tape(*calls[0])
     assert count(tape, Forward, ops.Stack) == 0 and count(tape, Place) == 1
+    assert [type(s) for s in tape.backward if getattr(s, "fn", None) is ops.Stack] == []  # a StackGrad
+    assert len([s for s in tape.backward if type(s) is StackGrad]) == 1
     # the last h (LSTM, GRU), saved by no later step, was given an array by reuse_buffers: copied
     rows = [s.row for s in tape.forward if type(s) is ForwardInto]
     assert rows[:5] == [0, 1, 2, 3, 4] and sorted(rows + sum(copied_rows(tape), [])) == list(range(6))
@@ -198,3 +200,24 @@ def test_the_gru_gates_of_separate_sums_are_left_alone():
     fn, calls, leaves = sequence_problem(nn.GRU, {}, steps=5)
     tape = assert_compiled_matches(fn, calls, leaves, passes=GATES).tape(*calls[0])
     assert gate_views(tape) == []
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_a_stack_inside_each_step_rolls_with_its_rows_as_gradients(axis):
+    weight = nn.Parameter(np.random.default_rng(0).normal(size=(3, 3)))
+
+    def loss_fn(xs):
+        h = tr.Tensor(np.zeros((2, 3)))
+        for t in range(xs.shape[0]):
+            with tr.scope(f"t={t}"):
+                a = xs[t] + h @ weight
+                h = (tr.stack([a.tanh(), a.sigmoid()], axis=axis) * 0.5).sum(axis=axis)
+        return (h * h).sum()
+
+    calls = [(tr.Tensor(np.random.default_rng(k).normal(size=(6, 2, 3))),) for k in range(2)]
+    step = assert_compiled_matches(loss_fn, calls, [weight])
+    tape = step.tape(*calls[0])
+    assert any(hasattr(s, "blocks") for s in tape.forward)  # a stack within a step is not placed: it rolls
+    rolled = [i for s in tape.backward if hasattr(s, "blocks") for b in s.blocks for i in b]
+    assert any(type(i) is StackGrad for i in rolled)
+    assert f"G[{':, ' * axis}1]" in step.source().replace("g[", "G[")

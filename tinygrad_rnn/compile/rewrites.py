@@ -8,8 +8,8 @@ proved:
 
 1. :func:`stack_in_place`: the T outputs h(t) that a ``stack`` gathers into
    the (T, B, H) sequence are written straight into their rows of it
-   (``out=``), so that the stack copies nothing; its backward already hands
-   out views of the stacked gradient.
+   (``out=``), so that the stack copies nothing; its backward hands out the
+   rows of the stacked gradient in one plain loop.
 2. :func:`join_gate_sigmoids`: the gate sigmoids taken on column blocks of
    one array (the LSTM's i, f, o of x_proj(t) + h(t-1) W_hh^T + b) run as one
    sigmoid over each run of adjacent blocks, laid block by block so that each
@@ -26,6 +26,7 @@ import dataclasses
 import numpy as np
 
 from .. import ops
+from ..bptt import step_of
 from .passes import UFUNCS, _with, reads
 from .replay import ADD, releaser
 from .tape import Backward, Forward, Free, share_kind
@@ -116,10 +117,41 @@ class Rows:
         return run
 
 
+@dataclasses.dataclass
+class StackGrad:
+    """The backward of a ``stack`` along ``axis``: each input's share is its row of the stacked
+    gradient, a view, ``G[parent] (+)= G[node][row]`` for (row, parent) in ``rows``."""
+    node: int
+    axis: int
+    rows: tuple
+    kinds: tuple = ()
+
+    def reads(self):
+        return (), (), (self.node,)
+
+    def plan(self, owned):
+        self.kinds = tuple(share_kind(owned, parent) for _, parent in self.rows)
+
+    def lower(self, free):
+        node, release = self.node, releaser(free)
+        rows = tuple((_row(self.axis, row), parent, ADD[kind])
+                     for (row, parent), kind in zip(self.rows, self.kinds))
+
+        def run(V, S, G, L):
+            g = G[node]
+            for index, parent, add in rows:
+                add(G, parent, g[index])
+            if release is not None:
+                release(V, S, G)
+        return run
+
+
 def stack_in_place(tape):
     """Rewrite 1: a ``stack`` whose inputs are made by ufuncs (add, sub, mul, tanh) of its
     rows' shape and dtype has those rows written in place.
 
+    Only a stack made outside the time steps (the sequence's, not one made
+    within a step ``t=<k>``, which would keep the steps from rolling).
     The stacked array is made empty just before the first of them; each such
     input's Forward becomes a :class:`ForwardInto` its row, so its value is a
     view of the stack. The stack itself only copies the rows that are made
@@ -127,6 +159,11 @@ def stack_in_place(tape):
     stack reads once, made by a plain Forward (not one that ``reuse_buffers``
     gave an array) of no params, that ``fn`` does not return (the caller
     owns each returned array).
+
+    The backward of every stack hands out the rows of the stacked gradient
+    in a plain loop (a :class:`StackGrad`): 3 us for T = 20 where the
+    primitive's backward, with ``np.moveaxis`` and a shape check per share,
+    takes 17.
     """
     position = {}
     for k, step in enumerate(tape.forward):
@@ -135,7 +172,7 @@ def stack_in_place(tape):
     forward = list(tape.forward)
     places = {}  # position of the first row written in place -> its Place
     for k, stack in enumerate(tape.forward):
-        if type(stack) is not Forward or stack.fn is not ops.Stack or stack.bound:
+        if type(stack) is not Forward or stack.fn is not ops.Stack or stack.bound or step_of(stack.scope):
             continue
         axis = stack.params["axis"] % len(stack.shape)
         row_shape = stack.shape[:axis] + stack.shape[axis + 1:]
@@ -156,7 +193,12 @@ def stack_in_place(tape):
             steps.append(places[k])
         if step is not None:
             steps.append(step)
-    return _with(tape, forward=steps)
+    axes = {step.out: step.params["axis"] % len(step.shape) for step in tape.forward
+            if type(step) is Forward and step.fn is ops.Stack}
+    backward = [StackGrad(step.node, axes[step.node], tuple((row, parent) for row, parent, _ in step.routes))
+                if type(step) is Backward and step.fn is ops.Stack and step.node in axes else step
+                for step in tape.backward]
+    return _with(tape, forward=steps, backward=backward)
 
 
 def _writable(tape, forward, position, shape, dtype):

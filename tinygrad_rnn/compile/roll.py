@@ -46,11 +46,11 @@ from ..bptt import step_of
 from .passes import ReusingForward, UFUNCS, _with
 from .replay import bind, lower, plain, releaser
 from .rewrites import (INTO, SAVES, ForwardInto, GateDerivatives, GateGrad, GateSigmoids, SigmoidView,
-                       join_gate_sigmoids, sigmoid_blocks, stack_in_place)
+                       StackGrad, join_gate_sigmoids, sigmoid_blocks, stack_in_place)
 from .tape import Backward, Forward, Free, LeafGrad, SliceGrad, plan_accumulation, plan_step
 
 KINDS = (Forward, Backward, SliceGrad, LeafGrad, Free, ReusingForward, SigmoidView, GateSigmoids,
-         GateDerivatives, GateGrad)
+         GateDerivatives, GateGrad, StackGrad)
 # The rewrites of rewrites.py, made before the tape is rolled.
 REWRITES = (stack_in_place, join_gate_sigmoids)
 
@@ -472,6 +472,13 @@ def emit(f, instruction, name, buffer):
     if kind is GateSigmoids:
         return [f"V[{f['out']}] = sigmoid_blocks(V[{f['a']}], {f['lo']}, {f['hi']}, {f['width']})"] + (
             [f"S[{f['out']}] = (V[{f['out']}],)"] if f["keep_saved"] else [])
+    if kind is StackGrad:
+        lines = [f"g = G[{f['node']}]"]
+        for (row, parent), how in zip(f["rows"], f["kinds"]):
+            share = f"g[{':, ' * int(f['axis'])}{row}]"
+            lines.append({"set": f"G[{parent}] = {share}", "new": f"G[{parent}] = G[{parent}] + {share}",
+                          "inplace": f"G[{parent}] += {share}"}[how])
+        return lines
     if kind is GateDerivatives:  # the loop's GateGrads of the same step read d_gates (Loop.source)
         return [f"gates, = S[{f['node']}]", "d_gates = gates * (1 - gates)", f"S[{f['node']}] = (d_gates,)"]
     if kind is GateGrad:
