@@ -11,6 +11,7 @@ from tinygrad_rnn.compile.rewrites import (ForwardInto, GateDerivatives, GateGra
 from tinygrad_rnn.compile.tape import Backward, Forward
 from compile_helpers import assert_compiled_matches
 from test_compile import sequence_problem
+from test_compile_roll import hand_made
 
 STACK = UNROLLED_PASSES + (stack_in_place,)
 GATES = UNROLLED_PASSES + (join_gate_sigmoids,)
@@ -204,18 +205,11 @@ def test_the_gru_gates_of_separate_sums_are_left_alone():
 
 @pytest.mark.parametrize("axis", [0, 1])
 def test_a_stack_inside_each_step_rolls_with_its_rows_as_gradients(axis):
-    weight = nn.Parameter(np.random.default_rng(0).normal(size=(3, 3)))
+    def both(a):
+        return (tr.stack([a.tanh(), a.sigmoid()], axis=axis) * 0.5).sum(axis=axis)
 
-    def loss_fn(xs):
-        h = tr.Tensor(np.zeros((2, 3)))
-        for t in range(xs.shape[0]):
-            with tr.scope(f"t={t}"):
-                a = xs[t] + h @ weight
-                h = (tr.stack([a.tanh(), a.sigmoid()], axis=axis) * 0.5).sum(axis=axis)
-        return (h * h).sum()
-
-    calls = [(tr.Tensor(np.random.default_rng(k).normal(size=(6, 2, 3))),) for k in range(2)]
-    step = assert_compiled_matches(loss_fn, calls, [weight])
+    fn, calls, leaves = hand_made(lambda t: [both])
+    step = assert_compiled_matches(fn, calls, leaves)
     tape = step.tape(*calls[0])
     assert any(hasattr(s, "blocks") for s in tape.forward)  # a stack within a step is not placed: it rolls
     rolled = [i for s in tape.backward if hasattr(s, "blocks") for b in s.blocks for i in b]

@@ -47,7 +47,8 @@ def steps_of(loop):
 
 
 def hand_made(activations, steps=6):
-    """(loss_fn, calls, leaves): a hand-made loop whose step t applies the ``activations(t)``."""
+    """(loss_fn, calls, leaves): a hand-made loop whose step t applies the ``activations(t)``
+    (Tensor method names, or functions of the Tensor)."""
     tr.manual_seed(0)
     weight = nn.Parameter(np.random.default_rng(0).normal(size=(3, 3)))
 
@@ -57,7 +58,7 @@ def hand_made(activations, steps=6):
             with tr.scope(f"t={t}"):
                 h = xs[t] + h @ weight
                 for name in activations(t):
-                    h = getattr(h, name)()
+                    h = getattr(h, name)() if isinstance(name, str) else name(h)
         return (h * h).sum()
 
     rng = np.random.default_rng(1)
