@@ -54,6 +54,14 @@ def test_a_layers_outputs_are_written_into_the_stacked_sequence(layer_class):
     assert rows[:5] == [0, 1, 2, 3, 4] and sorted(rows + sum(copied_rows(tape), [])) == list(range(6))
 
 
+def test_a_large_sequence_is_stacked_as_before(monkeypatch):
+    monkeypatch.setattr(rewrites, "PLACE_ELEMENTS", 6 * 3 * 3 - 1)  # the (T, B, H) output: 54
+    fn, calls, leaves = sequence_problem(nn.RNN, {}, steps=6)
+    tape = assert_compiled_matches(fn, calls, leaves, passes=STACK).tape(*calls[0])
+    assert count(tape, Forward, ops.Stack) == 1 and count(tape, Place) == 0
+    assert len([s for s in tape.backward if type(s) is StackGrad]) == 1  # its backward in rows still
+
+
 @pytest.mark.parametrize("axis", [0, 1, -1])
 def test_rows_along_any_axis(axis):
     fn, calls, leaves = stacked(lambda x, w: (x @ w).tanh(), axis=axis)
