@@ -11,7 +11,8 @@ What it checks, never guessing:
 
 - a step is a run of consecutive instructions whose values were made in one
   scope ``t=<k>`` (forward: the output's scope; backward: the scope of the
-  node whose gradient it sends; a ``Free`` belongs to the instruction before);
+  node whose gradient it sends, or of a slice's parent when no forward makes
+  the slice; a ``Free`` belongs to the instruction before);
 - consecutive steps of one sequence (the scope path before ``t=<k>``) are
   copies when their instructions are of the same kinds with equal fields, every
   integer apart (slots, indices, shapes), and each integer changes by the same
@@ -29,6 +30,10 @@ common primitives (sigmoid, tanh, mul, add, sub, getitem, a two-axis linear)
 as the numpy expressions of their forward and backward rather than calls
 (``INLINE_FORWARD``, ``INLINE_BACKWARD``). Run it last: the other passes read
 instructions that this one hides inside its loops.
+
+Before rolling, it makes the rewrites of ``rewrites.py`` (``REWRITES``): each
+step's output written into its row of the stacked sequence, and the gate
+sigmoids of one step as one call. Their instructions roll like the others.
 """
 import dataclasses
 import keyword
@@ -40,27 +45,37 @@ from .. import ops
 from ..bptt import step_of
 from .passes import ReusingForward, UFUNCS, _with
 from .replay import bind, lower, plain, releaser
+from .rewrites import (INTO, SAVES, ForwardInto, GateDerivatives, GateGrad, GateSigmoids, SigmoidView,
+                       StackGrad, join_gate_sigmoids, sigmoid_blocks, stack_in_place)
 from .tape import Backward, Forward, Free, LeafGrad, SliceGrad, plan_accumulation, plan_step
 
-KINDS = (Forward, Backward, SliceGrad, LeafGrad, Free, ReusingForward)
+KINDS = (Forward, Backward, SliceGrad, LeafGrad, Free, ReusingForward, SigmoidView, GateSigmoids,
+         GateDerivatives, GateGrad, StackGrad)
+# The rewrites of rewrites.py, made before the tape is rolled.
+REWRITES = (stack_in_place, join_gate_sigmoids)
 
 
-def roll_loops(tape):
-    """Pass 5: every run of three or more copies of a step (see the module docstring) as a Loop."""
+def roll_loops(tape, rewrites=REWRITES):
+    """Pass 5: the ``rewrites``, then every run of three or more copies of a step (see the module
+    docstring) as a Loop."""
+    for rewrite in rewrites:
+        tape = rewrite(tape)
     plan_accumulation(tape)  # the way shares are added is part of what must repeat
     made = [forward_of(i) for i in tape.forward]
     steps = {f.out: step_of(f.scope) for f in made if f is not None}
     named = {f.out: f.name for f in made if f is not None and f.name}
     forward = roll(tape.forward, lambda i: steps.get(getattr(forward_of(i), "out", None)), named)
-    backward = roll(tape.backward, lambda i: steps.get(getattr(i, "node", None)), named)
+    # a slice whose cut no forward makes any more (rewrites.join_gate_sigmoids): its parent's step
+    backward = roll(tape.backward, lambda i: steps.get(getattr(i, "node", None),
+                                                       steps.get(getattr(i, "parent", None))), named)
     return _with(tape, forward=forward, backward=backward)
 
 
 def forward_of(instruction):
-    """The Forward that a forward instruction runs (None for an instruction of another kind)."""
-    if type(instruction) is ReusingForward:
+    """The Forward (or gate view) that a forward instruction runs (None for one of another kind)."""
+    if type(instruction) in (ReusingForward, ForwardInto):
         return instruction.step
-    return instruction if isinstance(instruction, Forward) else None
+    return instruction if isinstance(instruction, (Forward, SigmoidView, GateSigmoids)) else None
 
 
 def roll(instructions, step_of_instruction, named):
@@ -150,6 +165,8 @@ def fields(instruction):
     """The values of an instruction's ``FIELDS``, in order; None for one of another kind."""
     if type(instruction) is ReusingForward:
         return ("reuse", fields(instruction.step), instruction.buffer)
+    if type(instruction) is ForwardInto:
+        return ("into", fields(instruction.step), instruction.place, instruction.row, instruction.axis)
     names = FIELDS.get(type(instruction))
     return None if names is None else tuple(map(instruction.__getattribute__, names))
 
@@ -208,6 +225,10 @@ def flatten(block):
         elif kind is ReusingForward and not instruction.step.params and not instruction.step.bound:
             numbers += instruction.step.ins + (instruction.step.out,) + instruction.step.shape
             template.append((ReusingForward, plain_forward(instruction.step), id(instruction.buffer)))
+        elif kind is ForwardInto:  # never with params (rewrites.stack_in_place)
+            numbers += instruction.step.ins + (instruction.step.out,) + instruction.step.shape
+            numbers += (instruction.place, instruction.row, instruction.axis)
+            template.append((ForwardInto, plain_forward(instruction.step)))
         else:
             parts = fields(instruction)
             template.append(("identity", id(instruction)) if parts is None else (kind, walk(parts)))
@@ -262,7 +283,8 @@ class Loop:
 
     def source(self):
         """(the body as source of a function ``run(V, S, G, L)``, the names it uses)."""
-        names = {"np": np, "unbroadcast": ops.unbroadcast, "add_into": ops.GetItem.add_into, "bind": bind}
+        names = {"np": np, "unbroadcast": ops.unbroadcast, "add_into": ops.GetItem.add_into, "bind": bind,
+                 "sigmoid_blocks": sigmoid_blocks}
         numbers = iter(zip(self.start, self.change))
 
         def name(value, prefix):
@@ -295,10 +317,16 @@ class Loop:
                  f"    for k in range({len(self.blocks)}):"]
         aliases = {}  # "V[33 + 32 * k]" -> "i": the local variable that holds a named value
         for instruction in self.blocks[0]:
-            reused = type(instruction) is ReusingForward
-            values = render(fields(instruction)[1] if reused else fields(instruction))
-            parts = dict(zip(FIELDS[Forward if reused else type(instruction)], values))
-            code = emit(parts, instruction, name, name(instruction.buffer, "buffer") if reused else None)
+            reused, into = type(instruction) is ReusingForward, type(instruction) is ForwardInto
+            values = render(fields(instruction)[1] if reused or into else fields(instruction))
+            parts = dict(zip(FIELDS[Forward if reused or into else type(instruction)], values))
+            if into:
+                parts["place"] = render((instruction.place, instruction.row, instruction.axis))
+                code = emit_into(parts, instruction, name)
+            else:
+                code = emit(parts, instruction, name, name(instruction.buffer, "buffer") if reused else None)
+            if type(instruction) is GateDerivatives:
+                aliases[f"S[{parts['node']}][0]"] = "d_gates"
             if not isinstance(instruction, Free):
                 code = [aliased(line, aliases) for line in code]
             made = forward_of(instruction)
@@ -371,7 +399,7 @@ def of_its_shape(instruction, i):
 
 # Names the loop's own code uses; a value named one of these keeps its slot.
 RESERVED = {"V", "S", "G", "L", "k", "g", "shares", "out", "a", "b", "x", "weight", "value", "saved",
-            "buffer", "run"}
+            "buffer", "run", "d_gates"}
 
 
 def variable(what, names):
@@ -441,6 +469,25 @@ def emit(f, instruction, name, buffer):
         return lines
     if kind is SliceGrad:
         return emit_slice(f)
+    if kind is GateSigmoids:
+        return [f"V[{f['out']}] = sigmoid_blocks(V[{f['a']}], {f['lo']}, {f['hi']}, {f['width']})"] + (
+            [f"S[{f['out']}] = (V[{f['out']}],)"] if f["keep_saved"] else [])
+    if kind is StackGrad:
+        lines = [f"g = G[{f['node']}]"]
+        for (row, parent), how in zip(f["rows"], f["kinds"]):
+            share = f"g[{':, ' * int(f['axis'])}{row}]"
+            lines.append({"set": f"G[{parent}] = {share}", "new": f"G[{parent}] = G[{parent}] + {share}",
+                          "inplace": f"G[{parent}] += {share}"}[how])
+        return lines
+    if kind is GateDerivatives:  # the loop's GateGrads of the same step read d_gates (Loop.source)
+        return [f"gates, = S[{f['node']}]", "d_gates = gates * (1 - gates)", f"S[{f['node']}] = (d_gates,)"]
+    if kind is GateGrad:
+        share, parent = f"G[{f['node']}] * S[{f['block']}][0][{f['j']}]", f["parent"]
+        return [{"set": f"G[{parent}] = {share}", "new": f"G[{parent}] = G[{parent}] + {share}",
+                 "inplace": f"G[{parent}] += {share}"}[f["kinds"][0]]]
+    if kind is SigmoidView:
+        return [f"V[{f['out']}] = V[{f['block']}][{f['j']}]"] + (
+            [f"S[{f['out']}] = (V[{f['out']}],)"] if f["keep_saved"] else [])
     if kind is LeafGrad:
         return [f"if L[{f['slot']}].grad is None:",
                 f"    L[{f['slot']}].grad = np.array(G[{f['slot']}], dtype={f['dtype']!r})",
@@ -448,6 +495,18 @@ def emit(f, instruction, name, buffer):
     released = [f"{kind}[{s}]" for kind, slots in zip("VSG", (f["values"], f["saved"], f["grads"]))
                 for s in slots]
     return [" = ".join(released + ["None"])] if released else []
+
+
+def emit_into(f, instruction, name):
+    """A :class:`~.rewrites.ForwardInto`: its ufunc writing into its row of the stacked value."""
+    place, row, axis = f["place"]
+    ufunc = name(INTO[instruction.step.fn], f"np_{INTO[instruction.step.fn].__name__}_")
+    ins = [f"V[{i}]" for i in f["ins"]]
+    lines = [f"V[{f['out']}] = {ufunc}({', '.join(ins)}, out=V[{place}][{':, ' * int(axis)}{row}])"]
+    if f["keep_saved"]:
+        saved = {"nothing": "()", "output": f"(V[{f['out']}],)"}.get(SAVES[instruction.step.fn])
+        lines.append(f"S[{f['out']}] = " + (saved or f"({', '.join(ins)})"))
+    return lines
 
 
 def subscript(index):
