@@ -48,6 +48,7 @@ from ..rng import generator
 from ..tensor import Tensor, _tensor, observing
 from .passes import UNROLLED_PASSES, ReusingForward
 from .replay import lower
+from .rewrites import ForwardInto, Place, Rows, SigmoidView
 from .roll import Loop, roll_loops
 from .tape import Forward, Free, plan_accumulation
 from .trace import TraceError, Tracer
@@ -217,15 +218,18 @@ class Replay:
 
 
 # The forward instructions whose saved tuple ``S[out]`` is the one the engine's op saved, as
-# the trace holds it (a Loop's body writes the very tuples of ``ops``); a pass's own
-# instruction that saves another is run again on the trace's values, if it says it may be.
-SAVED_AS_TRACED = (Forward, ReusingForward, Loop, Free)
+# the trace holds it, or that save nothing; a pass's own instruction that saves another (the
+# joined gates' sigmoid) is run again on the trace's values, if it says it may be.
+SAVED_AS_TRACED = (Forward, ReusingForward, Free, Place, ForwardInto, Rows, SigmoidView)
 
 
 def refill(forward):
     """The forward instructions to run again before the replay's backward can start from the
-    trace (lowered), or None if one of them may not run twice (it would draw again)."""
-    again = [step for step in forward if not isinstance(step, SAVED_AS_TRACED)]
+    trace (lowered), or None if one of them may not run twice (it would draw again). A Loop's
+    steps are looked at one by one: only those of its instructions are run again."""
+    steps = [step for each in forward
+             for step in ([i for block in each.blocks for i in block] if isinstance(each, Loop) else [each])]
+    again = [step for step in steps if not isinstance(step, SAVED_AS_TRACED)]
     if not all(getattr(step, "rerun", False) for step in again):
         return None
     return lower(again)

@@ -92,7 +92,8 @@ def bind(params, bound, V):
 
 def _backward(step, free):
     backward, node, needs = plain(step.fn.backward), step.node, step.needs
-    routes = tuple((i, parent, shape, _KIND[kind]) for (i, parent, shape), kind in zip(step.routes, step.kinds))
+    routes = tuple((i, parent, shape, _KIND[kind])
+                   for (i, parent, shape), kind in zip(step.routes, step.kinds))
     release = releaser(free)
 
     def run(V, S, G, L):

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import ops
 from ..bptt import step_of
-from .passes import UFUNCS, _with, reads
+from .passes import UFUNCS, StackRows, _with, reads
 from .replay import ADD, releaser
 from .tape import Backward, Forward, Free, share_kind
 
@@ -44,6 +44,9 @@ def _row(axis, row):
 INTO = {**UFUNCS, ops.Tanh: np.tanh}
 SAVES = {ops.Add: "nothing", ops.Sub: "nothing", ops.Mul: "inputs", ops.Tanh: "output"}
 
+
+# The stack primitive, and the same stack as ``passes.stack_rows`` makes it along the first axis.
+STACKS = (ops.Stack, StackRows)
 
 # Rows are written in place only into a stacked value of at most this many elements. At
 # T=20, B=8, H=32 (5120) it saves the stack's copy and about 8% of the forward; at T=50, B=32,
@@ -181,7 +184,7 @@ def stack_in_place(tape):
     forward = list(tape.forward)
     places = {}  # position of the first row written in place -> its Place
     for k, stack in enumerate(tape.forward):
-        if (type(stack) is not Forward or stack.fn is not ops.Stack or stack.bound or step_of(stack.scope)
+        if (type(stack) is not Forward or stack.fn not in STACKS or stack.bound or step_of(stack.scope)
                 or np.prod(stack.shape) > PLACE_ELEMENTS):
             continue
         axis = stack.params["axis"] % len(stack.shape)
@@ -204,9 +207,9 @@ def stack_in_place(tape):
         if step is not None:
             steps.append(step)
     axes = {step.out: step.params["axis"] % len(step.shape) for step in tape.forward
-            if type(step) is Forward and step.fn is ops.Stack}
+            if type(step) is Forward and step.fn in STACKS}
     backward = [StackGrad(step.node, axes[step.node], tuple((row, parent) for row, parent, _ in step.routes))
-                if type(step) is Backward and step.fn is ops.Stack and step.node in axes else step
+                if type(step) is Backward and step.fn in STACKS and step.node in axes else step
                 for step in tape.backward]
     return _with(tape, forward=steps, backward=backward)
 
@@ -260,6 +263,7 @@ class GateSigmoids:
     keep_saved: bool = False
     scope: str = ""
     name: str = "gates"
+    rerun = True  # no random draw: the first call runs it again on the trace's values
 
     def reads(self):
         return (self.a,), (), ()
