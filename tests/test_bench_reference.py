@@ -18,6 +18,7 @@ from tinygrad_rnn import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench  # noqa: E402
+import call_by_call  # noqa: E402
 import fresh_process  # noqa: E402
 import machine  # noqa: E402
 import measure  # noqa: E402
@@ -272,3 +273,22 @@ def test_bench_rejects_unknown_options(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--only", "XL"])
     assert "--only: expected a comma-separated subset of S,M,L, got 'XL'" in capsys.readouterr().err
+
+
+def test_call_by_call_labels_every_replayed_instruction_and_times_the_hand_written_parts():
+    rows = call_by_call.replay_times("lstm", steps.CONFIGS["S"], reps=2)
+    labels = [label for label, _, _ in rows]
+    assert "CrossEntropy" in labels and "BatchedWeightGrad" in labels
+    loops = [(label, count) for label, _, count in rows if count]
+    assert [label.split(",")[0] for label, _ in loops] == ["Loop lstm/l0"] * 2
+    assert [count for _, count in loops] == [18, 18]   # T = 20: t=1..18 forward, t=18..1 backward
+    assert all(us > 0 for _, us, _ in rows)
+    hand = call_by_call.hand_times("lstm", steps.CONFIGS["S"], reps=2)
+    assert len(hand) == 4 and all(us > 0 for us in hand.values())
+
+
+def test_call_by_call_folds_a_free_into_the_instruction_before_it_as_the_replay_does():
+    from tinygrad_rnn.compile.replay import lower
+    from tinygrad_rnn.compile.tape import Free
+    instructions = [Free(values=(1,)), Free(values=(2,)), Free(values=(3,))]  # a Free first stands alone
+    assert len(call_by_call.labels(instructions)) == len(lower(instructions)) == 2

@@ -164,7 +164,8 @@ class Replay:
         return all(t._data.shape == shape and t._data.dtype == dtype and t._requires_grad == grad
                    for _, t, shape, dtype, grad in self.tape.leaves)
 
-    def __call__(self, tensors):
+    def slots(self, tensors):
+        """(V, S, G, L) for a call on the Tensor arguments ``tensors``, the inputs filled in."""
         n = self.tape.slots
         V, S, G, L = [None] * n, [None] * n, [None] * n, [None] * n
         for slot, position in self.args:
@@ -177,6 +178,10 @@ class Replay:
                 V[slot], L[slot] = leaf._data, leaf
         for slot in self.generators:
             V[slot] = generator()
+        return V, S, G, L
+
+    def __call__(self, tensors):
+        V, S, G, L = self.slots(tensors)
         with np.errstate(all="ignore"):  # IEEE arithmetic without warnings: see replay.py
             for run in self.forward:
                 run(V, S, G, L)
