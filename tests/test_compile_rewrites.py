@@ -8,7 +8,7 @@ from tinygrad_rnn.compile import UNROLLED_PASSES, compile
 from tinygrad_rnn.compile import rewrites
 from tinygrad_rnn.compile.rewrites import (ForwardInto, GateDerivatives, GateGrad, GateSigmoids, Place, Rows,
                                            SigmoidView, StackGrad, join_gate_sigmoids, stack_in_place)
-from tinygrad_rnn.compile.tape import Backward, Forward
+from tinygrad_rnn.compile.tape import Backward, Forward, Free
 from compile_helpers import assert_compiled_matches
 from test_compile import sequence_problem
 from test_compile_roll import hand_made
@@ -116,6 +116,11 @@ def test_the_lstm_gates_run_as_one_sigmoid_at_small_sizes():
     unrolled = compile(fn, passes=UNROLLED_PASSES).tape(*calls[0])
     # the cuts a[:, 0:H], a[:, H:2H], a[:, 3H:4H] are read by nothing now: gone
     assert count(unrolled, Forward, ops.GetItem) - count(tape, Forward, ops.GetItem) == 3 * 5
+    made = {s.out for s in tape.forward if hasattr(s, "out")} | {s.step.out for s in tape.forward
+                                                                 if hasattr(s, "step")}
+    made |= {s.slot for s in tape.inputs}
+    released = {slot for s in tape.forward if type(s) is Free for slot in s.values}
+    assert released <= made  # nor are they released
     blocks = {s.block for s in gate_views(tape)}
     assert len(blocks) == 5  # i, f and o of a step: views of one sigmoid over the whole (B, 4H) block
     assert [s.j for s in gate_views(tape)[:3]] == [0, 1, 3]

@@ -348,6 +348,10 @@ def join_gate_sigmoids(tape):
     for k, step in enumerate(tape.forward):
         if type(step) is Forward and step.out in dead:
             continue
+        if type(step) is Free and dead.intersection(step.values):  # nothing to release: never made
+            step = dataclasses.replace(step, values=tuple(s for s in step.values if s not in dead))
+            if not (step.values or step.saved or step.grads):
+                continue
         forward.append(replaced.get(k, step))
         if k in last:
             forward.append(Free(values=(last[k],)))
