@@ -7,10 +7,10 @@ Times every instruction of ``tr.compile``'s replay of the benchmark's
 training step (``steps.py``), forward then backward, as ``replay.lower``
 runs them (a ``Free`` folded into the instruction before it; a rolled loop
 is one instruction, printed with its time per step), then the parts of the
-hand-written step of ``numpy_reference.py``. Medians over ``--reps`` runs,
-one BLAS thread. Each call is timed on its own, so a column's total is a
-little above the step's time in ``make bench``: compare the two columns
-with each other, piece by piece.
+hand-written step of ``numpy_reference.py``, in turn with the replay.
+Medians over ``--reps`` rounds, one BLAS thread. Each call is timed on its
+own, so a column's total is a little above the step's time in ``make
+bench``: compare the two columns with each other, piece by piece.
 """
 import argparse
 import time
@@ -41,10 +41,28 @@ def labels(instructions):
     return [(label, steps_) for label, steps_, _ in result]
 
 
-def replay_times(cell, config, reps):
-    """[(label, median µs, steps or None)] of every instruction of the compiled step's replay,
-    forward then backward; an SGD update after each replay keeps the leaves' .grad as in a
-    training loop."""
+def call_by_call(cell, config, reps):
+    """(rows, hand): ``rows`` = [(label, median µs, steps or None)] of every instruction of the
+    compiled step's replay, forward then backward; ``hand`` = {part: median µs} of the
+    hand-written step. One round replays the step once (then the SGD update, as in a training
+    loop) and runs each hand-written part once, so that a change in the machine's speed
+    touches both sides alike."""
+    replay_once, named = compiled_replay(cell, config)
+    parts = hand_parts(cell, config)
+    replayed, hand = np.zeros((reps, len(named))), np.zeros((reps, len(parts)))
+    for rep in range(reps):
+        replayed[rep] = replay_once()
+        for k, part in enumerate(parts.values()):
+            start = time.perf_counter()
+            part()
+            hand[rep, k] = time.perf_counter() - start
+    rows = [(label, us, count) for (label, count), us in zip(named, np.median(replayed, axis=0) * 1e6)]
+    return rows, dict(zip(parts, np.median(hand, axis=0) * 1e6))
+
+
+def compiled_replay(cell, config):
+    """(replay_once() -> seconds of each lowered instruction, [(label, steps or None)]) for the
+    compiled training step of ``steps.py``."""
     weights, x, targets = steps.make_problem(config, cell)
     layer, readout, optimizer, classes = steps.engine_model(cell, weights, x, steps.LEARNING_RATE)
     inputs, flat_targets = tr.Tensor(x), tr.Tensor(targets.reshape(-1))
@@ -61,8 +79,9 @@ def replay_times(cell, config, reps):
     if len(named) != len(runs):
         raise RuntimeError(f"call_by_call: {len(named)} labels for {len(runs)} lowered instructions; "
                            "labels() no longer pairs a Free as replay.lower does")
-    times = np.zeros((reps, len(runs)))
-    for rep in range(reps):
+
+    def replay_once():
+        seconds = np.zeros(len(runs))
         V, S, G, L = replay.slots([inputs, flat_targets])
         with np.errstate(all="ignore"):
             for k, run in enumerate(runs):
@@ -70,32 +89,23 @@ def replay_times(cell, config, reps):
                     G[replay.loss_slot] = np.ones_like(V[replay.loss_slot])
                 start = time.perf_counter()
                 run(V, S, G, L)
-                times[rep, k] = time.perf_counter() - start
+                seconds[k] = time.perf_counter() - start
         optimizer.step()
         optimizer.zero_grad()
-    return [(label, us, steps_) for (label, steps_), us in zip(named, np.median(times, axis=0) * 1e6)]
+        return seconds
+    return replay_once, named
 
 
-def hand_times(cell, config, reps):
-    """{part: median µs} of the hand-written step of ``numpy_reference``."""
+def hand_parts(cell, config):
+    """{part: a callable that runs it} of the hand-written step of ``numpy_reference``."""
     params, x, targets = steps.make_problem(config, cell)
     forward, backward = numpy_reference._CELLS[cell]
     hs, cache = forward(params, x)
     _, d_hs, _ = numpy_reference._readout_loss(params, hs, targets)
-    parts = {"forward (input projection and steps)": lambda: forward(params, x),
-             "readout, loss and their backward": lambda: numpy_reference._readout_loss(params, hs, targets),
-             "backward (steps and weight gradients)": lambda: backward(params, x, hs, d_hs, cache),
-             "the whole step": lambda: numpy_reference.loss_and_grads(cell, params, x, targets)}
-    return {part: _median_us(function, reps) for part, function in parts.items()}
-
-
-def _median_us(function, reps):
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) * 1e6
+    return {"forward (input projection and steps)": lambda: forward(params, x),
+            "readout, loss and their backward": lambda: numpy_reference._readout_loss(params, hs, targets),
+            "backward (steps and weight gradients)": lambda: backward(params, x, hs, d_hs, cache),
+            "the whole step": lambda: numpy_reference.loss_and_grads(cell, params, x, targets)}
 
 
 def main(argv=None):
@@ -106,13 +116,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     machine.set_blas_threads(1)
     config = steps.CONFIGS[args.config]
-    rows = replay_times(args.cell, config, args.reps)
+    rows, hand = call_by_call(args.cell, config, args.reps)
     print(f"compiled replay, {args.cell} {args.config}: {sum(t for _, t, _ in rows):.0f} µs")
     for label, us, count in rows:
         each = f"   ({us / count:.1f} µs a step)" if count else ""
         print(f"{us:10.1f} µs  {label}{each}")
     print(f"hand-written numpy step, {args.cell} {args.config}:")
-    for part, us in hand_times(args.cell, config, args.reps).items():
+    for part, us in hand.items():
         print(f"{us:10.1f} µs  {part}")
 
 

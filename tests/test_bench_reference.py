@@ -276,14 +276,13 @@ def test_bench_rejects_unknown_options(capsys):
 
 
 def test_call_by_call_labels_every_replayed_instruction_and_times_the_hand_written_parts():
-    rows = call_by_call.replay_times("lstm", steps.CONFIGS["S"], reps=2)
+    rows, hand = call_by_call.call_by_call("lstm", steps.CONFIGS["S"], reps=2)
     labels = [label for label, _, _ in rows]
     assert "CrossEntropy" in labels and "BatchedWeightGrad" in labels
     loops = [(label, count) for label, _, count in rows if count]
     assert [label.split(",")[0] for label, _ in loops] == ["Loop lstm/l0"] * 2
     assert [count for _, count in loops] == [18, 18]   # T = 20: t=1..18 forward, t=18..1 backward
     assert all(us > 0 for _, us, _ in rows)
-    hand = call_by_call.hand_times("lstm", steps.CONFIGS["S"], reps=2)
     assert len(hand) == 4 and all(us > 0 for us in hand.values())
 
 
