@@ -133,11 +133,12 @@ class Compiled:
             replay = Replay(plan_accumulation(tape), rebuild, self.backward, fixed)
             self.traces += 1
             self._last = replay
-            if self.backward and (autograd.anomaly or autograd.observers or changed_in_place(tracer)
-                                  or replay.refill is None):
-                loss.backward()
-            elif self.backward:
-                replay.backward_from(tracer, tensors)
+            if self.backward:
+                needs_engine = autograd.anomaly or autograd.observers or changed_in_place(tracer)
+                if needs_engine or replay.refill is None:
+                    loss.backward()
+                else:
+                    replay.backward_from(tracer, tensors)
         return replay, replay.results([t._data for t in (loss, *rest)])
 
 
@@ -197,17 +198,12 @@ class Replay:
         the loss's gradient into the leaves' ``.grad`` as the engine's backward would. The
         saved tuples move from the graph into the replay's slots, which release each after
         its last reader, as the engine's backward releases the graph's."""
-        n = self.tape.slots
-        V, S, G, L = [None] * n, [None] * n, [None] * n, [None] * n
+        V, S, G, L = self.slots(tensors)
         for t in tracer.kept:
             slot = tracer.slots[id(t)]
             V[slot] = t._data
             if t._fn is not None:  # a detached alias of an op's output shares its slot
                 S[slot], t._saved = t._saved, None
-        for slot, position in self.args:
-            L[slot] = tensors[position]
-        for slot, leaf, _ in self.fixed:
-            L[slot] = leaf
         with np.errstate(all="ignore"):
             for run in self.refill:
                 run(V, S, G, L)

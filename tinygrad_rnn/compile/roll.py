@@ -456,16 +456,14 @@ def emit(f, instruction, name, buffer):
             if not of_its_shape(instruction, i):
                 lines += [f"g = {share}", f"if g.shape != {shape!r}:", f"    g = unbroadcast(g, {shape!r})"]
                 share = "g"
-            lines.append({"set": f"G[{parent}] = {share}", "new": f"G[{parent}] = G[{parent}] + {share}",
-                          "inplace": f"G[{parent}] += {share}"}[how])
+            lines.append(added(parent, share, how))
         return lines
     if kind is Backward:
         backward = name(plain(instruction.fn.backward), f"{instruction.fn.__name__.lower()}_")
         lines = [f"shares = {backward}(S[{f['node']}], G[{f['node']}], {f['needs']!r})"]
         for (i, parent, shape), how in zip(f["routes"], f["kinds"]):
             lines += [f"g = shares[{i}]", f"if g.shape != {shape!r}:", f"    g = unbroadcast(g, {shape!r})",
-                      {"set": f"G[{parent}] = g", "new": f"G[{parent}] = G[{parent}] + g",
-                       "inplace": f"G[{parent}] += g"}[how]]
+                      added(parent, "g", how)]
         return lines
     if kind is SliceGrad:
         return emit_slice(f)
@@ -475,16 +473,12 @@ def emit(f, instruction, name, buffer):
     if kind is StackGrad:
         lines = [f"g = G[{f['node']}]"]
         for (row, parent), how in zip(f["rows"], f["kinds"]):
-            share = f"g[{':, ' * int(f['axis'])}{row}]"
-            lines.append({"set": f"G[{parent}] = {share}", "new": f"G[{parent}] = G[{parent}] + {share}",
-                          "inplace": f"G[{parent}] += {share}"}[how])
+            lines.append(added(parent, f"g[{':, ' * int(f['axis'])}{row}]", how))
         return lines
     if kind is GateDerivatives:  # the loop's GateGrads of the same step read d_gates (Loop.source)
         return [f"gates, = S[{f['node']}]", "d_gates = gates * (1 - gates)", f"S[{f['node']}] = (d_gates,)"]
     if kind is GateGrad:
-        share, parent = f"G[{f['node']}] * S[{f['block']}][0][{f['j']}]", f["parent"]
-        return [{"set": f"G[{parent}] = {share}", "new": f"G[{parent}] = G[{parent}] + {share}",
-                 "inplace": f"G[{parent}] += {share}"}[f["kinds"][0]]]
+        return [added(f["parent"], f"G[{f['node']}] * S[{f['block']}][0][{f['j']}]", f["kinds"][0])]
     if kind is SigmoidView:
         return [f"V[{f['out']}] = V[{f['block']}][{f['j']}]"] + (
             [f"S[{f['out']}] = (V[{f['out']}],)"] if f["keep_saved"] else [])
@@ -495,6 +489,13 @@ def emit(f, instruction, name, buffer):
     released = [f"{kind}[{s}]" for kind, slots in zip("VSG", (f["values"], f["saved"], f["grads"]))
                 for s in slots]
     return [" = ".join(released + ["None"])] if released else []
+
+
+def added(parent, share, how):
+    """The line that adds ``share`` into ``G[parent]`` the way ``tape.plan_accumulation`` chose
+    (``how``: "set", "new" or "inplace"), as ``replay.ADD`` does it in a closure."""
+    return {"set": f"G[{parent}] = {share}", "new": f"G[{parent}] = G[{parent}] + {share}",
+            "inplace": f"G[{parent}] += {share}"}[how]
 
 
 def emit_into(f, instruction, name):
