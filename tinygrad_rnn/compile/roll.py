@@ -28,7 +28,8 @@ A loop runs exactly the instructions of the unrolled tape in the same order,
 so its results are the plain replay's, bit for bit; its body writes the
 common primitives (sigmoid, tanh, mul, add, sub, getitem, a two-axis linear)
 as the numpy expressions of their forward and backward rather than calls
-(``INLINE_FORWARD``, ``INLINE_BACKWARD``). Run it last: the other passes read
+(``INLINE_FORWARD``, ``INLINE_BACKWARD``), and a value that lives within
+one step as a variable rather than a slot (``body.py``). Run it last: the other passes read
 instructions that this one hides inside its loops.
 
 Before rolling, it makes the rewrites of ``rewrites.py`` (``REWRITES``): each
@@ -43,6 +44,7 @@ import numpy as np
 
 from .. import ops
 from ..bptt import step_of
+from .body import with_locals
 from .passes import ReusingForward, UFUNCS, _with
 from .replay import bind, lower, plain, releaser
 from .rewrites import (INTO, SAVES, ForwardInto, GateDerivatives, GateGrad, GateSigmoids, SigmoidView,
@@ -244,7 +246,8 @@ class Loop:
     """The T copies ``blocks`` of one step's instructions, run as one body T times.
 
     ``source`` is the body as Python source, a function ``run(V, S, G, L)``
-    whose loop counter ``k`` moves every changing number on: ``V[12 + 16*k]``.
+    whose loop counter ``k`` moves every changing number on: ``V[12 + 16 * k]``;
+    a value made and released within one run is a variable (``body.py``).
     ``label`` names the sequence and its steps: "lstm/l0, t=1..6"; ``steps``
     counts them (a body may hold two steps, see :func:`roll`).
     """
@@ -299,9 +302,7 @@ class Loop:
             kind = type(value)
             if kind is int:
                 first, change = next(numbers)
-                if not change:
-                    return Name(str(first))
-                return Name(f"{first} + {change} * k" if change > 0 else f"{first} - {-change} * k")
+                return Name(moving(first, change))
             if kind is tuple or kind is list:
                 return kind(map(render, value))
             if kind is dict:
@@ -312,9 +313,7 @@ class Loop:
                 return value
             return name(value, "c")
 
-        lines = ["def run(V, S, G, L):",
-                 f'    """{self.label}: {len(self.blocks)} runs of one body."""',
-                 f"    for k in range({len(self.blocks)}):"]
+        body = []
         aliases = {}  # "V[33 + 32 * k]" -> "i": the local variable that holds a named value
         for instruction in self.blocks[0]:
             reused, into = type(instruction) is ReusingForward, type(instruction) is ForwardInto
@@ -340,8 +339,22 @@ class Loop:
                     aliases[target[:-3]] = local
                     code[1:] = [aliased(line, aliases) for line in code[1:]]
                 code[0] += f"  # {what}" if made is not None else f"  # backward of {what}"
-            lines += ["        " + line for line in code]
+            body += code
+        before, body = with_locals(body)
+        lines = ["def run(V, S, G, L):", f'    """{self.label}: {len(self.blocks)} runs of one body."""',
+                 *["    " + line for line in before], f"    for k in range({len(self.blocks)}):",
+                 *["        " + line for line in body]]
         return "\n".join(lines) + "\n", names
+
+
+def moving(first, change):
+    """The number ``first + change * k`` as it reads best: "12 + 4 * k", "1 + k", "k", "19 - k", "7"."""
+    if not change:
+        return str(first)
+    step = "k" if abs(change) == 1 else f"{abs(change)} * k"
+    if not first:
+        return step if change > 0 else f"-{step}"
+    return f"{first} + {step}" if change > 0 else f"{first} - {step}"
 
 
 # Primitives whose forward and backward a loop's body writes out as numpy expressions, the
