@@ -31,6 +31,9 @@ def test_slots_that_outlive_the_step_or_are_read_before_they_are_made_stay_slots
              "    G[5] = np.empty((4, 3))",  # set in the step: read where it is, not before the loop
              "    G[7 - k] = G[5][0]",  # made only inside an if
              "G[7 - k] = None",
+             "G[9 + k][:, 0:2] = g",  # written into before it is made: it was made before the step
+             "G[9 + k] = g * 2",
+             "G[9 + k] = None",
              "G[40 - 4 * k] = None"]
     before, body = with_locals(lines)
     assert body == lines and before == []

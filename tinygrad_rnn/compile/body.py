@@ -22,16 +22,16 @@ the same, bit for bit. Python reads a local in one instruction and a slot
 import re
 
 SLOT = re.compile(r"\b[VGS]\[[^\[\]]+\]")
-IDENTIFIER = re.compile(r"\b[A-Za-z_]\w*\b")
-_ONE = r"(?:[VGS]\[[^\[\]]+\]|[A-Za-z_]\w*)"
-TARGETS = re.compile(rf"^{_ONE}(?:, {_ONE})*,?$")  # what may stand left of " = "
+MOVING = re.compile(r"\bk\b")
+WHOLE = re.compile(r"^(?:(?:[VGS]\[[^\[\]]+\]|[A-Za-z_]\w*)(?:, |,$|$))+$")  # slots, variables
 
 
 def with_locals(body):
     """(the lines to run before the loop, the body's lines) for ``body``: the lines of one run of
     a loop over ``k``, unindented but for the lines inside an ``if`` or ``else``."""
     statements = [parse(line) for line in body]
-    taken = set(IDENTIFIER.findall("\n".join(body)))
+    # the body's own variables; the names it reads from roll.Loop.source's scope start otherwise
+    taken = {t for _, bound, _ in statements for part in bound for t in part if t[1:2] != "["}
     names = {slot: name or fresh(slot_name(slot), taken) for slot, name in step_locals(statements).items()}
     before = []
     for slot in invariant(statements):
@@ -40,54 +40,56 @@ def with_locals(body):
     lines = [line for line in map(rewritten, body, statements, [names] * len(body)) if line is not None]
     for read in before[:]:
         name = read.split(" = ")[0]
-        transposed = re.compile(rf"\b{name}\.T\b")
-        if any(transposed.search(line) for line in lines):
+        if any(f"{name}.T" in line for line in lines):
             name_t = fresh(f"{name}_T", taken)
             before.append(f"{name_t} = {name}.T")
+            transposed = re.compile(rf"\b{name}\.T\b")
             lines = [transposed.sub(name_t, line) for line in lines]
     return before, lines
 
 
 def parse(line):
     """(whether ``line`` sits inside an ``if``, the parts left of each " = " that it binds, each a
-    tuple of targets, the text it reads); an augmented ``X += v`` binds X and reads both."""
+    tuple of targets, the slots it reads); an augmented ``X += v`` binds X and reads it."""
     inside, text = line.startswith(" "), line.strip()
     if " += " in text:
         target, value = text.split(" += ", 1)
-        return inside, [(target,)], f"{target} {value}"
-    parts = text.split(" = ")
-    count = 0
-    while count < len(parts) - 1 and TARGETS.match(parts[count]):
-        count += 1
-    bound = [tuple(t.strip() for t in part.split(",") if t.strip()) for part in parts[:count]]
-    return inside, bound, " = ".join(parts[count:])
+        return inside, [(target,)], SLOT.findall(f"{target} {value}")
+    *targets, value = text.split(" = ")  # the generated lines hold " = " nowhere else
+    if any(not WHOLE.match(part) for part in targets):  # into a slot's rows (G[E][:, 0:8] = g)
+        return inside, [], SLOT.findall(text)
+    bound = [tuple(t.strip() for t in part.split(",") if t.strip()) for part in targets]
+    return inside, bound, None if value == "None" else SLOT.findall(value)
 
 
 def step_locals(statements):
     """{slot: the name the body already gives its value, or None} for each slot made and released
     within one run of the body."""
     made, released, mentioned = {}, set(), set()
-    for inside, bound, value in statements:
-        reads, slots = set(SLOT.findall(value)), [t for part in bound for t in part if SLOT.fullmatch(t)]
-        if value == "None":
+    for inside, bound, reads in statements:
+        slots = [t for part in bound for t in part if t[1:2] == "["]
+        if reads is None:  # a release
             released.update(slot for slot in slots if slot in made)
-        elif not inside:
-            for slot in slots:
-                if slot not in mentioned and slot not in reads:
-                    named = len(bound) == 2 and bound[0] == (slot,) and not SLOT.fullmatch(bound[1][0])
-                    made[slot] = bound[1][0] if named else None
-        mentioned |= reads | set(slots)
+        else:
+            if not inside:
+                for slot in slots:
+                    if slot not in mentioned and slot not in reads:
+                        named = len(bound) == 2 and bound[0] == (slot,) and bound[1][0][1:2] != "["
+                        made[slot] = bound[1][0] if named else None
+            mentioned.update(reads)
+        mentioned.update(slots)
     return {slot: name for slot, name in made.items() if slot in released}
 
 
 def invariant(statements):
     """The slots that do not move with ``k`` and that no line of the body binds, in order."""
     bound = {t for _, parts, _ in statements for part in parts for t in part}
-    found = []
-    for _, _, value in statements:
-        found += [slot for slot in SLOT.findall(value)
-                  if not re.search(r"\bk\b", slot) and slot not in bound and slot not in found]
-    return found
+    found = {}
+    for _, _, reads in statements:
+        for slot in reads or ():
+            if slot not in bound and slot not in found and not MOVING.search(slot):
+                found[slot] = True
+    return list(found)
 
 
 def slot_name(slot):
@@ -106,8 +108,8 @@ def fresh(name, taken):
 def rewritten(line, statement, names):
     """``line`` with each slot of ``names`` written as its name; the release of a named value goes,
     and so does a line that released only such values (None)."""
-    inside, bound, value = statement
-    if value == "None":
+    inside, bound, reads = statement
+    if reads is None:
         kept = [t for part in bound for t in part if t not in names]
         return f"{' = '.join(kept)} = None" if kept else None
     if len(bound) == 2 and bound[0][0] in names and names[bound[0][0]] == bound[1][0]:
