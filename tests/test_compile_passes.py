@@ -98,6 +98,19 @@ def peak_of(step, args):
         tracemalloc.stop()
 
 
+def test_an_add_or_a_sub_keeps_no_saved_tuple():
+    """Their backward reads none of what they saved, so the forward saves nothing for it."""
+    def loss_fn(x, w):
+        return ((x + w) * (x - w)).sum()
+
+    calls = [(tr.Tensor(np.ones((2, 3))), nn.Parameter(np.full((2, 3), 0.5)))]
+    step = assert_compiled_matches(loss_fn, calls, [calls[0][1]], passes=(passes.free_after_last_use,))
+    kept = {s.fn.name: s.keep_saved for s in step.tape(*calls[0]).forward if type(s) is Forward}
+    assert kept == {"add": False, "sub": False, "mul": True, "sum": True}
+    fn, calls, leaves = sequence_problem(nn.RNN, {}, steps=6)
+    assert " = ()" not in assert_compiled_matches(fn, calls, leaves).source()  # in the rolled loops
+
+
 def test_free_after_last_use_lowers_the_peak_memory():
     tr.manual_seed(0)
     lstm = nn.LSTM(8, 32).to(np.float64)

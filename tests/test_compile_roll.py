@@ -1,4 +1,5 @@
 """The rolling pass: the unrolled tape folded back into its loop, only where the steps are copies."""
+import pathlib
 import re
 
 import numpy as np
@@ -159,6 +160,30 @@ def test_the_source_names_the_articles_quantities(layer_class, names):
     for name in names:  # made (as the value of its slot, if a later step reads it) and read by that name
         assert re.search(rf"^ +(V\[[^]]+\] = )?{name} = ", step.source(), re.M), name
         assert name == "h" or re.search(rf"[(, ]{name}[,)]", step.source()), name
+
+
+def test_readme_shows_the_lstm_source_as_it_is_generated():
+    """README's excerpt of an LSTM's loops: every line it shows, in order, and the length it gives."""
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    start = readme.index('```python\ndef run(V, S, G, L):\n    """lstm/l0')
+    shown = [line for line in readme[start:readme.index("```\n", start + 3)].splitlines()[1:]
+             if line.strip() != "..."]
+    length = int(re.search(r"whatever T is: (\d+) lines for an LSTM of 16 units", readme).group(1))
+    tr.manual_seed(0)
+    lstm, readout = nn.LSTM(8, 16), nn.Linear(16, 8)
+
+    def loss_fn(x, y):
+        output, _ = lstm(x)
+        return nn.cross_entropy(readout(output).reshape(-1, 8), y.reshape(-1))
+
+    rng = np.random.default_rng(0)
+    step = compile(loss_fn)
+    x, y = rng.normal(size=(10, 4, 8)).astype(np.float32), rng.integers(0, 8, size=(10, 4))
+    step(tr.Tensor(x), tr.Tensor(y))
+    source = step.source().splitlines()
+    assert len(source) == length
+    lines = iter(source)
+    assert all(any(line == generated for generated in lines) for line in shown)
 
 
 def test_source_needs_a_rolled_trace():

@@ -287,12 +287,16 @@ def _is_basic(index):
 
 # -------------------------------------------------------------- 3. liveness
 
+# The primitives whose backward reads nothing of what their forward saved (it saves ()).
+SAVE_NOTHING = (ops.Add, ops.Sub)
+
+
 def reads(step):
     """(value slots, saved slots, gradient slots) that an instruction reads."""
     if isinstance(step, Forward):
         return step.ins + tuple(slot for _, _, slot in step.bound), (), ()
-    if isinstance(step, Backward):
-        return (), (step.node,), (step.node,)
+    if isinstance(step, Backward):  # an add's or a sub's saved tuple is (): its backward reads none
+        return (), () if step.fn in SAVE_NOTHING else (step.node,), (step.node,)
     if isinstance(step, SliceGrad):  # a joined slice knows its index: it needs no saved tuple
         return (), () if step.assign else (step.node,), (step.node,)
     if isinstance(step, LeafGrad):
