@@ -26,14 +26,12 @@ index exactly arange(N) and the constants -1 and a scalar divisor frozen by the 
 chain that stops early (reduction "none" or "sum") is fused as far as it goes.
 """
 import dataclasses
-import itertools
-from collections import Counter
 
 import numpy as np
 
 from .. import ops
 from .replay import ADD, releaser
-from .tape import Backward, Forward, SliceGrad, share_kind
+from .tape import Backward, Forward, SliceGrad, share_kind, value_readers
 
 
 class CrossEntropy:
@@ -118,10 +116,7 @@ def fuse_cross_entropy(tape):
     starts = [k for k, step in enumerate(tape.forward) if getattr(step, "fn", None) is ops.LogSoftmax]
     if not starts or not all(type(step) is Forward for step in tape.forward):
         return tape
-    readers = Counter(itertools.chain.from_iterable(  # slot -> how many instructions read it
-        step.ins + tuple(slot for _, _, slot in step.bound) if step.bound else step.ins
-        for step in tape.forward))
-    readers.update(tape.outputs)
+    readers = value_readers(tape)
     frozen = {source.slot: source.array for source in tape.inputs if source.array is not None}
     forward, backward = list(tape.forward), list(tape.backward)
     for position in reversed(starts):  # from the last, so that the positions before stay put

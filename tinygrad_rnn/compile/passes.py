@@ -40,7 +40,7 @@ import numpy as np
 from .. import ops
 from .fuse import fuse_cross_entropy
 from .replay import ADD, releaser
-from .tape import Backward, Forward, Free, LeafGrad, SliceGrad, Tape, share_kind
+from .tape import Backward, Forward, Free, LeafGrad, SliceGrad, Tape, reads, share_kind
 
 
 # ------------------------------------------------ 1. batched weight gradients
@@ -286,23 +286,6 @@ def _is_basic(index):
 
 
 # -------------------------------------------------------------- 3. liveness
-
-# The primitives whose backward reads nothing of what their forward saved (it saves ()).
-SAVE_NOTHING = (ops.Add, ops.Sub)
-
-
-def reads(step):
-    """(value slots, saved slots, gradient slots) that an instruction reads."""
-    if isinstance(step, Forward):
-        return step.ins + tuple(slot for _, _, slot in step.bound), (), ()
-    if isinstance(step, Backward):  # an add's or a sub's saved tuple is (): its backward reads none
-        return (), () if step.fn in SAVE_NOTHING else (step.node,), (step.node,)
-    if isinstance(step, SliceGrad):  # a joined slice knows its index: it needs no saved tuple
-        return (), () if step.assign else (step.node,), (step.node,)
-    if isinstance(step, LeafGrad):
-        return (), (), (step.slot,)
-    return step.reads()
-
 
 def free_after_last_use(tape):
     """Pass 3: release every value, saved tuple and gradient after the last instruction that

@@ -27,9 +27,9 @@ import numpy as np
 
 from .. import ops
 from ..bptt import step_of
-from .passes import UFUNCS, StackRows, _with, reads
+from .passes import UFUNCS, StackRows, _with
 from .replay import ADD, releaser
-from .tape import Backward, Forward, Free, share_kind
+from .tape import Backward, Forward, Free, reads, share_kind
 
 
 def _row(axis, row):

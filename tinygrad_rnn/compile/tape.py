@@ -22,6 +22,7 @@ into ``G[parent]`` (kept as it is, summed into a new array, or added in
 place) is decided once, by :func:`plan_accumulation`, from the order of the
 shares, exactly as ``autograd._accumulate`` decides it at run time.
 """
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -167,3 +168,26 @@ def share_kind(owned, slot):
     return kind
 
 
+# The primitives whose backward reads nothing of what their forward saved (it saves ()).
+SAVE_NOTHING = (ops.Add, ops.Sub)
+
+
+def reads(step):
+    """(value slots, saved slots, gradient slots) that an instruction reads."""
+    if isinstance(step, Forward):
+        return step.ins + tuple(slot for _, _, slot in step.bound), (), ()
+    if isinstance(step, Backward):  # an add's or a sub's saved tuple is (): its backward reads none
+        return (), () if step.fn in SAVE_NOTHING else (step.node,), (step.node,)
+    if isinstance(step, SliceGrad):  # a joined slice knows its index: it needs no saved tuple
+        return (), () if step.assign else (step.node,), (step.node,)
+    if isinstance(step, LeafGrad):
+        return (), (), (step.slot,)
+    return step.reads()
+
+
+def value_readers(tape):
+    """{slot: how many instructions read its value} (a Counter: 0 for none), a returned value
+    counting once more."""
+    readers = Counter(slot for step in tape.forward + tape.backward for slot in reads(step)[0])
+    readers.update(tape.outputs)
+    return readers
