@@ -98,6 +98,27 @@ def peak_of(step, args):
         tracemalloc.stop()
 
 
+def test_a_row_read_again_keeps_the_weight_gradient_of_its_own_products():
+    """The batched product reads the steps' h W^T gradients as the rows of x_proj's gradient only
+    where they are equal: here each row x_proj[t] is also summed into the loss, so its gradient
+    is the add's share plus one, and W's gradient takes each product's own."""
+    rng = np.random.default_rng(0)
+    w_ih, w_hh = nn.Parameter(rng.normal(size=(4, 3)) * 0.5), nn.Parameter(rng.normal(size=(4, 4)) * 0.5)
+    bias = nn.Parameter(rng.normal(size=4))
+
+    def loss_fn(x):
+        projection, h, total = tensor.linear(x, w_ih, bias), tr.Tensor(np.zeros((2, 4))), 0
+        for t in range(x.shape[0]):
+            row = projection[t]
+            h = (row + tensor.linear(h, w_hh, bias)).tanh()
+            total = total + row.sum()
+        return (h * h).sum() + total
+
+    calls = [(tr.Tensor(rng.normal(size=(5, 2, 3))),) for _ in range(2)]
+    joined = (passes.batch_weight_grads, passes.join_slices, passes.place_slices)
+    assert_compiled_matches(loss_fn, calls, [w_ih, w_hh, bias], passes=joined)
+
+
 def test_an_add_or_a_sub_keeps_no_saved_tuple():
     """Their backward reads none of what they saved, so the forward saves nothing for it."""
     def loss_fn(x, w):

@@ -212,7 +212,7 @@ def place_slices(tape):
         elif isinstance(step, BatchedWeightGrad) and id(step) in fresh:
             step = BatchedWeightGrad(step.nodes, step.xs, step.weight, step.bias, fresh[id(step)])
         elif isinstance(step, BatchedWeightGrad):
-            step, last = _rows_of(step, shares, hosts, copies, order)
+            step, last = _rows_of(step, shares, slices, hosts, copies, order)
             if last is not None:  # it reads rows that are copied later: it runs after them
                 waiting.setdefault(id(last), []).append(step)
                 continue
@@ -242,13 +242,14 @@ def _made_by_joined_slices(node, shares, slices):
     return node in slices and node not in shares and all(s.assign for s in slices[node])
 
 
-def _rows_of(batched, shares, hosts, copies, order):
+def _rows_of(batched, shares, slices, hosts, copies, order):
     """(``batched`` reading its nodes' gradients as the rows of one array, if they are its T
     places in order, and the slice after which those rows are all written, or None).
 
     A node's gradient is such a row when it is the one share of an ``add`` whose
     gradient is a place (``hosts``) or whose same share a slice copies into place
-    (``copies``, as in the RNN, where tanh's backward makes the add's gradient);
+    (``copies``, as in the RNN, where tanh's backward makes the add's gradient; only when
+    that share is all the slice's gradient, which ``shares`` and ``slices`` say);
     ``order`` gives each instruction's position, to find the last of those copies.
     """
     places, used = [], []
@@ -261,7 +262,8 @@ def _rows_of(batched, shares, hosts, copies, order):
         if source.node in hosts:
             place = hosts[source.node]
         else:
-            copy = next((copies[p] for j, p, _ in source.routes if j != i and p in copies), None)
+            copy = next((copies[p] for j, p, _ in source.routes  # p's gradient is the add's share alone
+                         if j != i and p in copies and len(shares.get(p, ())) == 1 and p not in slices), None)
             if copy is None:
                 return batched, None
             place = (copy.parent, copy.shape, copy.dtype, copy.index)
