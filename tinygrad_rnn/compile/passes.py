@@ -25,7 +25,8 @@ be done in bulk, as the hand-written numpy step does it:
 
 Before them all, :func:`fuse.fuse_cross_entropy` (pass 0, ``fuse.py``) computes the
 cross-entropy of ``nn.cross_entropy`` and its gradient as the hand-written step does,
-in one instruction each way.
+in one instruction each way; before liveness, :func:`bias.fold_hidden_bias` adds an RNN's
+or LSTM's b_hh into its input projection once instead of at every step.
 
 ``UNROLLED_PASSES`` lists those that pay (see the benchmark), in the order
 they must run: the fused cross-entropy first, on the tape as traced; liveness
@@ -38,6 +39,7 @@ import dataclasses
 import numpy as np
 
 from .. import ops
+from .bias import fold_hidden_bias
 from .fuse import fuse_cross_entropy
 from .replay import ADD, releaser
 from .tape import Backward, Forward, Free, LeafGrad, SliceGrad, Tape, reads, share_kind
@@ -445,5 +447,5 @@ def _with(tape, **changes):
     return Tape(**fields)
 
 
-UNROLLED_PASSES = (fuse_cross_entropy, batch_weight_grads, join_slices, place_slices, free_after_last_use,
-                   reuse_buffers, stack_rows)
+UNROLLED_PASSES = (fuse_cross_entropy, batch_weight_grads, join_slices, place_slices, fold_hidden_bias,
+                   free_after_last_use, reuse_buffers, stack_rows)
