@@ -54,6 +54,9 @@ SHORT_NAMES = {"numpy": "numpy", "torch-cells": "cells", "torch-fused": "fused"}
 STEP_TARGETS = {"torch-cells": 1.3}
 # The eager engine's training step against DeZero's, the peer written to be read.
 DEZERO_LIMIT = 0.5
+# The sizes whose compiled step is also timed warm (compiled.warm_times): at L a step is long
+# enough that what ran before it does not show.
+WARM_CONFIGS = ("S", "M")
 # Backward through T steps should cost O(T): 10x the steps, about 10x the time.
 UNROLL_LIMIT = 13.0
 
@@ -331,6 +334,14 @@ def main(argv=None):
     print("\nthe compiled step (tr.compile) in the same runs, and the step's matrix products alone "
           "(the BLAS floor); ratio = compiled / baseline")
     print(table.render(*compiled.step_table(records, _ms, _ratio, _verdict)))
+    for record in records:
+        if record["config"] in WARM_CONFIGS:
+            config = steps.CONFIGS[record["config"]]
+            record["warm_ms"] = compiled.warm_times(config, record["cell"], args.reps)
+    if any("warm_ms" in record for record in records):
+        print(f"\nthe compiled step timed warm, as a training loop runs it: {compiled.WARM_BURST} steps in a "
+              f"row per round, the last timed (median of {args.reps})")
+        print(table.render(*compiled.warm_table(records, _ms, _ratio)))
 
     print("\nthe engine's numpy work alone: its primitives' calls replayed without the graph, "
           "per hand-written numpy step; minor page faults of one step")
@@ -393,7 +404,11 @@ def write_results(results):
               "on numpy. Ratios are compiled time / baseline time; the first call traces, runs "
               "the passes and the engine's backward.", "",
               table.markdown(*compiled.step_table(results["training_steps"], _ms, _ratio, _verdict)), "",
-              table.markdown(*compiled.memory_table(results["extras"]["compiled_memory"], _ratio)),
+              table.markdown(*compiled.memory_table(results["extras"]["compiled_memory"], _ratio)), "",
+              f"Timed warm, as a training loop runs a step: {compiled.WARM_BURST} steps of one "
+              "implementation in a row per round, the last timed (in the table above each call "
+              "follows another implementation's step, which has taken the caches).", "",
+              table.markdown(*compiled.warm_table(results["training_steps"], _ms, _ratio)),
               "", "## The engine's numpy work alone", "",
               "One engine step's calls of its primitives (forward, backward, gather) replayed "
               "without the graph, timed interleaved with the engine's step and the hand-written "

@@ -74,6 +74,38 @@ def first_call_seconds(cell, weights, x, targets, repeats=3):
     return measure.median(times)
 
 
+# Each call of the main table follows another implementation's step, whose code and data have
+# taken the caches; a training loop calls its one step again and again. The warm table runs
+# each step this many times in a row per round and times the last.
+WARM_BURST = 3
+
+
+def warm_times(config, cell, reps, burst=WARM_BURST):
+    """{implementation: median ms} of the compiled step, the hand-written numpy step and (if
+    PyTorch is installed) its eager cells, each timed warm: ``burst`` steps in a row per round,
+    the last timed, the rounds interleaved."""
+    weights, x, targets = steps.make_problem(config, cell)
+    implementations = [impl for impl in ("numpy", "torch-cells") if impl in steps.available_implementations()]
+    functions = {impl: steps.build_step(impl, cell, weights, x, targets) for impl in implementations}
+    functions["compiled"] = compiled_step(cell, weights, x, targets, steps.LEARNING_RATE)
+    times = measure.interleaved_times(functions, reps, burst=burst)
+    return {impl: measure.median(ts) * 1e3 for impl, ts in times.items()}
+
+
+def warm_table(records, ms, ratio):
+    """The warm timings of the records that have them (``record["warm_ms"]``), as a table."""
+    headers = ["config", "cell", "compiled ms", "numpy ms", "torch-cells ms", "compiled/numpy",
+               "compiled/cells", "target (main table)"]
+    rows = []
+    for r in (r for r in records if "warm_ms" in r):
+        warm, limits = r["warm_ms"], STEP_TARGETS.get(r["config"], {})
+        cells = warm["compiled"] / warm["torch-cells"] if "torch-cells" in warm else None
+        rows.append([r["config"], r["cell"], ms(warm["compiled"]), ms(warm["numpy"]),
+                     ms(warm.get("torch-cells")), ratio(warm["compiled"] / warm["numpy"]), ratio(cells),
+                     ", ".join(f"{SHORT_NAMES[base]}<={limit}x" for base, limit in limits.items())])
+    return headers, rows
+
+
 def matmul_step(cell, weights, x):
     """The matrix products of ``numpy_reference.train_step``, alone, on arrays of their shapes.
 

@@ -17,11 +17,14 @@ from steps import torch
 from tinygrad_rnn import nn, ops
 
 
-def interleaved_times(functions, reps, warmup=1):
+def interleaved_times(functions, reps, warmup=1, burst=1):
     """{name: [seconds per call]} for ``reps`` rounds over ``functions`` ({name: callable}).
 
     Each function first runs ``warmup`` times untimed. Round r starts with
-    function r mod n, so no implementation always runs first.
+    function r mod n, so no implementation always runs first. With ``burst``
+    above 1, each function runs that many times in a row in a round and only
+    the last call is timed: the step as a training loop runs it, right after
+    itself, rather than right after another implementation's.
     """
     names = list(functions)
     for _ in range(warmup):
@@ -31,6 +34,8 @@ def interleaved_times(functions, reps, warmup=1):
     for r in range(reps):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
+            for _ in range(burst - 1):
+                functions[name]()
             start = time.perf_counter()
             functions[name]()
             times[name].append(time.perf_counter() - start)

@@ -181,6 +181,20 @@ def test_interleaved_times_rotates_the_order():
     assert all(t >= 0 for ts in times.values() for t in ts)
 
 
+def test_interleaved_times_in_bursts_time_the_last_call_of_each_burst(monkeypatch):
+    """Call n of a function takes n seconds on a fake clock: the times are those of calls 3 and 6."""
+    clock, calls = [0.0], {"a": 0, "b": 0}
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: clock[0])
+
+    def run(name):
+        calls[name] += 1
+        clock[0] += calls[name]
+
+    functions = {name: (lambda name=name: run(name)) for name in "ab"}
+    times = measure.interleaved_times(functions, reps=2, warmup=0, burst=3)
+    assert times == {"a": [3, 6], "b": [3, 6]} and calls == {"a": 6, "b": 6}
+
+
 def test_peak_bytes_sees_numpy_allocations():
     small = measure.peak_bytes(lambda: np.ones(1_000))
     large = measure.peak_bytes(lambda: np.ones(1_000_000))
@@ -216,7 +230,8 @@ def test_primitive_work_gives_two_positive_ratios():
 def test_minor_page_faults_count_fresh_memory():
     # 80 MB is above glibc's largest mmap threshold: every call maps and touches fresh
     # pages, at least 40 even if the kernel hands them out as 2 MB huge pages.
-    assert measure.minor_page_faults(lambda: np.ones(10_000_000)) >= 40 > measure.minor_page_faults(lambda: None)
+    faults = measure.minor_page_faults(lambda: np.ones(10_000_000))
+    assert faults >= 40 > measure.minor_page_faults(lambda: None)
 
 
 def test_fresh_process_times_the_engine_and_numpy_and_counts_their_page_faults():
