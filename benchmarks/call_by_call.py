@@ -12,7 +12,6 @@ Medians over ``--reps`` rounds, one BLAS thread. Each call is timed on its
 own, so a column's total is a little above the step's time in ``make
 bench``: compare the two columns with each other, piece by piece.
 """
-import argparse
 import time
 
 import numpy as np
@@ -109,11 +108,7 @@ def hand_parts(cell, config):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("cell", choices=list(steps.CELLS))
-    parser.add_argument("config", choices=list(steps.CONFIGS))
-    parser.add_argument("--reps", type=int, default=300, help="replays timed (default 300)")
-    args = parser.parse_args(argv)
+    args = steps.cell_and_config(__doc__, argv, 300, "replays")
     machine.set_blas_threads(1)
     config = steps.CONFIGS[args.config]
     rows, hand = call_by_call(args.cell, config, args.reps)

@@ -11,6 +11,7 @@ weights, so calling the four in turn compares like with like:
 - ``torch-cells``: PyTorch eager ``RNNCell/LSTMCell/GRUCell`` in a Python loop (the closest peer);
 - ``torch-fused``: PyTorch's ``nn.RNN/LSTM/GRU`` (one call for the whole sequence).
 """
+import argparse
 import os
 from dataclasses import dataclass
 
@@ -55,6 +56,16 @@ class Config:
 CONFIGS = {"S": Config("S", batch=8, input=16, hidden=32, steps=20),
            "M": Config("M", batch=32, input=64, hidden=128, steps=50),
            "L": Config("L", batch=64, input=256, hidden=512, steps=50)}
+
+
+def cell_and_config(doc, argv, reps, what):
+    """The arguments of a script that times one cell at one size: ``cell``, ``config`` and
+    ``--reps`` (``reps`` by default, ``what`` it counts); ``doc``'s first paragraph describes it."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("cell", choices=list(CELLS))
+    parser.add_argument("config", choices=list(CONFIGS))
+    parser.add_argument("--reps", type=int, default=reps, help=f"{what} timed (default {reps})")
+    return parser.parse_args(argv)
 
 
 def make_problem(config, cell, dtype=np.float32, seed=0):

@@ -15,10 +15,12 @@ from hypothesis import strategies as st
 
 import tinygrad_rnn as tr
 from tinygrad_rnn import nn
+from tinygrad_rnn.compile.trace import Tracer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench  # noqa: E402
 import call_by_call  # noqa: E402
+import first_call  # noqa: E402
 import fresh_process  # noqa: E402
 import machine  # noqa: E402
 import measure  # noqa: E402
@@ -299,6 +301,17 @@ def test_call_by_call_labels_every_replayed_instruction_and_times_the_hand_writt
     assert [count for _, count in loops] == [18, 18]   # T = 20: t=1..18 forward, t=18..1 backward
     assert all(us > 0 for _, us, _ in rows)
     assert len(hand) == 4 and all(us > 0 for us in hand.values())
+
+
+def test_first_call_times_each_phase_inside_the_real_call_and_puts_everything_back():
+    phases, eager = first_call.first_call_phases("lstm", steps.CONFIGS["S"], reps=1)
+    names = list(phases)
+    assert names[:2] == ["fn under the tracer", "tracer.tape"] and names[-1] == "the whole first call"
+    assert "  roll_loops: finding the copies" in names and "  join_gate_sigmoids (roll.py)" in names
+    assert all(ms >= 0 for ms in phases.values()) and eager > 0
+    parts = sum(ms for name, ms in phases.items() if name != "the whole first call")
+    assert parts == pytest.approx(phases["the whole first call"])
+    assert first_call.compile_module.Replay.__name__ == "Replay" and Tracer.tape.__name__ == "tape"
 
 
 def test_call_by_call_folds_a_free_into_the_instruction_before_it_as_the_replay_does():

@@ -185,9 +185,18 @@ def reads(step):
     return step.reads()
 
 
+# The instructions of this module that read no value, only saved tuples and gradients.
+READ_NO_VALUE = (Backward, SliceGrad, LeafGrad, Free)
+
+
 def value_readers(tape):
     """{slot: how many instructions read its value} (a Counter: 0 for none), a returned value
     counting once more."""
-    readers = Counter(slot for step in tape.forward + tape.backward for slot in reads(step)[0])
-    readers.update(tape.outputs)
+    readers = Counter(tape.outputs)
+    for step in tape.forward + tape.backward:
+        kind = type(step)
+        if kind is Forward:  # the commonest, and the kinds that read no value, quickly
+            readers.update(step.ins + tuple(slot for _, _, slot in step.bound) if step.bound else step.ins)
+        elif kind not in READ_NO_VALUE:
+            readers.update(reads(step)[0])
     return readers
