@@ -64,7 +64,9 @@ def roll_loops(tape, rewrites=REWRITES):
         tape = rewrite(tape)
     plan_accumulation(tape)  # the way shares are added is part of what must repeat
     made = [forward_of(i) for i in tape.forward]
-    steps = {f.out: step_of(f.scope) for f in made if f is not None}
+    scopes = {f.scope: None for f in made if f is not None}
+    scopes = dict(zip(scopes, map(step_of, scopes)))  # a step's instructions share its scope
+    steps = {f.out: scopes[f.scope] for f in made if f is not None}
     named = {f.out: f.name for f in made if f is not None and f.name}
     forward = roll(tape.forward, lambda i: steps.get(getattr(forward_of(i), "out", None)), named)
     # a slice whose cut no forward makes any more (rewrites.join_gate_sigmoids): its parent's step
@@ -94,11 +96,11 @@ def roll(instructions, step_of_instruction, named):
         else:
             blocks.append([where, [instruction]])
     flat = [None if where is None else flatten(block) for where, block in blocks]
-    result, start = [], 0
+    result, start, seen = [], 0, {}
     while start < len(blocks):
-        count, body = run_length(blocks, flat, start, 1), 1
-        if count < 3 and run_length(blocks, flat, start + 1, 1) < 3:
-            count, body = run_length(blocks, flat, start, 2) * 2, 2
+        count, body = run_length(blocks, flat, start, 1, seen), 1
+        if count < 3 and run_length(blocks, flat, start + 1, 1, seen) < 3:
+            count, body = run_length(blocks, flat, start, 2, seen) * 2, 2
         if count >= 3 * body:
             sequence, first = blocks[start][0]
             label = f"{sequence or 'steps'}, t={first}..{blocks[start + count - 1][0][1]}"
@@ -113,11 +115,13 @@ def roll(instructions, step_of_instruction, named):
     return result
 
 
-def run_length(blocks, flat, start, body):
+def run_length(blocks, flat, start, body, seen=None):
     """How many groups of ``body`` blocks from ``start``, all steps of one sequence, are copies of
     one step (0 or 1: none). ``flat`` holds each block's (template, numbers). The first group is
     left out of a loop that would include it when the groups after it are copies without it
-    (t=0 reading a zero initial state)."""
+    (t=0 reading a zero initial state). ``seen`` keeps the counts already found, for the next
+    call on the same blocks: {(first block, body, sequence): copies}."""
+    seen = {} if seen is None else seen
     def group(k):
         """(template, numbers) of the k-th group, or None past the sequence's steps."""
         first = start + k * body
@@ -130,7 +134,15 @@ def run_length(blocks, flat, start, body):
                 np.concatenate([flat[j][1] for j in range(first, first + body)]))
 
     def copies_from(k):
-        if start >= len(blocks) or blocks[start][0] is None or group(k) is None:
+        if start >= len(blocks) or blocks[start][0] is None:
+            return 0
+        key = (start + k * body, body, blocks[start][0][0])
+        if key not in seen:
+            seen[key] = count_copies(k)
+        return seen[key]
+
+    def count_copies(k):
+        if group(k) is None:
             return 0
         template, numbers = group(k)
         count, step = 1, None
@@ -199,8 +211,15 @@ def flatten(block):
             return value
         if kind is dict:
             return tuple((key, walk(v)) for key, v in value.items())
-        if kind is slice:
-            return ("slice", walk((value.start, value.stop, value.step)))
+        if kind is slice:  # as walk((start, stop, step)) would, without a call per end
+            ends = []
+            for end in (value.start, value.stop, value.step):
+                if type(end) is int:
+                    numbers.append(end)
+                    ends.append(NUMBER)
+                else:
+                    ends.append(None if end is None else walk(end))
+            return ("slice", tuple(ends))
         if kind is np.ndarray:
             return ("identity", id(value))
         try:
@@ -224,6 +243,15 @@ def flatten(block):
         elif kind is Forward and not instruction.params and not instruction.bound:
             numbers += instruction.ins + (instruction.out,) + instruction.shape
             template.append(plain_forward(instruction))
+        elif kind is Forward and not instruction.bound:  # a getitem: its index walked in its place
+            numbers += instruction.ins
+            params = walk(instruction.params)
+            numbers += (instruction.out,) + instruction.shape
+            template.append((plain_forward(instruction), params))
+        elif kind is SliceGrad:  # the fields in their order: node, parent, shape, ..., index, host
+            numbers += (instruction.node, instruction.parent) + instruction.shape
+            template.append((SliceGrad, len(instruction.shape), instruction.dtype, instruction.assign,
+                             walk(instruction.index), walk(instruction.host), instruction.kind))
         elif kind is ReusingForward and not instruction.step.params and not instruction.step.bound:
             numbers += instruction.step.ins + (instruction.step.out,) + instruction.step.shape
             template.append((ReusingForward, plain_forward(instruction.step), id(instruction.buffer)))
