@@ -1,10 +1,11 @@
 """How things are timed and weighed: interleaved repetitions, per-node cost, long unrolls, peak memory.
 
 Timings are wall-clock (``time.perf_counter``) with the garbage collector
-left on, as a user would run. Implementations are timed round-robin, one
-call each per repetition with the starting one rotated, so a burst of load
-from elsewhere on the machine slows all of them alike instead of one.
+left on, as a user would run. Implementations are timed round by round, one
+call each per round in an order drawn anew, so a burst of load from
+elsewhere on the machine slows all of them alike instead of one.
 """
+import random
 import resource
 import statistics
 import time
@@ -20,20 +21,23 @@ from tinygrad_rnn import nn, ops
 def interleaved_times(functions, reps, warmup=1, burst=1):
     """{name: [seconds per call]} for ``reps`` rounds over ``functions`` ({name: callable}).
 
-    Each function first runs ``warmup`` times untimed. Round r starts with
-    function r mod n, so no implementation always runs first. With ``burst``
-    above 1, each function runs that many times in a row in a round and only
-    the last call is timed: the step as a training loop runs it, right after
-    itself, rather than right after another implementation's.
+    Each function first runs ``warmup`` times untimed. Each round runs them in
+    a new order, drawn from a generator seeded with 0, so that no
+    implementation always runs first or always right after the same other one
+    (a step timed right after PyTorch's fused LSTM finds the caches taken,
+    and one that always followed it would pay for that every time). With
+    ``burst`` above 1, each function runs that many times in a row in a round
+    and only the last call is timed: the step as a training loop runs it,
+    right after itself, rather than right after another implementation's.
     """
     names = list(functions)
     for _ in range(warmup):
         for name in names:
             functions[name]()
     times = {name: [] for name in names}
-    for r in range(reps):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
+    order = random.Random(0)
+    for _ in range(reps):
+        for name in order.sample(names, len(names)):
             for _ in range(burst - 1):
                 functions[name]()
             start = time.perf_counter()

@@ -174,13 +174,21 @@ def test_build_step_rejects_unknown_names():
         steps.build_step("numpy", "transformer", weights, x, targets)
 
 
-def test_interleaved_times_rotates_the_order():
+def test_interleaved_times_draws_a_new_order_for_each_round():
+    """Every round runs each function once; over the rounds each one runs first at times and
+    follows each of the others at times (not always the same one, as a rotation would)."""
     calls = []
-    functions = {name: (lambda name=name: calls.append(name)) for name in "abc"}
-    times = measure.interleaved_times(functions, reps=3, warmup=1)
-    assert calls == list("abc") + list("abc") + list("bca") + list("cab")
-    assert [len(ts) for ts in times.values()] == [3, 3, 3]
-    assert all(t >= 0 for ts in times.values() for t in ts)
+    functions = {name: (lambda name=name: calls.append(name)) for name in "abcd"}
+    times = measure.interleaved_times(functions, reps=40, warmup=1)
+    rounds = [calls[k:k + 4] for k in range(4, len(calls), 4)]
+    assert calls[:4] == list("abcd") and all(sorted(r) == list("abcd") for r in rounds)
+    assert {r[0] for r in rounds} == set("abcd")
+    before = {(r[k - 1], r[k]) for r in rounds for k in range(1, 4)}
+    assert all({p for p, n in before if n == name} == set("abcd") - {name} for name in "abcd")
+    assert [len(ts) for ts in times.values()] == [40] * 4 and all(t >= 0 for ts in times.values() for t in ts)
+    calls.clear()
+    measure.interleaved_times(functions, reps=40, warmup=1)
+    assert calls[4:] == [name for r in rounds for name in r]  # the same orders: a seeded draw
 
 
 def test_interleaved_times_in_bursts_time_the_last_call_of_each_burst(monkeypatch):
