@@ -63,11 +63,10 @@ def roll_loops(tape, rewrites=REWRITES):
     for rewrite in rewrites:
         tape = rewrite(tape)
     plan_accumulation(tape)  # the way shares are added is part of what must repeat
-    made = [forward_of(i) for i in tape.forward]
-    scopes = {f.scope: None for f in made if f is not None}
-    scopes = dict(zip(scopes, map(step_of, scopes)))  # a step's instructions share its scope
-    steps = {f.out: scopes[f.scope] for f in made if f is not None}
-    named = {f.out: f.name for f in made if f is not None and f.name}
+    made = [f for f in map(forward_of, tape.forward) if f is not None]
+    step_at = {scope: step_of(scope) for scope in {f.scope for f in made}}  # parsed once per scope
+    steps = {f.out: step_at[f.scope] for f in made}
+    named = {f.out: f.name for f in made if f.name}
     forward = roll(tape.forward, lambda i: steps.get(getattr(forward_of(i), "out", None)), named)
     # a slice whose cut no forward makes any more (rewrites.join_gate_sigmoids): its parent's step
     backward = roll(tape.backward, lambda i: steps.get(getattr(i, "node", None),

@@ -194,9 +194,6 @@ def value_readers(tape):
     counting once more."""
     readers = Counter(tape.outputs)
     for step in tape.forward + tape.backward:
-        kind = type(step)
-        if kind is Forward:  # the commonest, and the kinds that read no value, quickly
-            readers.update(step.ins + tuple(slot for _, _, slot in step.bound) if step.bound else step.ins)
-        elif kind not in READ_NO_VALUE:
+        if type(step) not in READ_NO_VALUE:
             readers.update(reads(step)[0])
     return readers
